@@ -1,0 +1,145 @@
+"""Range coding of integer symbols with the stored integer tables (numpy + constriction).
+
+Every symbol has a table index (a hyperprior scale level, or a channel).  Symbols are coded
+grouped by table, in increasing table order, and in raster order inside a group; decoding
+follows the same order, so only the table indexes (which both sides compute exactly) need
+to agree.  The last entry of every table is an escape: a symbol outside the table's range
+is coded as the escape, and its value goes to a separate stream of zig-zag varints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ESCAPE_LIMIT = 1 << 30
+
+
+class CodingError(ValueError):
+    """The entropy-coded data does not decode (corrupt stream)."""
+
+
+def _constriction():
+    try:
+        import constriction
+    except ImportError as exc:  # pragma: no cover - an install problem
+        raise RuntimeError("the entropy coder 'constriction' is not installed: pip install constriction") from exc
+    return constriction
+
+
+def _model(pmf: np.ndarray):
+    c = _constriction()
+    return c.stream.model.Categorical(pmf.astype(np.float64), perfect=False)
+
+
+def encode(symbols: np.ndarray, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray) -> tuple[bytes, list[int]]:
+    """Range-code integer `symbols` (any shape), symbol i with table `indexes[i]`.
+
+    Returns the compressed bytes and the list of escaped values, in coding order.
+    """
+    c = _constriction()
+    symbols = np.asarray(symbols, dtype=np.int64).ravel()
+    indexes = np.asarray(indexes, dtype=np.int64).ravel()
+    order = np.argsort(indexes, kind="stable")
+    sorted_idx = indexes[order]
+    sorted_sym = symbols[order]
+    bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(sorted_idx)]])
+    encoder = c.stream.queue.RangeEncoder()
+    escapes: list[int] = []
+    for s, e in zip(starts, ends):
+        if e <= s:
+            continue
+        t = int(sorted_idx[s])
+        pmf = pmfs[t]
+        n = len(pmf) - 1
+        v = sorted_sym[s:e] - int(offsets[t])
+        out = (v < 0) | (v >= n)
+        if out.any():
+            escapes.extend(int(x) for x in sorted_sym[s:e][out])
+            v = np.where(out, n, v)
+        encoder.encode(v.astype(np.int32), _model(pmf))
+    words = encoder.get_compressed().astype("<u4")
+    return words.tobytes(), escapes
+
+
+def decode(data: bytes, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray, escapes: "EscapeReader") -> np.ndarray:
+    """Inverse of encode(): returns int64 symbols with the shape of `indexes`."""
+    c = _constriction()
+    if len(data) % 4:
+        raise CodingError("corrupt entropy-coded stream (length not a multiple of 4)")
+    shape = np.shape(indexes)
+    indexes = np.asarray(indexes, dtype=np.int64).ravel()
+    if indexes.size and (indexes.min() < 0 or indexes.max() >= len(pmfs)):
+        raise CodingError("table index out of range")
+    order = np.argsort(indexes, kind="stable")
+    sorted_idx = indexes[order]
+    bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(sorted_idx)]])
+    decoder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    sorted_sym = np.empty(len(sorted_idx), dtype=np.int64)
+    for s, e in zip(starts, ends):
+        if e <= s:
+            continue
+        t = int(sorted_idx[s])
+        pmf = pmfs[t]
+        n = len(pmf) - 1
+        try:
+            v = np.asarray(decoder.decode(_model(pmf), int(e - s)), dtype=np.int64)
+        except Exception as exc:  # constriction reports invalid data as an exception
+            raise CodingError(f"corrupt entropy-coded stream ({exc})") from None
+        out = v == n
+        v = v + int(offsets[t])
+        if out.any():
+            v[out] = escapes.take(int(out.sum()))
+        sorted_sym[s:e] = v
+    symbols = np.empty_like(sorted_sym)
+    symbols[order] = sorted_sym
+    return symbols.reshape(shape)
+
+
+def pack_escapes(values: list[int]) -> bytes:
+    """Zig-zag LEB128 varints."""
+    out = bytearray()
+    for v in values:
+        if not -ESCAPE_LIMIT <= v < ESCAPE_LIMIT:
+            raise ValueError("escaped symbol out of range")
+        u = (v << 1) if v >= 0 else ((-v << 1) - 1)
+        while True:
+            b = u & 0x7F
+            u >>= 7
+            if u:
+                out.append(b | 0x80)
+            else:
+                out.append(b)
+                break
+    return bytes(out)
+
+
+class EscapeReader:
+    """Reads the zig-zag varints of pack_escapes() in order; errors on overrun."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, count: int) -> np.ndarray:
+        vals = np.empty(count, dtype=np.int64)
+        for i in range(count):
+            u, shift = 0, 0
+            while True:
+                if self.pos >= len(self.data) or shift > 35:
+                    raise CodingError("corrupt escape stream")
+                b = self.data[self.pos]
+                self.pos += 1
+                u |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            vals[i] = (u >> 1) if not u & 1 else -((u + 1) >> 1)
+        return vals
+
+    def finish(self) -> None:
+        if self.pos != len(self.data):
+            raise CodingError("corrupt escape stream (unused bytes)")

@@ -1,0 +1,112 @@
+"""The hyper-synthesis as an integer network: exactly the same output on every machine.
+
+The decoder picks each latent's probability table from the hyper-synthesis output.  Run in
+ordinary floating point, that output differs in its last bits between CPU, GPU and BLAS
+builds, a table index can flip, and the file no longer decodes.  So at export time the
+trained float layers are converted to fixed point:
+
+* activations are integers a with real value a / 2**ACT_BITS, saturated to +-ACT_LIMIT;
+* weights are integers w with real value w / 2**shift (per layer, |w| < 2**15);
+* biases are integers at the accumulator's scale.
+
+Every convolution is then a sum of integer products whose magnitude is bounded below 2**53
+(checked at export), so it is computed *exactly* in float64 by any BLAS or GPU, in any
+summation order, with or without FMA.  Re-scaling divides by a power of two and rounds,
+which is exact too.  The result is a pure function of the stored integers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+ACT_BITS = 12
+ACT_LIMIT = (1 << 22) - 1
+WEIGHT_LIMIT = (1 << 15) - 1
+EXACT_LIMIT = 1 << 53
+
+
+class IntLayer:
+    def __init__(self, kind: str, weight: torch.Tensor, bias: torch.Tensor, shift: int, stride: int, padding: int, output_padding: int, relu: bool):
+        self.kind, self.weight, self.bias, self.shift = kind, weight, bias, shift
+        self.stride, self.padding, self.output_padding, self.relu = stride, padding, output_padding, relu
+
+    def fan_in(self) -> int:
+        w = self.weight
+        if self.kind == "deconv":  # (cin, cout, k, k): each output sums over cin*k*k/stride^2, bounded by cin*k*k
+            return w.shape[0] * w.shape[2] * w.shape[3]
+        return w.shape[1] * w.shape[2] * w.shape[3]
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(torch.float64)
+        if self.kind == "deconv":
+            acc = F.conv_transpose2d(a, w, None, self.stride, self.padding, self.output_padding)
+        else:
+            acc = F.conv2d(a, w, None, self.stride, self.padding)
+        acc = acc + self.bias.to(torch.float64).view(1, -1, 1, 1)
+        out = torch.floor(acc * (2.0 ** -self.shift) + 0.5)
+        if self.relu:
+            out = out.clamp_min(0)
+        return out.clamp(-ACT_LIMIT, ACT_LIMIT)
+
+
+def _geometry(layer: nn.Module) -> tuple[str, int, int, int]:
+    if isinstance(layer, nn.ConvTranspose2d):
+        return "deconv", layer.stride[0], layer.padding[0], layer.output_padding[0]
+    if isinstance(layer, nn.Conv2d):
+        return "conv", layer.stride[0], layer.padding[0], 0
+    raise TypeError(f"cannot convert {type(layer).__name__} to an integer layer")
+
+
+def export(seq: nn.Sequential) -> dict[str, torch.Tensor]:
+    """Convert a Sequential of (de)convolutions and ReLUs into integer tensors."""
+    layers = [m for m in seq if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    out: dict[str, torch.Tensor] = {}
+    for i, layer in enumerate(layers):
+        w = layer.weight.detach().double()
+        b = layer.bias.detach().double()
+        peak = float(w.abs().max())
+        shift = min(24, int(math.floor(math.log2(WEIGHT_LIMIT / peak)))) if peak > 0 else 24
+        w_int = torch.round(w * 2.0**shift).to(torch.int32)
+        b_int = torch.round(b * 2.0 ** (shift + ACT_BITS)).to(torch.int64)
+        out[f"{i}.weight"] = w_int
+        out[f"{i}.bias"] = b_int
+        out[f"{i}.shift"] = torch.tensor([shift], dtype=torch.int32)
+    net = load(out, seq)
+    for layer in net:
+        bound = ACT_LIMIT * WEIGHT_LIMIT * layer.fan_in() + int(layer.bias.abs().max())
+        if bound >= EXACT_LIMIT:
+            raise ValueError("integer hyper-synthesis could exceed float64's exact range")
+    return out
+
+
+def load(tensors: dict[str, torch.Tensor], template: nn.Sequential) -> list[IntLayer]:
+    """Build the integer layers from exported tensors, using `template` for geometry."""
+    convs = [m for m in template if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    net = []
+    for i, layer in enumerate(convs):
+        kind, stride, padding, output_padding = _geometry(layer)
+        net.append(
+            IntLayer(
+                kind,
+                tensors[f"{i}.weight"],
+                tensors[f"{i}.bias"],
+                int(tensors[f"{i}.shift"][0]),
+                stride,
+                padding,
+                output_padding,
+                relu=i < len(convs) - 1,
+            )
+        )
+    return net
+
+
+def run(net: list[IntLayer], a: torch.Tensor) -> torch.Tensor:
+    """Run the integer network on integer-valued float64 activations (N, C, H, W)."""
+    a = a.to(torch.float64).clamp(-ACT_LIMIT, ACT_LIMIT)
+    for layer in net:
+        a = layer(a)
+    return a

@@ -1,0 +1,49 @@
+"""Building blocks of the codec's transforms: convolutions and (inverse) GDN."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    """A 'same' convolution that downsamples by `stride`."""
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """A transposed convolution that upsamples by exactly `stride`."""
+    return nn.ConvTranspose2d(
+        cin, cout, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1
+    )
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization with the L1 norm (Johnston et al., 2019).
+
+    y_i = x_i / (beta_i + sum_j gamma_ij |x_j|); `inverse=True` multiplies instead (IGDN).
+    beta and gamma are kept non-negative by a squared reparameterisation with a floor.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        self._pedestal = 2.0**-18
+        self._beta_floor = 1e-6
+        self.beta = nn.Parameter(torch.sqrt(torch.ones(channels) + self._pedestal))
+        self.gamma = nn.Parameter(
+            torch.sqrt(gamma_init * torch.eye(channels) + self._pedestal)
+        )
+
+    def _nonneg(self, p: torch.Tensor, floor: float) -> torch.Tensor:
+        bound = (floor + self._pedestal) ** 0.5
+        p = torch.maximum(p, torch.full_like(p, bound))
+        return p * p - self._pedestal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        beta = self._nonneg(self.beta, self._beta_floor)
+        gamma = self._nonneg(self.gamma, 0.0).reshape(c, c, 1, 1)
+        norm = F.conv2d(x.abs(), gamma, beta)
+        return x * norm if self.inverse else x / norm

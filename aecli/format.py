@@ -1,0 +1,362 @@
+"""The ``.lat`` container: a small binary header around opaque entropy-coded streams.
+
+Standard library only, so that ``aecli`` can identify and inspect ``.lat`` files
+without importing torch or numpy.  The byte-level specification is in
+``docs/format.md``; keep the two in step.
+
+Layout (integers little-endian, "varint" = minimal unsigned LEB128, <= 5 bytes, < 2**32)::
+
+    "AEL" version:u8 mode:u8 quality:u8 width:varint height:varint
+    name_len:u8 name[name_len] fingerprint[4]
+    stream_count:u8 stream_len:varint * stream_count
+    stream payloads, concatenated
+    crc32:u32   (zlib.crc32 of every byte before it)
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "MODES",
+    "MAX_SIDE",
+    "MAX_PIXELS",
+    "MAX_STREAMS",
+    "MAX_NAME",
+    "MIN_SIZE",
+    "FormatError",
+    "LatFile",
+    "pack",
+    "unpack",
+    "is_lat",
+    "describe",
+]
+
+MAGIC = b"AEL"
+VERSION = 1
+MODES = ("L", "RGB", "RGBA", "LA")
+MAX_SIDE = 1 << 20
+MAX_PIXELS = 1 << 28
+MAX_STREAMS = 8
+MAX_NAME = 64
+
+FINGERPRINT_SIZE = 4
+CRC_SIZE = 4
+MAX_VARINT_BYTES = 5
+MAX_VARINT = 0xFFFFFFFF
+
+# magic(3) version(1) mode(1) quality(1) width(1) height(1) name_len(1) name(>=1)
+# fingerprint(4) stream_count(1) crc(4)
+MIN_SIZE = 3 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + FINGERPRINT_SIZE + 1 + CRC_SIZE  # 19
+
+_NAME_BYTES = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+)
+
+
+class FormatError(ValueError):
+    """A ``.lat`` file (or a LatFile to be packed) is malformed.
+
+    The message is one short line meant to be shown to the user as-is.
+    """
+
+
+@dataclass(frozen=True)
+class LatFile:
+    """The decoded contents of a ``.lat`` file."""
+
+    model: str
+    fingerprint: bytes
+    quality: int
+    width: int
+    height: int
+    mode: str
+    streams: tuple[bytes, ...] = ()
+
+    @property
+    def num_pixels(self) -> int:
+        return self.width * self.height
+
+    def header_size(self) -> int:
+        """Size in bytes of everything except the stream payloads (CRC included)."""
+        return (
+            len(MAGIC)
+            + 1  # version
+            + 1  # mode
+            + 1  # quality
+            + _varint_size(self.width)
+            + _varint_size(self.height)
+            + 1
+            + len(self.model.encode("ascii", "replace"))
+            + FINGERPRINT_SIZE
+            + 1
+            + sum(_varint_size(len(s)) for s in self.streams)
+            + CRC_SIZE
+        )
+
+    def stream_sizes(self) -> list[int]:
+        return [len(s) for s in self.streams]
+
+    def file_size(self) -> int:
+        """Size in bytes of the packed file."""
+        return self.header_size() + sum(len(s) for s in self.streams)
+
+
+# --------------------------------------------------------------------------- varints
+
+
+def _varint_size(value: int) -> int:
+    n = 1
+    while value >= 0x80:
+        value >>= 7
+        n += 1
+    return n
+
+
+def _encode_varint(value: int) -> bytes:
+    if value < 0 or value > MAX_VARINT:
+        raise FormatError(f"value {value} does not fit in a 32-bit varint")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+class _Reader:
+    """Sequential reader over a memoryview; running out of bytes means 'truncated'."""
+
+    __slots__ = ("buf", "pos", "end")
+
+    def __init__(self, buf: memoryview, end: int) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.end = end
+
+    def u8(self) -> int:
+        if self.pos >= self.end:
+            raise FormatError("truncated .lat file")
+        b = self.buf[self.pos]
+        self.pos += 1
+        return b
+
+    def take(self, n: int) -> bytes:
+        if n > self.end - self.pos:
+            raise FormatError("truncated .lat file")
+        out = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return out
+
+    def varint(self) -> int:
+        value = 0
+        for i in range(MAX_VARINT_BYTES):
+            b = self.u8()
+            value |= (b & 0x7F) << (7 * i)
+            if not b & 0x80:
+                if i > 0 and b == 0:
+                    raise FormatError("non-minimal varint in .lat header")
+                if value > MAX_VARINT:
+                    raise FormatError("varint too large in .lat header")
+                return value
+        raise FormatError("varint too large in .lat header")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_quality(q: int) -> None:
+    if not 1 <= q <= 255:
+        raise FormatError(f"invalid quality {q} (must be 1..255)")
+
+
+def _check_dims(w: int, h: int) -> None:
+    if w < 1 or h < 1:
+        raise FormatError(f"invalid image size {w}x{h}")
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise FormatError(
+            f"image size {w}x{h} exceeds the limit of {MAX_SIDE} pixels per side"
+        )
+    if w * h > MAX_PIXELS:
+        raise FormatError(
+            f"image size {w}x{h} exceeds the limit of {MAX_PIXELS} pixels"
+        )
+
+
+def _check_name_bytes(raw: bytes) -> None:
+    if not 1 <= len(raw) <= MAX_NAME:
+        raise FormatError(f"invalid model name length {len(raw)} (must be 1..{MAX_NAME})")
+    if not _NAME_BYTES.issuperset(raw):
+        raise FormatError("invalid model name (allowed: A-Z a-z 0-9 . _ -)")
+
+
+def _validate(lat: LatFile) -> tuple[bytes, list[bytes]]:
+    """Check every field of ``lat``; return (name bytes, streams as bytes)."""
+    if not isinstance(lat, LatFile):
+        raise TypeError(f"expected LatFile, got {type(lat).__name__}")
+    if not isinstance(lat.model, str):
+        raise FormatError("model name must be a str")
+    name = lat.model.encode("ascii", "replace")  # non-ASCII -> '?', rejected below
+    _check_name_bytes(name)
+    fp = lat.fingerprint
+    if not isinstance(fp, (bytes, bytearray, memoryview)) or len(bytes(fp)) != FINGERPRINT_SIZE:
+        raise FormatError(f"fingerprint must be exactly {FINGERPRINT_SIZE} bytes")
+    if not _is_int(lat.quality):
+        raise FormatError("quality must be an int")
+    _check_quality(lat.quality)
+    if not (_is_int(lat.width) and _is_int(lat.height)):
+        raise FormatError("width and height must be ints")
+    _check_dims(lat.width, lat.height)
+    if lat.mode not in MODES:
+        raise FormatError(f"invalid mode {lat.mode!r} (must be one of {', '.join(MODES)})")
+    streams = lat.streams
+    if isinstance(streams, (bytes, bytearray, memoryview, str)):
+        raise FormatError("streams must be a sequence of bytes objects")
+    try:
+        streams = list(streams)
+    except TypeError:
+        raise FormatError("streams must be a sequence of bytes objects") from None
+    if len(streams) > MAX_STREAMS:
+        raise FormatError(f"too many streams ({len(streams)} > {MAX_STREAMS})")
+    out = []
+    for i, s in enumerate(streams):
+        if not isinstance(s, (bytes, bytearray, memoryview)):
+            raise FormatError(f"stream {i} is not bytes")
+        s = bytes(s)
+        if len(s) > MAX_VARINT:
+            raise FormatError(f"stream {i} is too large ({len(s)} bytes)")
+        out.append(s)
+    return name, out
+
+
+# --------------------------------------------------------------------------- API
+
+
+def is_lat(prefix: bytes) -> bool:
+    """True if ``prefix`` starts with the ``.lat`` magic (any version)."""
+    return bytes(prefix[: len(MAGIC)]) == MAGIC
+
+
+def pack(lat: LatFile) -> bytes:
+    """Serialize ``lat``; raises FormatError if a field is out of range."""
+    name, streams = _validate(lat)
+    out = bytearray()
+    out += MAGIC
+    out.append(VERSION)
+    out.append(MODES.index(lat.mode))
+    out.append(lat.quality)
+    out += _encode_varint(lat.width)
+    out += _encode_varint(lat.height)
+    out.append(len(name))
+    out += name
+    out += bytes(lat.fingerprint)
+    out.append(len(streams))
+    for s in streams:
+        out += _encode_varint(len(s))
+    for s in streams:
+        out += s
+    out += (zlib.crc32(out) & 0xFFFFFFFF).to_bytes(CRC_SIZE, "little")
+    return bytes(out)
+
+
+def unpack(data: bytes) -> LatFile:
+    """Parse and validate a whole ``.lat`` file.
+
+    Raises FormatError (and nothing else) for any malformed input.  Checks run in
+    the order given in docs/format.md, "Validation order"; nothing larger than the
+    input is ever allocated.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    buf = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+    n = len(buf)
+
+    # 1. magic, compared over however many bytes are present (a strict prefix of
+    #    the magic is a truncated file, anything else is not a .lat file).
+    head = bytes(buf[: len(MAGIC)])
+    if head != MAGIC[: len(head)]:
+        raise FormatError("not a .lat file (bad magic)")
+    # 2. version, if present.
+    if n > len(MAGIC) and buf[len(MAGIC)] != VERSION:
+        raise FormatError(f"unsupported .lat version {buf[len(MAGIC)]}")
+    # 3. minimum size.
+    if n < MIN_SIZE:
+        raise FormatError("truncated .lat file")
+
+    # 4. header fields, in file order.  The last CRC_SIZE bytes are never part of
+    #    the header, so the reader stops before them.
+    r = _Reader(buf, n - CRC_SIZE)
+    r.pos = len(MAGIC) + 1
+    mode_byte = r.u8()
+    if mode_byte & 0xF0:
+        raise FormatError(f"reserved bits set in mode byte 0x{mode_byte:02x}")
+    if mode_byte >= len(MODES):
+        raise FormatError(f"unknown color mode code {mode_byte}")
+    quality = r.u8()
+    _check_quality(quality)
+    width = r.varint()
+    height = r.varint()
+    _check_dims(width, height)
+    name_len = r.u8()
+    if not 1 <= name_len <= MAX_NAME:
+        raise FormatError(f"invalid model name length {name_len} (must be 1..{MAX_NAME})")
+    name = r.take(name_len)
+    _check_name_bytes(name)
+    fingerprint = r.take(FINGERPRINT_SIZE)
+    count = r.u8()
+    if count > MAX_STREAMS:
+        raise FormatError(f"too many streams ({count} > {MAX_STREAMS})")
+    lengths = [r.varint() for _ in range(count)]
+
+    # 5. payload size must match the bytes left before the CRC exactly.
+    remaining = n - CRC_SIZE - r.pos
+    total = sum(lengths)
+    if total > remaining:
+        raise FormatError("truncated .lat file")
+    if total < remaining:
+        raise FormatError("trailing bytes after the end of the .lat file")
+
+    # 6. checksum over everything before the last four bytes.
+    stored = int.from_bytes(buf[n - CRC_SIZE :], "little")
+    if zlib.crc32(buf[: n - CRC_SIZE]) & 0xFFFFFFFF != stored:
+        raise FormatError("checksum mismatch: the .lat file is corrupt")
+
+    streams = tuple(r.take(k) for k in lengths)
+    return LatFile(
+        model=name.decode("ascii"),
+        fingerprint=fingerprint,
+        quality=quality,
+        width=width,
+        height=height,
+        mode=MODES[mode_byte],
+        streams=streams,
+    )
+
+
+def describe(lat: LatFile) -> dict:
+    """A JSON-ready summary of ``lat``.  ``bpp`` counts every byte of the file."""
+    header = lat.header_size()
+    sizes = lat.stream_sizes()
+    file_bytes = header + sum(sizes)
+    return {
+        "model": lat.model,
+        "fingerprint": bytes(lat.fingerprint).hex(),
+        "quality": lat.quality,
+        "width": lat.width,
+        "height": lat.height,
+        "mode": lat.mode,
+        "file_bytes": file_bytes,
+        "header_bytes": header,
+        "stream_bytes": sizes,
+        "bpp": 8 * file_bytes / (lat.width * lat.height),
+    }

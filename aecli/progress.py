@@ -1,0 +1,41 @@
+"""Rich progress bars on stderr, shown only when stderr is a terminal."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+
+class _Silent:
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def advance(self, *args, **kwargs) -> None:
+        pass
+
+
+@contextmanager
+def progress_bar(enabled: bool | None = None):
+    """A rich Progress with a `stats` text field, or a no-op twin when not on a terminal."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield _Silent()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[stats]}"),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
+        yield bar

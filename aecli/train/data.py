@@ -1,0 +1,82 @@
+"""Training data: every image under a folder, held in memory, served as random crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".gif"}
+
+
+def list_images(root: str | Path) -> list[Path]:
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    files = [
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(files)
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+class CropDataset:
+    """Random crops with random flips from a fixed list of images, driven by a torch.Generator.
+
+    `holdout` images (the last ones in sorted order) are kept apart for validation.
+    """
+
+    def __init__(self, root: str | Path, patch: int, holdout: int = 0, grayscale: bool = False):
+        files = list_images(root)
+        if not files:
+            raise ValueError(f"no images found under {root}")
+        if holdout >= len(files):
+            holdout = 0
+        self.files = files[: len(files) - holdout]
+        self.val_files = files[len(files) - holdout :]
+        self.patch = patch
+        self.images = [self._load(f, grayscale) for f in self.files]
+        self.val_images = [self._load(f, grayscale) for f in self.val_files]
+
+    def _load(self, path: Path, grayscale: bool) -> torch.Tensor:
+        arr = load_rgb(path)
+        if grayscale:
+            arr = np.round(arr @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)[..., None]
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # C, H, W uint8
+        h, w = t.shape[1:]
+        if h < self.patch or w < self.patch:  # too small: pad by reflection/replication
+            ph, pw = max(0, self.patch - h), max(0, self.patch - w)
+            t = torch.nn.functional.pad(t[None].float(), (0, pw, 0, ph), mode="replicate")[0].to(torch.uint8)
+        return t
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, size: int, gen: torch.Generator) -> torch.Tensor:
+        """(size, C, patch, patch) float in [0, 1]."""
+        p = self.patch
+        out = []
+        idx = torch.randint(len(self.images), (size,), generator=gen).tolist()
+        for i in idx:
+            img = self.images[i]
+            h, w = img.shape[1:]
+            top = int(torch.randint(h - p + 1, (1,), generator=gen))
+            left = int(torch.randint(w - p + 1, (1,), generator=gen))
+            crop = img[:, top : top + p, left : left + p]
+            flips = torch.randint(2, (2,), generator=gen).tolist()
+            if flips[0]:
+                crop = crop.flip(2)
+            if flips[1]:
+                crop = crop.flip(1)
+            out.append(crop)
+        return torch.stack(out).float().div_(255.0)

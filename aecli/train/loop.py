@@ -1,0 +1,221 @@
+"""One training loop for every task: progress, validation, atomic checkpoints, resume.
+
+A task (see aecli/train/tasks.py) supplies the model, the loss of a batch, validation and
+the export of inference weights; this loop does the rest:
+
+    for step in range(start, steps):
+        batch = data.batch(batch_size, generator)
+        loss, stats = task.loss(model, batch, generator)
+        optimise
+        every log_every: print stats; every ckpt_every: checkpoint + export; every val_every: validate
+
+The random generator's state is part of the checkpoint, so a resumed run continues with the
+same batches and noise as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..progress import progress_bar
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    task: str = "codec"
+    model: str = "hyperprior"
+    n: int = 64
+    m: int = 128
+    quality: int | None = None  # train one quality only (codec)
+    steps: int = 100_000
+    batch_size: int = 8
+    patch: int = 128
+    lr: float = 1e-4
+    lr_decay_at: float = 0.9  # fraction of steps after which lr is divided by 10
+    seed: int = 0
+    device: str = "auto"
+    holdout: int = 8
+    log_every: int = 50
+    ckpt_every: int = 500
+    val_every: int = 2000
+    threads: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    return f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Stop(Exception):
+    pass
+
+
+def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
+    from .tasks import get_task
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+
+    state = None
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"no checkpoint to resume at {ckpt_path}")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = state["config"]
+        # the run's recipe comes from the checkpoint; only the length, logging and device may change
+        keep = {k: getattr(cfg, k) for k in ("steps", "device", "log_every", "ckpt_every", "val_every", "threads", "data", "out")}
+        cfg = TrainConfig(**{**saved, **keep})
+
+    torch.manual_seed(cfg.seed)
+    task = get_task(cfg)
+    data = task.dataset(cfg)
+    model = task.build(cfg).to(device)
+    opt, aux_opt = task.optimizers(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list = []
+    step, seconds = 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if aux_opt is not None and state.get("aux_opt"):
+            aux_opt.load_state_dict(state["aux_opt"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        step, seconds, history = state["step"], state["seconds"], state["history"]
+        log(f"resumed from {ckpt_path} at step {step}")
+
+    def checkpoint() -> None:
+        _atomic_save(
+            {
+                "config": asdict(cfg),
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "aux_opt": aux_opt.state_dict() if aux_opt is not None else {},
+                "gen": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "seconds": seconds,
+                "history": history,
+            },
+            ckpt_path,
+        )
+        record = {
+            "steps": step,
+            "seconds": round(seconds, 1),
+            "hardware": hardware(device),
+            "data": str(cfg.data),
+            "images": len(data),
+            "batch_size": cfg.batch_size,
+            "patch": cfg.patch,
+            "seed": cfg.seed,
+            "torch": torch.__version__,
+        }
+        task.export(model, cfg, out, record, history)
+
+    # Ctrl-C / SIGTERM: finish the step, write a checkpoint, stop.
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+
+    def lr_at(s: int) -> float:
+        return cfg.lr * (0.1 if s >= cfg.lr_decay_at * cfg.steps else 1.0)
+
+    model.train()
+    running: dict[str, float] = {}
+    try:
+        with progress_bar() as bar:
+            job = bar.add_task("train", total=cfg.steps, completed=step, stats="")
+            while step < cfg.steps and not stop["flag"]:
+                t0 = time.perf_counter()
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step)
+                batch = data.batch(cfg.batch_size, gen).to(device)
+                loss, stats = task.loss(model, batch, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                if aux_opt is not None:
+                    aux_opt.zero_grad(set_to_none=True)
+                    aux = model.aux_loss()
+                    aux.backward()
+                    aux_opt.step()
+                    stats["aux"] = float(aux)
+                step += 1
+                seconds += time.perf_counter() - t0
+                for k, v in stats.items():
+                    running[k] = running.get(k, 0.0) + v
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+                    mean = {k: v / n for k, v in running.items()}
+                    running.clear()
+                    history.append({"step": step, **{k: round(v, 5) for k, v in mean.items()}})
+                    text = " ".join(f"{k}={v:.4g}" for k, v in mean.items())
+                    bar.update(job, completed=step, stats=text)
+                    log(f"step {step} {text} ({seconds:.0f}s)")
+                else:
+                    bar.update(job, completed=step)
+                if not math.isfinite(float(loss)):
+                    raise FloatingPointError(f"loss is {float(loss)} at step {step}")
+                if step % cfg.val_every == 0:
+                    model.eval()
+                    val = task.validate(model, data, device)
+                    model.train()
+                    history.append({"step": step, "val": val})
+                    log(f"validation at step {step}: {json.dumps(val)}")
+                if step % cfg.ckpt_every == 0:
+                    checkpoint()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if stop["flag"]:
+        log(f"interrupted at step {step}: writing a checkpoint (resume with --resume)")
+    model.eval()
+    if not history or "val" not in history[-1]:
+        history.append({"step": step, "val": task.validate(model, data, device)})
+    checkpoint()
+    log(f"saved {out} at step {step}")
+    return out
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

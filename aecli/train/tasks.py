@@ -1,0 +1,104 @@
+"""What is task-specific in training: model, loss, validation, export."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..codec import model as codec_model
+from .data import CropDataset
+from .loop import TrainConfig
+
+
+class CodecTask:
+    """Rate-distortion training: loss = lambda * 255^2 * MSE + bpp, one lambda per quality."""
+
+    name = "codec"
+
+    def dataset(self, cfg: TrainConfig) -> CropDataset:
+        return CropDataset(cfg.data, cfg.patch, holdout=cfg.holdout)
+
+    def lambdas(self, cfg: TrainConfig) -> tuple[float, ...]:
+        if cfg.quality:
+            return (codec_model.LAMBDAS[cfg.quality - 1],)
+        return codec_model.LAMBDAS
+
+    def build(self, cfg: TrainConfig):
+        return codec_model.build({"kind": cfg.model, "n": cfg.n, "m": cfg.m, "lambdas": self.lambdas(cfg)})
+
+    def optimizers(self, model, cfg: TrainConfig):
+        main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+        aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+        return torch.optim.Adam(main, lr=cfg.lr), torch.optim.Adam(aux, lr=1e-3)
+
+    @staticmethod
+    def _rd(model, x, q):
+        out = model(x, q)
+        pixels = x.shape[2] * x.shape[3]
+        bits = sum(torch.log(l).sum(dim=(1, 2, 3)) for l in out["likelihoods"]) / -math.log(2)
+        bpp = bits / pixels
+        mse = F.mse_loss(out["x_hat"], x, reduction="none").mean(dim=(1, 2, 3))
+        return out, bpp, mse
+
+    def loss(self, model, x, gen):
+        q = torch.randint(model.qualities, (x.shape[0],), generator=gen).to(x.device)
+        _, bpp, mse = self._rd(model, x, q)
+        loss = (model.lambda_of(q) * 255**2 * mse + bpp).mean()
+        psnr = (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()
+        return loss, {"loss": loss.item(), "bpp": float(bpp.mean()), "psnr": float(psnr)}
+
+    @torch.no_grad()
+    def validate(self, model, data: CropDataset, device) -> list[dict]:
+        """Estimated bpp (from the likelihoods) and PSNR per quality on the held-out images."""
+        images = data.val_images or data.images[:4]
+        rows = []
+        for q in range(model.qualities):
+            bpps, psnrs = [], []
+            for img in images:
+                x = img.float().div(255).unsqueeze(0).to(device)
+                h, w = x.shape[2:]
+                a = model.align
+                x = F.pad(x, (0, (-w) % a, 0, (-h) % a), mode="replicate")
+                out, bpp, _ = self._rd(model, x, torch.tensor([q], device=device))
+                x_hat = out["x_hat"][..., :h, :w].clamp(0, 1)
+                mse = F.mse_loss(torch.round(x_hat * 255), torch.round(x[..., :h, :w] * 255)).item()
+                bpps.append(float(bpp) * x.shape[2] * x.shape[3] / (h * w))
+                psnrs.append(10 * math.log10(255**2 / max(mse, 1e-10)))
+            rows.append({"quality": q + 1, "bpp": round(sum(bpps) / len(bpps), 4), "psnr": round(sum(psnrs) / len(psnrs), 3)})
+        return rows
+
+    def export(self, model, cfg: TrainConfig, out: Path, record: dict, history: list) -> None:
+        from .. import registry
+
+        vals = [h["val"] for h in history if "val" in h]
+        qualities = [cfg.quality] if cfg.quality else list(range(1, model.qualities + 1))
+        meta = {
+            "name": Path(cfg.out).name,
+            "task": "codec",
+            "architecture": model.config(),
+            "qualities": qualities,
+            "default_quality": qualities[len(qualities) // 2] if len(qualities) > 1 else qualities[0],
+            "training": {**record, "loss": "lambda*255^2*MSE + bpp", "lr": cfg.lr},
+            "validation": {"images": [str(p.name) for p in self._val_files(cfg)], "estimated_rd": vals[-1] if vals else None},
+        }
+        device = next(model.parameters()).device
+        tensors = codec_model.export_tensors(model.cpu())
+        model.to(device)
+        registry.save(tensors, meta, Path(out) / f"{meta['name']}.safetensors")
+
+    def _val_files(self, cfg):
+        from .data import list_images
+
+        files = list_images(cfg.data)
+        return files[len(files) - cfg.holdout :] if cfg.holdout < len(files) else []
+
+
+def get_task(cfg: TrainConfig):
+    tasks = {"codec": CodecTask}
+    if cfg.task not in tasks:
+        raise ValueError(f"unknown task {cfg.task!r}")
+    return tasks[cfg.task]()
