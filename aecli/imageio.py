@@ -105,6 +105,8 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from .errors import OutputExists, UserError  # noqa: F401  (re-exported)
+
 __all__ = [
     "UserError",
     "OutputExists",
@@ -121,18 +123,6 @@ __all__ = [
     "walk_images",
     "mirror_path",
 ]
-
-
-class UserError(Exception):
-    """An error caused by the user's input or environment.
-
-    ``str(e)`` is one clear line shown to the user (the CLI prints it and exits
-    non-zero, without a traceback).
-    """
-
-
-class OutputExists(UserError):
-    """The output file exists and overwriting was not allowed."""
 
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm")
@@ -659,8 +649,8 @@ def _fsync_dir(d: Path) -> None:
 # batches
 
 
-def walk_images(root: Path) -> list[Path]:
-    """Image files below ``root`` (recursive, sorted by path components,
+def walk_images(root: Path, exts: Iterable[str] = IMAGE_EXTS) -> list[Path]:
+    """Image files (or files with one of ``exts``) below ``root`` (recursive, sorted by path components,
     extensions matched case-insensitively, hidden files/directories skipped,
     symlinked directories not followed)."""
     root = Path(root)
@@ -679,7 +669,7 @@ def walk_images(root: Path) -> list[Path]:
         for fn in filenames:
             if fn.startswith("."):
                 continue
-            if os.path.splitext(fn)[1].lower() in IMAGE_EXTS:
+            if os.path.splitext(fn)[1].lower() in exts:
                 p = base / fn
                 if p.is_file():
                     found.append(p)

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .imageio import UserError
+from .errors import UserError
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULTS = {"codec": "hp", "denoise": "dn"}

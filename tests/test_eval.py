@@ -99,6 +99,47 @@ def test_ms_ssim_matches_reference_value():
     assert ssim(a, b) == pytest.approx(lum, rel=1e-9)
 
 
+def _torch_ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Oracle: the pytorch_msssim algorithm written with torch convolutions and pooling."""
+    import torch
+    import torch.nn.functional as F
+
+    c = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(c**2) / (2 * 1.5**2))
+    g = g / g.sum()
+
+    def blur(t):
+        ch = t.shape[1]
+        t = F.conv2d(t, g.view(1, 1, 1, 11).repeat(ch, 1, 1, 1), groups=ch)
+        return F.conv2d(t, g.view(1, 1, 11, 1).repeat(ch, 1, 1, 1), groups=ch)
+
+    x = torch.from_numpy(a.astype(np.float64)).permute(2, 0, 1)[None]
+    y = torch.from_numpy(b.astype(np.float64)).permute(2, 0, 1)[None]
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    w = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], dtype=torch.float64)
+    vals = []
+    for i in range(5):
+        mx, my = blur(x), blur(y)
+        sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+        cs = (2 * sxy + c2) / (sxx + syy + c2)
+        s = (2 * mx * my + c1) / (mx**2 + my**2 + c1) * cs
+        if i < 4:
+            vals.append(torch.relu(cs.mean(dim=(2, 3))))
+            pad = [d % 2 for d in x.shape[2:]]
+            x, y = F.avg_pool2d(x, 2, padding=pad), F.avg_pool2d(y, 2, padding=pad)
+        else:
+            vals.append(torch.relu(s.mean(dim=(2, 3))))
+    return float(torch.prod(torch.stack(vals) ** w.view(-1, 1, 1), dim=0).mean())
+
+
+@pytest.mark.parametrize("shape", [(176, 192), (181, 203)])  # even, and odd sides (padded pooling)
+def test_ms_ssim_matches_torch_oracle(shape):
+    pytest.importorskip("torch")
+    a = smooth_image(*shape, seed=7)
+    b = noisy(a, 20)
+    assert ms_ssim(a, b) == pytest.approx(_torch_ms_ssim(a, b), abs=1e-10)
+
+
 def test_ms_ssim_small_images_use_fewer_scales():
     a = smooth_image(40, 48)  # 40 -> 20 -> 10: two scales fit
     b = noisy(a, 10)

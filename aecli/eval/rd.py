@@ -116,15 +116,14 @@ def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float
     a, b = y[:-1], d[:-1]
     c = (3.0 * m - 2.0 * d[:-1] - d[1:]) / h
     e = (d[:-1] + d[1:] - 2.0 * m) / (h * h)
-    total = 0.0
-    for k in range(h.size):
-        t0 = max(lo, x[k]) - x[k]
-        t1 = min(hi, x[k + 1]) - x[k]
-        if t1 <= t0:
-            continue
-        anti = lambda t: a[k] * t + b[k] * t**2 / 2 + c[k] * t**3 / 3 + e[k] * t**4 / 4  # noqa: E731
-        total += anti(t1) - anti(t0)
-    return float(total)
+    # clip every segment to [lo, hi] in local coordinates; empty ones give t0 == t1
+    t0 = np.clip(lo, x[:-1], x[1:]) - x[:-1]
+    t1 = np.clip(hi, x[:-1], x[1:]) - x[:-1]
+
+    def antiderivative(t):
+        return a * t + b * t**2 / 2 + c * t**3 / 3 + e * t**4 / 4
+
+    return float(np.sum(antiderivative(t1) - antiderivative(t0)))
 
 
 def _poly_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:

@@ -1,0 +1,167 @@
+"""The command line: parse options, call the core, print.  No torch import at module level."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="aecli",
+    help="Compress and denoise images with convolutional autoencoders, and train them. '-' is stdin/stdout; folders are batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _guarded(fn):
+    """User errors become one line on stderr and exit code 1; Ctrl-C exits 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .errors import UserError
+
+        try:
+            code = fn(*args, **kwargs)
+        except UserError as exc:
+            print(f"aecli: error: {exc}", file=sys.stderr)
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            print("aecli: interrupted", file=sys.stderr)
+            raise typer.Exit(130)
+        except BrokenPipeError:
+            raise typer.Exit(1)
+        if code:
+            raise typer.Exit(code)
+
+    return wrapper
+
+
+QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
+FORCE = typer.Option(False, "--force", "-f", help="Overwrite outputs that exist (folder batches skip them otherwise).")
+
+
+@app.command()
+@_guarded
+def compress(
+    input: str = typer.Argument(..., help="Image file, '-' for stdin, or a folder."),
+    output: Optional[str] = typer.Argument(None, help="The .lat file, '-' for stdout, or a folder (default: INPUT with .lat)."),
+    quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="1 = smallest file ... N = best quality (see 'aecli models')."),
+    target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="Pick the best quality whose file is at most this many bits per pixel."),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Pick the best quality whose file fits in this many bytes."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'hp')."),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+):
+    """Compress images to .lat files with the learned codec."""
+    from .codec import files
+
+    return files.compress(input, output, model=model, quality=quality, target_bpp=target_bpp,
+                          max_bytes=max_bytes, force=force, quiet=quiet)
+
+
+@app.command()
+@_guarded
+def decompress(
+    input: str = typer.Argument(..., help="A .lat file, '-' for stdin, or a folder of .lat files."),
+    output: Optional[str] = typer.Argument(None, help="Image file (format from extension: png jpg webp tiff bmp), '-', or a folder."),
+    format: Optional[str] = typer.Option(None, "--format", help="Output format when it cannot come from the extension (stdout, folders)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to decode with (default: the one the file names)."),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+):
+    """Decode .lat files back to images."""
+    from .codec import files
+
+    return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet)
+
+
+@app.command()
+@_guarded
+def info(
+    inputs: list[str] = typer.Argument(..., help=".lat files ('-' for stdin)."),
+    json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
+    """Show what a .lat file holds: model, quality, size, bpp, integrity."""
+    from . import inspect
+
+    rows, failed = [], 0
+    for src in inputs:
+        try:
+            rows.append(inspect.lat_info(src))
+        except Exception as exc:  # noqa: BLE001 - reported per file, like a batch
+            from .errors import UserError
+
+            if not isinstance(exc, UserError):
+                raise
+            failed += 1
+            print(f"aecli: error: {exc}", file=sys.stderr)
+    if json:
+        print(inspect.to_json(rows[0] if len(inputs) == 1 and rows else rows))
+    else:
+        for r in rows:
+            print(inspect.format_info(r))
+    return 1 if failed else 0
+
+
+@app.command()
+@_guarded
+def models(
+    json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    path: list[Path] = typer.Option([], "--path", help="Also list models in this folder (repeatable)."),
+):
+    """List the bundled and user models with their quality levels."""
+    from . import inspect
+
+    rows = inspect.model_rows(path)
+    print(inspect.to_json(rows) if json else inspect.format_models(rows))
+
+
+class Task(str, Enum):
+    codec = "codec"
+
+
+@app.command()
+@_guarded
+def train(
+    data: Path = typer.Argument(..., help="Folder of training images (recursive, any image type)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: checkpoint, exported weights, log."),
+    task: Task = typer.Option(Task.codec, "--task", help="What to train."),
+    model: str = typer.Option("hyperprior", "--model", help="Codec architecture: hyperprior or factorized."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="Train a single quality level (1..8) instead of all."),
+    steps: int = typer.Option(100_000, "--steps", help="Total optimisation steps."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    patch: int = typer.Option(128, "--patch", help="Crop size in pixels."),
+    lr: float = typer.Option(1e-4, "--lr", help="Learning rate (divided by 10 after 90% of the steps)."),
+    channels: str = typer.Option("64,128", "--channels", help="N,M: transform and latent channels."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
+    holdout: int = typer.Option(8, "--holdout", help="Images kept apart for validation (the last in sorted order)."),
+    ckpt_every: int = typer.Option(500, "--ckpt-every"),
+    val_every: int = typer.Option(2000, "--val-every"),
+    log_every: int = typer.Option(50, "--log-every"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps may extend it)."),
+):
+    """Train a model on a folder of images (resumable; Ctrl-C writes a checkpoint)."""
+    from .train import run as train_run
+
+    return train_run.main(
+        data=data, out=out, task=task.value, model=model, quality=quality, steps=steps, batch_size=batch_size,
+        patch=patch, lr=lr, channels=channels, seed=seed, device=device, threads=threads, holdout=holdout,
+        ckpt_every=ckpt_every, val_every=val_every, log_every=log_every, resume=resume,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

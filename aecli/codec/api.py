@@ -1,0 +1,297 @@
+"""compress(image) -> .lat bytes and decompress(.lat bytes) -> image.
+
+Pipeline (hyperprior model; the factorized model skips the z part):
+
+    x (uint8) -> pad to a multiple of 64 -> g_a (tiled) -> y * gain[q]
+    z = round(h_a(y) * hgain[q])                       -> stream 0, per-channel tables
+    integer h_s(z * inv_hgain[q]) -> table index, mean  (exact on every machine)
+    round(y - mean)                                     -> stream 1, Gaussian tables
+    escaped values                                      -> stream 2
+    alpha plane, zlib                                   -> stream 3 (modes with alpha)
+    decoder: y_hat = symbols + mean -> g_s (tiled) on y_hat * inv_gain[q] -> crop
+
+Large images are processed in tiles of the latent grid with a halo of latents around each
+tile that covers the transforms' receptive field, so tiles join without seams and memory
+stays bounded by the tile size (plus the small latent tensors).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import format as latformat
+from .. import registry
+from ..imageio import Image, UserError
+from . import coding, intnet
+from .entropy import unpack_tables
+from .model import Z_LIMIT, HyperpriorCodec, build
+
+TILE = 48  # latent elements per tile side (768 pixels)
+HALO = 4  # latent elements of context on each side (64 pixels)
+
+
+class DecodeError(UserError):
+    pass
+
+
+def tiled(fn, x: torch.Tensor, factor: int, up: bool, tile: int = TILE, halo: int = HALO) -> torch.Tensor:
+    """Apply a fully convolutional `fn` that scales the grid by `factor` (up or down) tile by tile.
+
+    Tiles are laid on the low-resolution grid; each tile sees `halo` extra cells of context
+    on every side, and only its own cells of the result are kept.
+    """
+    h, w = x.shape[-2:]
+    gh, gw = (h, w) if up else (h // factor, w // factor)
+    if gh <= tile + halo and gw <= tile + halo:
+        return fn(x)
+    out = None
+    for r0 in range(0, gh, tile):
+        for c0 in range(0, gw, tile):
+            r1, c1 = min(r0 + tile, gh), min(c0 + tile, gw)
+            a0, a1 = max(r0 - halo, 0), min(r1 + halo, gh)
+            b0, b1 = max(c0 - halo, 0), min(c1 + halo, gw)
+            if up:
+                res = fn(x[..., a0:a1, b0:b1])
+                part = res[..., (r0 - a0) * factor : (r1 - a0) * factor, (c0 - b0) * factor : (c1 - b0) * factor]
+                dst = (slice(r0 * factor, r1 * factor), slice(c0 * factor, c1 * factor))
+                size = (gh * factor, gw * factor)
+            else:
+                res = fn(x[..., a0 * factor : a1 * factor, b0 * factor : b1 * factor])
+                part = res[..., r0 - a0 : r1 - a0, c0 - b0 : c1 - b0]
+                dst = (slice(r0, r1), slice(c0, c1))
+                size = (gh, gw)
+            if out is None:
+                out = torch.empty(*res.shape[:-2], *size, dtype=res.dtype)
+            out[..., dst[0], dst[1]] = part
+    return out
+
+
+@dataclass
+class Codec:
+    """A loaded codec model, ready to compress and decompress."""
+
+    files: registry.ModelFiles
+    model: torch.nn.Module
+    tensors: dict
+
+    @classmethod
+    def load(cls, files: registry.ModelFiles) -> "Codec":
+        tensors = registry.load_tensors(files)
+        arch = files.meta["architecture"]
+        model = build(arch)
+        state = {k: v for k, v in tensors.items() if not k.startswith(("tables.", "int."))}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
+        model.eval()
+        return cls(files, model, tensors)
+
+    def __post_init__(self):
+        t = self.tensors
+        self.y_pmfs = unpack_tables(t["tables.y.pmf"].numpy(), t["tables.y.len"].numpy())
+        self.y_offsets = t["tables.y.offset"].numpy()
+        self.hyper = isinstance(self.model, HyperpriorCodec)
+        if self.hyper:
+            self.z_pmfs = unpack_tables(t["tables.z.pmf"].numpy(), t["tables.z.len"].numpy())
+            self.z_offsets = t["tables.z.offset"].numpy()
+            self.thresholds = t["tables.y.thresholds"].to(torch.float64)
+            self.inv_hgain = t["int.inv_hgain"].to(torch.float64)
+            hs = {k[len("int.h_s."):]: v for k, v in t.items() if k.startswith("int.h_s.")}
+            self.h_s = intnet.load(hs, self.model.h_s)
+
+    # ---- identity -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.files.name
+
+    @property
+    def qualities(self) -> list[int]:
+        return list(self.files.meta["qualities"])
+
+    @property
+    def default_quality(self) -> int:
+        return int(self.files.meta.get("default_quality", self.qualities[len(self.qualities) // 2]))
+
+    def index_of(self, quality: int) -> int:
+        if quality not in self.qualities:
+            lo, hi = min(self.qualities), max(self.qualities)
+            raise UserError(f"quality {quality} is not offered by model '{self.name}' (choose {lo}..{hi})")
+        return self.qualities.index(quality)
+
+    # ---- analysis / synthesis ----------------------------------------------------------
+    def _to_tensor(self, img: Image) -> tuple[torch.Tensor, int, int]:
+        px = img.pixels
+        if px.ndim == 2:
+            px = np.repeat(px[..., None], 3, axis=2)
+        h, w = px.shape[:2]
+        a = self.model.align
+        px = np.pad(px, ((0, (-h) % a), (0, (-w) % a), (0, 0)), mode="edge")
+        return torch.from_numpy(np.ascontiguousarray(px.transpose(2, 0, 1)))[None], h, w
+
+    @torch.inference_mode()
+    def analyse(self, img: Image) -> torch.Tensor:
+        """The quality-independent latent g_a(x): (1, M, H/16, W/16)."""
+        x, _, _ = self._to_tensor(img)
+        return tiled(lambda t: self.model.g_a(t.float().div_(255.0)), x, 16, up=False)
+
+    @torch.inference_mode()
+    def synthesise(self, y_hat: torch.Tensor, qi: int) -> torch.Tensor:
+        """uint8 image (1, 3, H, W) from the scaled latent."""
+        ig = torch.exp(self.model.inv_gain[qi]).view(1, -1, 1, 1)
+
+        def run(t):
+            return self.model.g_s(t * ig).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+
+        return tiled(run, y_hat, 16, up=True)
+
+    def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Exact table indexes and means of y from the integer hyper-synthesis."""
+        a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1)
+        out = tiled(lambda t: intnet.run(self.h_s, t), a, 4, up=True)
+        scales, means = out.chunk(2, dim=1)
+        idx = torch.searchsorted(self.thresholds, scales.contiguous(), right=False)
+        idx = idx.clamp_(0, len(self.y_pmfs) - 1)
+        return idx.numpy(), (means * 2.0**-intnet.ACT_BITS).to(torch.float32)
+
+    # ---- coding --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode_streams(self, y_base: torch.Tensor, qi: int) -> list[bytes]:
+        y = y_base * torch.exp(self.model.gain[qi]).view(1, -1, 1, 1)
+        if not self.hyper:
+            sym = torch.round(y).to(torch.int64).numpy()
+            idx = np.broadcast_to(np.arange(y.shape[1]).reshape(1, -1, 1, 1), sym.shape)
+            y_bytes, esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
+            return [y_bytes, coding.pack_escapes(esc)]
+        hg = torch.exp(self.model.hgain[qi]).view(1, -1, 1, 1)
+        z = torch.round(self.model.h_a(y) * hg).clamp_(-Z_LIMIT, Z_LIMIT)
+        z_sym = z.to(torch.int64)
+        z_idx = np.broadcast_to(np.arange(z.shape[1]).reshape(1, -1, 1, 1), z.shape)
+        z_bytes, z_esc = coding.encode(z_sym.numpy(), z_idx, self.z_pmfs, self.z_offsets)
+        idx, means = self._hyper_params(z_sym, qi)
+        sym = torch.round(y - means).to(torch.int64).numpy()
+        y_bytes, y_esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
+        return [z_bytes, y_bytes, coding.pack_escapes(z_esc + y_esc)]
+
+    @torch.inference_mode()
+    def decode_streams(self, streams: list[bytes], qi: int, lh: int, lw: int) -> torch.Tensor:
+        m = self.model.m
+        if not self.hyper:
+            if len(streams) < 2:
+                raise DecodeError("corrupt .lat file: missing streams")
+            esc = coding.EscapeReader(streams[1])
+            idx = np.broadcast_to(np.arange(m).reshape(1, -1, 1, 1), (1, m, lh, lw))
+            sym = coding.decode(streams[0], idx, self.y_pmfs, self.y_offsets, esc)
+            esc.finish()
+            return torch.from_numpy(sym).float()
+        if len(streams) < 3:
+            raise DecodeError("corrupt .lat file: missing streams")
+        n = self.model.n
+        esc = coding.EscapeReader(streams[2])
+        z_idx = np.broadcast_to(np.arange(n).reshape(1, -1, 1, 1), (1, n, lh // 4, lw // 4))
+        z_sym = coding.decode(streams[0], z_idx, self.z_pmfs, self.z_offsets, esc)
+        z_sym = torch.from_numpy(z_sym).clamp_(-Z_LIMIT, Z_LIMIT)
+        idx, means = self._hyper_params(z_sym, qi)
+        sym = coding.decode(streams[1], idx, self.y_pmfs, self.y_offsets, esc)
+        esc.finish()
+        return torch.from_numpy(sym).float() + means
+
+    # ---- whole images ---------------------------------------------------------------------
+    def compress(self, img: Image, quality: int | None = None, y_base: torch.Tensor | None = None) -> bytes:
+        quality = self.default_quality if quality is None else quality
+        qi = self.index_of(quality)
+        if y_base is None:
+            y_base = self.analyse(img)
+        streams = self.encode_streams(y_base, qi)
+        if img.alpha is not None:
+            streams.append(zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9))
+        mode = img.mode if img.mode in latformat.MODES else ("RGBA" if img.alpha is not None else "RGB")
+        lat = latformat.LatFile(
+            model=self.name, fingerprint=self.files.fingerprint, quality=quality,
+            width=img.pixels.shape[1], height=img.pixels.shape[0], mode=mode, streams=tuple(streams),
+        )
+        return latformat.pack(lat)
+
+    def compress_to_fit(self, img: Image, max_bytes: int) -> tuple[bytes, int, bool]:
+        """The highest quality whose file fits in max_bytes: (data, quality, fits)."""
+        y_base = self.analyse(img)
+        best = None
+        lo, hi = 0, len(self.qualities) - 1
+        while lo <= hi:  # file size grows with quality: binary search
+            mid = (lo + hi) // 2
+            data = self.compress(img, self.qualities[mid], y_base)
+            if len(data) <= max_bytes:
+                best, lo = (data, self.qualities[mid]), mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            q = self.qualities[0]
+            return self.compress(img, q, y_base), q, False
+        return best[0], best[1], True
+
+    def decompress(self, lat: latformat.LatFile) -> Image:
+        if lat.model != self.name or lat.fingerprint != self.files.fingerprint:
+            raise DecodeError(f"this file needs model '{lat.model}' ({lat.fingerprint.hex()}), not '{self.name}'")
+        qi = self.index_of(lat.quality)
+        a = self.model.align
+        ph, pw = lat.height + (-lat.height) % a, lat.width + (-lat.width) % a
+        has_alpha = lat.mode in ("RGBA", "LA")
+        streams = list(lat.streams)
+        alpha = None
+        if has_alpha:
+            if not streams:
+                raise DecodeError("corrupt .lat file: missing alpha stream")
+            alpha = _inflate_alpha(streams.pop(), lat.width, lat.height)
+        try:
+            y_hat = self.decode_streams(streams, qi, ph // 16, pw // 16)
+        except coding.CodingError as exc:
+            raise DecodeError(f"corrupt .lat file: {exc}") from None
+        x = self.synthesise(y_hat, qi)[0, :, : lat.height, : lat.width]
+        px = x.permute(1, 2, 0).numpy()
+        if lat.mode in ("L", "LA"):
+            px = np.round(px.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        return Image(pixels=np.ascontiguousarray(px), alpha=alpha, mode=lat.mode, source_bits=8)
+
+
+def _inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:
+    size = width * height
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(data, size + 1)  # never inflate more than the header implies
+    except zlib.error:
+        raise DecodeError("corrupt .lat file: bad alpha stream") from None
+    if len(raw) != size or not d.eof or d.unused_data:
+        raise DecodeError("corrupt .lat file: alpha stream has the wrong size")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(height, width).copy()
+
+
+_CACHE: dict = {}
+
+
+def load_codec(spec: str | None = None) -> Codec:
+    files = registry.resolve(spec, "codec")
+    key = (str(files.weights), files.meta.get("fingerprint"))
+    if key not in _CACHE:
+        _CACHE[key] = Codec.load(files)
+    return _CACHE[key]
+
+
+def codec_for(lat: latformat.LatFile, spec: str | None = None) -> Codec:
+    """The model a file needs: the one given with --model (checked), else found by name."""
+    if spec:
+        c = load_codec(spec)
+        if c.name != lat.model or c.files.fingerprint != lat.fingerprint:
+            raise UserError(
+                f"this file needs model '{lat.model}' (fingerprint {lat.fingerprint.hex()}), "
+                f"but --model gave '{c.name}' ({c.files.fingerprint.hex()})"
+            )
+        return c
+    files = registry.find_by_name(lat.model, lat.fingerprint, "codec")
+    key = (str(files.weights), files.meta.get("fingerprint"))
+    if key not in _CACHE:
+        _CACHE[key] = Codec.load(files)
+    return _CACHE[key]

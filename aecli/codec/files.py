@@ -1,0 +1,95 @@
+"""The codec on files, pipes and folders: what `aecli compress` / `decompress` do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import batch
+from .. import format as latformat
+from ..errors import UserError
+from ..imageio import encode_image, format_from_path, read_bytes, read_image, write_output
+
+
+def _is_pipe(p: str) -> bool:
+    return p == "-"
+
+
+def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, force: bool) -> str:
+    img = read_image(src)
+    h, w = img.pixels.shape[:2]
+    if target_bpp is not None or max_bytes is not None:
+        budget = max_bytes if max_bytes is not None else int(target_bpp * w * h / 8)
+        data, quality, fits = codec.compress_to_fit(img, budget)
+        if not fits:
+            batch.say(f"aecli: warning: {src}: even quality {quality} needs {len(data)} bytes, over the budget of {budget}")
+    else:
+        data = codec.compress(img, quality)
+        quality = codec.default_quality if quality is None else quality
+    write_output(dst, data, inputs=[src], force=force)
+    bpp = 8 * len(data) / (w * h)
+    return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {quality}, {len(data)} bytes, {bpp:.3f} bpp"
+
+
+def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
+             max_bytes: int | None, force: bool, quiet: bool) -> int:
+    from .api import load_codec
+
+    if target_bpp is not None and max_bytes is not None:
+        raise UserError("give either --target-bpp or --max-bytes, not both")
+    if quality is not None and (target_bpp is not None or max_bytes is not None):
+        raise UserError("--quality cannot be combined with --target-bpp or --max-bytes")
+    if target_bpp is not None and target_bpp <= 0:
+        raise UserError("--target-bpp must be positive")
+    if max_bytes is not None and max_bytes <= 0:
+        raise UserError("--max-bytes must be positive")
+    if dst is None:
+        dst = "-" if _is_pipe(src) else str(Path(src).with_suffix(".lat"))
+    if not _is_pipe(src) and Path(src).is_dir():
+        pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
+        codec = load_codec(model)
+        if quality is not None:
+            codec.index_of(quality)
+        s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True),
+                      force=force, quiet=quiet, label="compress")
+        return 1 if s.failed else 0
+    if not _is_pipe(src) and not Path(src).exists():
+        raise UserError(f"input not found: {src}")
+    codec = load_codec(model)
+    if quality is not None:
+        codec.index_of(quality)
+    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, True), quiet)
+    return 0
+
+
+def _image_exts():
+    from ..imageio import IMAGE_EXTS
+
+    return IMAGE_EXTS
+
+
+def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool) -> str:
+    from .api import codec_for
+
+    data = read_bytes(src)
+    try:
+        lat = latformat.unpack(data)
+    except latformat.FormatError as exc:
+        raise UserError(f"{src}: {exc}") from None
+    codec = codec_for(lat, model)
+    img = codec.decompress(lat)
+    out_fmt = fmt or format_from_path(dst, default="png")
+    write_output(dst, encode_image(img, out_fmt), inputs=[src], force=force)
+    return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, quality {lat.quality}, model {lat.model}"
+
+
+def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool) -> int:
+    if dst is None:
+        dst = "-" if _is_pipe(src) else str(Path(src).with_suffix("." + (fmt or "png")))
+    if not _is_pipe(src) and Path(src).is_dir():
+        suffix = "." + (fmt or "png")
+        pairs = batch.plan(Path(src), Path(dst), (".lat",), suffix)
+        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True),
+                      force=force, quiet=quiet, label="decompress")
+        return 1 if s.failed else 0
+    batch.say(_decompress_one(src, dst, model, fmt, True), quiet)
+    return 0

@@ -1,0 +1,1 @@
+"""Bundled model weights: NAME.safetensors + NAME.json pairs."""
