@@ -153,6 +153,8 @@ def save(tensors: dict, meta: dict, weights_path: Path) -> ModelFiles:
     meta_path = weights_path.with_suffix(".json")
     tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp")
     tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
+    for t in (tmp, tmp_meta):
+        os.chmod(t, 0o644)
     os.replace(tmp, weights_path)
     os.replace(tmp_meta, meta_path)
     return ModelFiles(meta["name"], weights_path, meta)

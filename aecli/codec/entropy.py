@@ -153,13 +153,15 @@ class FactorizedDensity(nn.Module):
 
 
 def pack_tables(pmfs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """List of 1-D count arrays -> (padded 2-D int32 array, lengths)."""
+    """List of 1-D count arrays -> (all counts concatenated, int32 lengths)."""
     lengths = np.asarray([len(p) for p in pmfs], dtype=np.int32)
-    out = np.zeros((len(pmfs), int(lengths.max())), dtype=np.int32)
-    for i, p in enumerate(pmfs):
-        out[i, : len(p)] = p
-    return out, lengths
+    return np.concatenate(pmfs).astype(np.int32), lengths
 
 
-def unpack_tables(padded: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
-    return [padded[i, : int(n)] for i, n in enumerate(lengths)]
+def unpack_tables(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """Inverse of pack_tables(); rejects lengths that do not add up."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) == 0 or lengths.min() < 2 or lengths.sum() != len(flat):
+        raise ValueError("inconsistent probability tables")
+    ends = np.cumsum(lengths)
+    return [flat[e - n : e] for n, e in zip(lengths, ends)]

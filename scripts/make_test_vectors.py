@@ -1,0 +1,53 @@
+"""Regenerate tests/vectors: a tiny random-weight codec model, a small .lat and the PNG it decodes to.
+
+    python scripts/make_test_vectors.py
+
+The model is untrained (seeded random weights): the vectors pin the format and the decoder's
+arithmetic, not compression quality.  Only rerun this when the format or decoder changes on purpose.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aecli import registry
+from aecli.codec import model as codec_model
+from aecli.codec.api import Codec
+from aecli.imageio import Image, encode_image
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
+
+
+def tiny_model(kind: str, name: str, out: Path) -> registry.ModelFiles:
+    torch.manual_seed(1234)
+    m = codec_model.build({"kind": kind, "n": 8, "m": 12, "lambdas": codec_model.LAMBDAS[:3]})
+    with torch.no_grad():  # large gains: an untrained model then still codes many symbols
+        m.gain.copy_(torch.linspace(1.0, 4.0, 3).unsqueeze(1).expand_as(m.gain))
+        m.inv_gain.copy_(-m.gain)
+    meta = {"name": name, "task": "codec", "architecture": m.config(), "qualities": [1, 2, 3], "default_quality": 2,
+            "training": {"steps": 0, "note": "untrained test model"}}
+    return registry.save(codec_model.export_tensors(m), meta, out / f"{name}.safetensors")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    files = tiny_model("hyperprior", "vector-hp", OUT)
+    codec = Codec.load(files)
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:40, 0:56]
+    px = np.stack([(xx * 4) % 256, (yy * 6) % 256, ((xx + yy) * 3) % 256], axis=2).astype(np.uint8)
+    px = np.clip(px.astype(int) + rng.integers(-20, 20, px.shape), 0, 255).astype(np.uint8)
+    img = Image(px, None, "RGB", 8)
+    data = codec.compress(img, 2)
+    (OUT / "small.lat").write_bytes(data)
+    (OUT / "small.source.png").write_bytes(encode_image(img, "png"))
+    from aecli import format as latformat
+
+    back = codec.decompress(latformat.unpack(data))
+    (OUT / "small.decoded.png").write_bytes(encode_image(back, "png"))
+    print(f"wrote {OUT}: small.lat {len(data)} bytes")
+
+
+if __name__ == "__main__":
+    main()

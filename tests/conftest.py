@@ -1,0 +1,54 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+def make_tiny_codec(kind: str, name: str, out: Path, seed: int = 1234):
+    """An untrained tiny codec model with large gains, so that it codes many symbols."""
+    import torch
+
+    from aecli import registry
+    from aecli.codec import model as codec_model
+
+    torch.manual_seed(seed)
+    m = codec_model.build({"kind": kind, "n": 8, "m": 12, "lambdas": codec_model.LAMBDAS[:3]})
+    with torch.no_grad():
+        m.gain.copy_(torch.linspace(1.0, 4.0, 3).unsqueeze(1).expand_as(m.gain))
+        m.inv_gain.copy_(-m.gain)
+    meta = {"name": name, "task": "codec", "architecture": m.config(), "qualities": [1, 2, 3], "default_quality": 2}
+    return registry.save(codec_model.export_tensors(m), meta, out / f"{name}.safetensors")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    make_tiny_codec("hyperprior", "tiny-hp", d)
+    make_tiny_codec("factorized", "tiny-fp", d)
+    shutil.copy(VECTORS / "vector-hp.safetensors", d)
+    shutil.copy(VECTORS / "vector-hp.json", d)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _model_path(model_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("AECLI_MODEL_PATH", str(model_dir))
+    monkeypatch.setenv("AECLI_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def photo_like(h: int, w: int, rng, channels: int = 3) -> np.ndarray:
+    """A smooth image with some texture (more realistic than white noise)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = [(np.sin(xx / 7.0 + c) + np.cos(yy / 5.0 - c)) * 60 + 128 for c in range(channels)]
+    img = np.stack(base, axis=2) + rng.normal(0, 8, (h, w, channels))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    return img[..., 0] if channels == 1 else img

@@ -1,0 +1,204 @@
+"""The codec on tiny untrained models: round trips, exactness, determinism, tiling, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from aecli import format as latformat
+from aecli import registry
+from aecli.codec import api, coding, intnet
+from aecli.errors import UserError
+from aecli.imageio import Image, decode_image
+
+from conftest import VECTORS, photo_like
+
+
+@pytest.fixture(params=["tiny-hp", "tiny-fp"])
+def codec(request):
+    return api.load_codec(request.param)
+
+
+def _img(px, alpha=None, mode=None):
+    mode = mode or ("L" if px.ndim == 2 else "RGB")
+    return Image(px, alpha, mode, 8)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (5, 3), (64, 64), (67, 131)])
+def test_round_trip_shapes_and_determinism(codec, rng, h, w):
+    img = _img(photo_like(h, w, rng))
+    data = codec.compress(img, 3)
+    assert codec.compress(img, 3) == data  # same input, same bytes
+    lat = latformat.unpack(data)
+    assert (lat.width, lat.height, lat.mode, lat.quality, lat.model) == (w, h, "RGB", 3, codec.name)
+    back = codec.decompress(lat)
+    assert back.pixels.shape == (h, w, 3) and back.pixels.dtype == np.uint8
+
+
+def test_decoder_reproduces_encoder_reconstruction(codec, rng):
+    """The decoder recovers exactly the latent the encoder quantised."""
+    img = _img(photo_like(96, 80, rng))
+    qi = 2
+    y_base = codec.analyse(img)
+    streams = codec.encode_streams(y_base, qi)
+    with torch.inference_mode():
+        y = y_base * torch.exp(codec.model.gain[qi]).view(1, -1, 1, 1)
+        if codec.hyper:
+            hg = torch.exp(codec.model.hgain[qi]).view(1, -1, 1, 1)
+            z = torch.round(codec.model.h_a(y) * hg).clamp(-api.Z_LIMIT, api.Z_LIMIT)
+            _, means = codec._hyper_params(z.to(torch.int64), qi)
+            expected = torch.round(y - means) + means
+        else:
+            expected = torch.round(y)
+    got = codec.decode_streams(streams, qi, y.shape[2], y.shape[3])
+    assert torch.equal(got, expected)
+
+
+def test_quality_changes_latent_precision(codec, rng):
+    img = _img(photo_like(64, 64, rng))
+    y = codec.analyse(img)
+    lh, lw = y.shape[2:]
+    spread = []
+    for qi in (0, 2):
+        y_hat = codec.decode_streams(codec.encode_streams(y, qi), qi, lh, lw)
+        spread.append(float(y_hat.abs().sum()))
+    assert spread[0] < spread[1]  # higher quality: larger gain, more non-zero symbols
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA"])
+def test_modes_and_lossless_alpha(rng, mode):
+    codec = api.load_codec("tiny-hp")
+    gray = mode in ("L", "LA")
+    px = photo_like(33, 47, rng, 1 if gray else 3)
+    alpha = rng.integers(0, 256, (33, 47), dtype=np.uint8) if "A" in mode else None
+    back = codec.decompress(latformat.unpack(codec.compress(_img(px, alpha, mode), 2)))
+    assert back.mode == mode
+    assert back.pixels.shape == px.shape
+    if alpha is not None:
+        assert np.array_equal(back.alpha, alpha)
+
+
+def test_committed_vector_decodes_bit_exactly():
+    lat = latformat.unpack((VECTORS / "small.lat").read_bytes())
+    codec = api.codec_for(lat)
+    back = codec.decompress(lat)
+    expected = decode_image((VECTORS / "small.decoded.png").read_bytes())
+    assert np.array_equal(back.pixels, expected.pixels)
+    # and the encoder still writes the same bytes from the source image
+    src = decode_image((VECTORS / "small.source.png").read_bytes())
+    assert codec.compress(src, lat.quality) == (VECTORS / "small.lat").read_bytes()
+
+
+def test_decoding_is_independent_of_thread_count(rng):
+    codec = api.load_codec("tiny-hp")
+    lat = latformat.unpack(codec.compress(_img(photo_like(150, 170, rng)), 3))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.decompress(lat).pixels
+        torch.set_num_threads(2)
+        two = codec.decompress(lat).pixels
+    finally:
+        torch.set_num_threads(old)
+    assert np.array_equal(one, two)
+
+
+def test_integer_hyper_synthesis_is_exact(rng):
+    """The float64 evaluation equals an int64 reference, whatever the memory layout."""
+    codec = api.load_codec("tiny-hp")
+    z = torch.from_numpy(rng.integers(-40, 40, (1, 8, 5, 6))).to(torch.float64)
+    a = z * codec.inv_hgain[1].view(1, -1, 1, 1)
+    fast = intnet.run(codec.h_s, a)
+    cl = intnet.run(codec.h_s, a.to(memory_format=torch.channels_last))
+    assert torch.equal(fast, cl)
+    # reference: exact integer arithmetic with python ints via int64 tensors (no float at all)
+    ref = a.to(torch.int64)
+    for layer in codec.h_s:
+        w = layer.weight.to(torch.int64)
+        if layer.kind == "deconv":
+            acc = torch.nn.functional.conv_transpose2d(ref.double(), w.double(), None, layer.stride, layer.padding, layer.output_padding)
+        else:
+            acc = torch.nn.functional.conv2d(ref.double(), w.double(), None, layer.stride, layer.padding)
+        acc = acc.to(torch.int64) + layer.bias.view(1, -1, 1, 1)
+        out = torch.div(acc + (1 << (layer.shift - 1)), 1 << layer.shift, rounding_mode="floor")
+        if layer.relu:
+            out = out.clamp_min(0)
+        ref = out.clamp(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
+    assert torch.equal(fast.to(torch.int64), ref)
+    assert fast.abs().max() < 2**53
+
+
+def test_tiled_equals_untiled(monkeypatch, rng):
+    codec = api.load_codec("tiny-hp")
+    img = _img(photo_like(200, 260, rng))
+    whole = codec.decompress(latformat.unpack(codec.compress(img, 3))).pixels
+    monkeypatch.setattr(api, "TILE", 3)  # force many tiles (latent tiles of 48 pixels)
+    y_whole = api.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=10**6)
+    y_tiled = api.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3)
+    assert torch.allclose(y_whole, y_tiled, atol=1e-4)
+    tiled = codec.decompress(latformat.unpack(codec.compress(img, 3, y_base=None))).pixels
+    diff = np.abs(whole.astype(int) - tiled.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def test_compress_to_fit(rng):
+    codec = api.load_codec("tiny-hp")
+    img = _img(photo_like(64, 64, rng))
+    sizes = {q: len(codec.compress(img, q)) for q in codec.qualities}
+    budget = sizes[2]
+    data, q, fits = codec.compress_to_fit(img, budget)
+    assert fits and len(data) <= budget and q == max(k for k, v in sizes.items() if v <= budget)
+    data, q, fits = codec.compress_to_fit(img, 10)
+    assert not fits and q == 1
+
+
+def test_wrong_or_missing_model(rng, tmp_path):
+    codec = api.load_codec("tiny-hp")
+    lat = latformat.unpack(codec.compress(_img(photo_like(20, 20, rng)), 2))
+    other = latformat.LatFile(**{**lat.__dict__, "fingerprint": b"\0\0\0\0"})
+    with pytest.raises(UserError, match="tiny-hp"):
+        api.codec_for(other)
+    missing = latformat.LatFile(**{**lat.__dict__, "model": "nosuchmodel"})
+    with pytest.raises(UserError, match="nosuchmodel.*not installed"):
+        api.codec_for(missing)
+    with pytest.raises(UserError, match="needs model 'tiny-hp'"):
+        api.codec_for(lat, "tiny-fp")
+    with pytest.raises(UserError, match="quality 9"):
+        codec.compress(_img(photo_like(8, 8, rng)), 9)
+
+
+def test_corrupt_streams_never_crash(rng):
+    """Random damage behind a valid CRC: a clean DecodeError or some image, nothing else."""
+    codec = api.load_codec("tiny-hp")
+    lat = latformat.unpack(codec.compress(_img(photo_like(70, 70, rng)), 3))
+    for trial in range(60):
+        streams = [bytearray(s) for s in lat.streams]
+        k = trial % len(streams)
+        if trial % 3 == 0 or not streams[k]:
+            streams[k] = bytearray(rng.integers(0, 256, int(rng.integers(0, 40)), dtype=np.uint8).tobytes())
+        else:
+            pos = int(rng.integers(0, len(streams[k])))
+            streams[k][pos] ^= 1 << int(rng.integers(0, 8))
+        bad = latformat.LatFile(**{**lat.__dict__, "streams": tuple(bytes(s) for s in streams)})
+        try:
+            out = codec.decompress(bad)
+            assert out.pixels.shape == (70, 70, 3)
+        except api.DecodeError:
+            pass
+
+
+def test_escape_varints_round_trip():
+    vals = [0, 1, -1, 63, -64, 64, 10**6, -(10**6), (1 << 30) - 1, -(1 << 30)]
+    r = coding.EscapeReader(coding.pack_escapes(vals))
+    assert r.take(len(vals)).tolist() == vals
+    r.finish()
+    with pytest.raises(coding.CodingError):
+        coding.EscapeReader(b"\x80").take(1)
+
+
+def test_bad_model_file_is_a_user_error(tmp_path, rng):
+    files = registry.resolve("tiny-hp", "codec")
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(files.weights.read_bytes()[:-10])
+    (tmp_path / "broken.json").write_text(files.weights.with_suffix(".json").read_text())
+    with pytest.raises(UserError, match="fingerprint|cannot read"):
+        api.load_codec(str(bad))
