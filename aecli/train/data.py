@@ -52,7 +52,7 @@ class CropDataset:
         arr = load_rgb(path)
         if grayscale:
             arr = np.round(arr @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)[..., None]
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # C, H, W uint8
+        t = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)  # C, H, W uint8
         h, w = t.shape[1:]
         if h < self.patch or w < self.patch:  # too small: pad by reflection/replication
             ph, pw = max(0, self.patch - h), max(0, self.patch - w)

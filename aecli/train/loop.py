@@ -146,6 +146,14 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         }
         task.export(model, cfg, out, record, history)
 
+    def validate():
+        """Validation must not disturb the training's random stream (resume == uninterrupted)."""
+        model.eval()
+        with torch.random.fork_rng(devices=[]):
+            val = task.validate(model, data, device)
+        model.train()
+        return val
+
     # Ctrl-C / SIGTERM: finish the step, write a checkpoint, stop.
     stop = {"flag": False}
 
@@ -177,7 +185,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                     aux = model.aux_loss()
                     aux.backward()
                     aux_opt.step()
-                    stats["aux"] = float(aux)
+                    stats["aux"] = aux.item()
                 step += 1
                 seconds += time.perf_counter() - t0
                 for k, v in stats.items():
@@ -195,9 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                 if not math.isfinite(float(loss)):
                     raise FloatingPointError(f"loss is {float(loss)} at step {step}")
                 if step % cfg.val_every == 0:
-                    model.eval()
-                    val = task.validate(model, data, device)
-                    model.train()
+                    val = validate()
                     history.append({"step": step, "val": val})
                     log(f"validation at step {step}: {json.dumps(val)}")
                 if step % cfg.ckpt_every == 0:
@@ -207,9 +213,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             signal.signal(s, h)
     if stop["flag"]:
         log(f"interrupted at step {step}: writing a checkpoint (resume with --resume)")
-    model.eval()
     if not history or "val" not in history[-1]:
-        history.append({"step": step, "val": task.validate(model, data, device)})
+        history.append({"step": step, "val": validate()})
     checkpoint()
     log(f"saved {out} at step {step}")
     return out

@@ -49,7 +49,7 @@ class CodecTask:
         _, bpp, mse = self._rd(model, x, q)
         loss = (model.lambda_of(q) * 255**2 * mse + bpp).mean()
         psnr = (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()
-        return loss, {"loss": loss.item(), "bpp": float(bpp.mean()), "psnr": float(psnr)}
+        return loss, {"loss": loss.item(), "bpp": bpp.mean().item(), "psnr": psnr.item()}
 
     @torch.no_grad()
     def validate(self, model, data: CropDataset, device) -> list[dict]:

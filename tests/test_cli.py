@@ -1,0 +1,175 @@
+"""The command line through typer's runner and as real subprocess pipelines."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from aecli import format as latformat
+from aecli.cli import app
+
+from conftest import photo_like
+
+runner = CliRunner()
+
+
+def run(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def save(path: Path, arr: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path, rng):
+    return save(tmp_path / "photo.png", photo_like(48, 64, rng))
+
+
+def test_compress_decompress_info(tmp_path, photo):
+    lat = tmp_path / "photo.lat"
+    r = run("compress", photo, lat, "-m", "tiny-hp", "-Q", "3")
+    assert r.exit_code == 0, r.output
+    assert "quality 3" in r.stderr and "bpp" in r.stderr
+    r = run("info", lat, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert (d["model"], d["quality"], d["width"], d["height"]) == ("tiny-hp", 3, 64, 48)
+    assert d["file_bytes"] == lat.stat().st_size and d["model_available"]
+    assert abs(d["bpp"] - 8 * lat.stat().st_size / (64 * 48)) < 1e-9
+    out = tmp_path / "back.webp"
+    r = run("decompress", lat, out)
+    assert r.exit_code == 0, r.output
+    with PILImage.open(out) as im:
+        assert im.format == "WEBP" and im.size == (64, 48)
+
+
+def test_default_output_name_and_quality(tmp_path, photo):
+    r = run("compress", photo, "-m", "tiny-hp")
+    assert r.exit_code == 0, r.output
+    lat = latformat.unpack((tmp_path / "photo.lat").read_bytes())
+    assert lat.quality == 2  # the model's default
+
+
+def test_target_bpp_and_max_bytes(tmp_path, photo):
+    sizes = {}
+    for q in (1, 2, 3):
+        run("compress", photo, tmp_path / f"q{q}.lat", "-m", "tiny-hp", "-Q", q)
+        sizes[q] = (tmp_path / f"q{q}.lat").stat().st_size
+    r = run("compress", photo, tmp_path / "fit.lat", "-m", "tiny-hp", "--max-bytes", sizes[2])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "fit.lat").stat().st_size <= sizes[2]
+    r = run("compress", photo, tmp_path / "bpp.lat", "-m", "tiny-hp", "--target-bpp", 8 * sizes[3] / (64 * 48))
+    assert latformat.unpack((tmp_path / "bpp.lat").read_bytes()).quality == 3
+    r = run("compress", photo, tmp_path / "x.lat", "-m", "tiny-hp", "--max-bytes", 10, "--target-bpp", 1)
+    assert r.exit_code == 1 and "not both" in r.stderr
+
+
+def test_models_lists_user_models():
+    r = run("models", "--json")
+    assert r.exit_code == 0, r.output
+    names = {m["name"]: m for m in json.loads(r.stdout)}
+    assert names["tiny-hp"]["qualities"] == [1, 2, 3] and names["tiny-hp"]["task"] == "codec"
+    r = run("models")
+    assert "tiny-hp" in r.stdout and "1..3" in r.stdout
+
+
+def test_folder_batch(tmp_path, rng):
+    src = tmp_path / "in"
+    save(src / "a.png", photo_like(20, 24, rng))
+    save(src / "sub" / "b.jpg", photo_like(30, 20, rng))
+    (src / "sub" / "broken.png").write_bytes(b"not an image")
+    dst = tmp_path / "out"
+    r = run("compress", src, dst, "-m", "tiny-hp")
+    assert r.exit_code == 1  # one file failed
+    assert "broken.png" in r.stderr and "done 2, skipped 0, failed 1" in r.stderr
+    assert (dst / "a.lat").exists() and (dst / "sub" / "b.lat").exists()
+    assert not (dst / "sub" / "broken.lat").exists()
+    (src / "sub" / "broken.png").unlink()
+    before = (dst / "a.lat").stat().st_mtime_ns
+    r = run("compress", src, dst, "-m", "tiny-hp")
+    assert r.exit_code == 0 and "skipped 2" in r.stderr
+    assert (dst / "a.lat").stat().st_mtime_ns == before
+    r = run("compress", src, dst, "-m", "tiny-hp", "--force")
+    assert "done 2" in r.stderr
+    back = tmp_path / "back"
+    r = run("decompress", dst, back)
+    assert r.exit_code == 0, r.output
+    assert (back / "a.png").exists() and (back / "sub" / "b.png").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["compress", "{tmp}/missing.png", "{tmp}/x.lat"], "input not found"),
+        (["compress", "{tmp}/notimage.png", "{tmp}/x.lat"], "not a readable image"),
+        (["compress", "{tmp}/photo.png", "{tmp}/photo.png"], "same file as the input"),
+        (["compress", "{tmp}/photo.png", "{tmp}/x.lat", "-m", "nosuch"], "not found"),
+        (["compress", "{tmp}/photo.png", "{tmp}/x.lat", "-Q", "7"], "quality 7"),
+        (["compress", "{tmp}/photo.png", "{tmp}/photo.png/x.lat"], "cannot write"),
+        (["decompress", "{tmp}/truncated.lat", "{tmp}/x.png"], "truncated"),
+        (["decompress", "{tmp}/garbage.lat", "{tmp}/x.png"], "not a .lat file"),
+        (["decompress", "{tmp}/good.lat", "{tmp}/x.png", "-m", "tiny-fp"], "needs model 'tiny-hp'"),
+        (["decompress", "{tmp}/good.lat", "{tmp}/x.xyz"], "xyz"),
+        (["info", "{tmp}/truncated.lat"], "truncated"),
+        (["train", "{tmp}/missing", "--out", "{tmp}/m"], "not found"),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, photo, args, message):
+    (tmp_path / "notimage.png").write_bytes(b"hello")
+    run("compress", photo, tmp_path / "good.lat", "-m", "tiny-hp")
+    good = (tmp_path / "good.lat").read_bytes()
+    (tmp_path / "truncated.lat").write_bytes(good[:-7])
+    (tmp_path / "garbage.lat").write_bytes(b"GIF89a" + bytes(40))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [a.format(tmp=tmp_path) for a in args]
+    if argv[0] == "compress" and "-m" not in argv:
+        argv += ["-m", "tiny-hp"]
+    r = run(*argv)
+    assert r.exit_code == 1, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aecli: error:") and message in lines[0], r.stderr
+    assert "Traceback" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing left behind
+    assert (tmp_path / "photo.png").read_bytes() == photo.read_bytes()
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_subprocess_pipeline(tmp_path, photo):
+    """cat photo.png | aecli compress - - | aecli decompress - - > back.png"""
+    cmd = [sys.executable, "-m", "aecli"]
+    comp = subprocess.run(cmd + ["compress", "-", "-", "-m", "tiny-hp"], input=photo.read_bytes(), capture_output=True, env=_env(), check=True)
+    assert comp.stdout.startswith(latformat.MAGIC)
+    dec = subprocess.run(cmd + ["decompress", "-", "-"], input=comp.stdout, capture_output=True, env=_env(), check=True)
+    assert dec.stdout.startswith(b"\x89PNG")
+    # the same as going through files
+    run("compress", photo, tmp_path / "f.lat", "-m", "tiny-hp")
+    assert (tmp_path / "f.lat").read_bytes() == comp.stdout
+    bad = subprocess.run(cmd + ["decompress", "-", "-"], input=comp.stdout[:-3], capture_output=True, env=_env())
+    assert bad.returncode == 1 and bad.stdout == b""
+    assert bad.stderr.decode().strip().count("\n") == 0 and "truncated" in bad.stderr.decode()
+
+
+def test_help_and_info_do_not_import_torch(tmp_path, photo):
+    run("compress", photo, tmp_path / "p.lat", "-m", "tiny-hp")
+    code = (
+        "import sys\nfrom aecli.cli import app\n"
+        "for argv in (['--help'], ['info', sys.argv[1]], ['models']):\n"
+        "    try:\n        app(argv)\n    except SystemExit:\n        pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\nprint('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.lat")], capture_output=True, text=True, env=_env())
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr

@@ -1,0 +1,75 @@
+"""Training: a tiny run end to end, exported model usable, resume equals uninterrupted."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from aecli.cli import app
+
+from conftest import photo_like
+
+runner = CliRunner()
+TINY = ["--channels", "8,12", "--patch", "64", "--batch-size", "2", "--holdout", "1", "--log-every", "1",
+        "--ckpt-every", "2", "--val-every", "100", "--seed", "3", "--threads", "1"]
+
+
+@pytest.fixture
+def images(tmp_path, rng):
+    d = tmp_path / "imgs"
+    (d / "sub").mkdir(parents=True)
+    for i in range(3):
+        PILImage.fromarray(photo_like(70 + i, 90, rng)).save(d / f"{i}.png")
+    PILImage.fromarray(photo_like(50, 60, rng)).save(d / "sub" / "small.jpg")  # smaller than a crop
+    return d
+
+
+def train(*args):
+    return runner.invoke(app, ["train", *[str(a) for a in args]])
+
+
+def test_train_export_and_use(tmp_path, images):
+    out = tmp_path / "mymodel"
+    r = train(images, "--out", out, "--steps", "3", *TINY)
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "mymodel.json").read_text())
+    assert meta["task"] == "codec" and meta["qualities"] == list(range(1, 9))
+    assert meta["training"]["steps"] == 3 and meta["validation"]["estimated_rd"]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 3
+    r = runner.invoke(app, ["compress", str(images / "0.png"), str(tmp_path / "x.lat"), "--model", str(out), "-Q", "8"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["decompress", str(tmp_path / "x.lat"), str(tmp_path / "x.png"), "--model", str(out)])
+    assert r.exit_code == 0, r.output
+    # a second run into the same folder must not silently restart
+    r = train(images, "--out", out, "--steps", "3", *TINY)
+    assert r.exit_code == 1 and "--resume" in r.stderr
+
+
+def test_resume_matches_uninterrupted(tmp_path, images):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert train(images, "--out", a, "--steps", "4", *TINY).exit_code == 0
+    assert train(images, "--out", b, "--steps", "2", *TINY).exit_code == 0
+    r = train(images, "--out", b, "--steps", "4", "--resume", *TINY)
+    assert r.exit_code == 0, r.output
+    sa = torch.load(a / "checkpoint.pt", weights_only=True)
+    sb = torch.load(b / "checkpoint.pt", weights_only=True)
+    assert sb["step"] == 4
+    # same batches and noise; the weights agree to float rounding (kernels may sum in another order)
+    for k, v in sa["model"].items():
+        assert torch.allclose(v, sb["model"][k], rtol=1e-5, atol=1e-7), k
+    la = [h["loss"] for h in sa["history"] if "loss" in h]
+    lb = [h["loss"] for h in sb["history"] if "loss" in h]
+    assert la == pytest.approx(lb, rel=1e-5)
+    assert len(la) == 4
+
+
+def test_single_quality_model(tmp_path, images):
+    out = tmp_path / "q4"
+    r = train(images, "--out", out, "--steps", "1", "--quality", "4", "--model", "factorized", *TINY)
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "q4.json").read_text())
+    assert meta["qualities"] == [4] and meta["architecture"]["kind"] == "factorized"
+    assert meta["architecture"]["lambdas"] == [0.013]
