@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .errors import UserError
 
-BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+# In a source checkout the weights sit beside the package; an install maps them to aecli/weights.
+SOURCE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 DEFAULTS = {"codec": "hp", "denoise": "dn"}
 
 
@@ -28,8 +29,8 @@ def _bundled_dir() -> Path:
         from importlib.resources import files
 
         return Path(str(files("aecli.weights")))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - broken install
-        return BUNDLED_DIR
+    except (ModuleNotFoundError, TypeError):  # running from a source tree without installing
+        return SOURCE_WEIGHTS
 
 
 def user_dirs() -> list[Path]:

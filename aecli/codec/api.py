@@ -89,7 +89,10 @@ class Codec:
         except RuntimeError as exc:
             raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
         model.eval()
-        return cls(files, model, tensors)
+        try:
+            return cls(files, model, tensors)
+        except (KeyError, ValueError) as exc:
+            raise UserError(f"model '{files.name}': damaged or incompatible weights ({exc})") from None
 
     def __post_init__(self):
         t = self.tensors

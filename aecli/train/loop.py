@@ -167,6 +167,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
 
     model.train()
     running: dict[str, float] = {}
+    counted = 0
     try:
         with progress_bar() as bar:
             job = bar.add_task("train", total=cfg.steps, completed=step, stats="")
@@ -190,17 +191,18 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                 seconds += time.perf_counter() - t0
                 for k, v in stats.items():
                     running[k] = running.get(k, 0.0) + v
+                counted += 1
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-                    mean = {k: v / n for k, v in running.items()}
+                    mean = {k: v / counted for k, v in running.items()}
                     running.clear()
+                    counted = 0
                     history.append({"step": step, **{k: round(v, 5) for k, v in mean.items()}})
                     text = " ".join(f"{k}={v:.4g}" for k, v in mean.items())
                     bar.update(job, completed=step, stats=text)
                     log(f"step {step} {text} ({seconds:.0f}s)")
                 else:
                     bar.update(job, completed=step)
-                if not math.isfinite(float(loss)):
+                if not math.isfinite(stats["loss"]):
                     raise FloatingPointError(f"loss is {float(loss)} at step {step}")
                 if step % cfg.val_every == 0:
                     val = validate()

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The exact recipe of the bundled codec model weights/hp.* (mean-scale hyperprior, N=64, M=128,
+# 8 quality levels in one variable-rate model). Trains on CBSD432 only (the last 8 images in
+# sorted order are held out for validation). Resumable: run it again to continue from
+# runs/hp/checkpoint.pt; raise STEPS to train longer. Then install the result with
+#   cp runs/hp/hp.safetensors runs/hp/hp.json weights/
+#
+#   DATA=../shared/data/CBSD432 STEPS=200000 bash scripts/train_codec.sh
+set -euo pipefail
+DATA=${DATA:-../shared/data/CBSD432}
+OUT=${OUT:-runs/hp}
+STEPS=${STEPS:-200000}
+DEVICE=${DEVICE:-auto}
+THREADS=${THREADS:-1}
+RESUME=()
+[ -f "$OUT/checkpoint.pt" ] && RESUME=(--resume)
+exec aecli train "$DATA" --out "$OUT" --task codec --model hyperprior --channels 64,128 \
+  --steps "$STEPS" --batch-size 8 --patch 128 --lr 2e-4 --seed 0 --holdout 8 \
+  --log-every 100 --ckpt-every 500 --val-every 2000 --device "$DEVICE" --threads "$THREADS" "${RESUME[@]}"
