@@ -123,6 +123,46 @@ def models(
     print(inspect.to_json(rows) if json else inspect.format_models(rows))
 
 
+@app.command()
+@_guarded
+def compare(
+    inputs: list[str] = typer.Argument(..., help="Images or folders."),
+    quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="Our quality level (default: the model's)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+):
+    """Compress each image, and show JPEG and WebP given the same number of bytes."""
+    from .codec.api import load_codec
+    from .eval import codec_eval
+
+    rows = codec_eval.compare(inputs, model, quality)
+    print(codec_eval.to_json(rows) if json else codec_eval.format_compare(rows, load_codec(model).name))
+
+
+@app.command("eval")
+@_guarded
+def evaluate(
+    inputs: list[str] = typer.Argument(..., help="Images or folders (e.g. ../shared/data/Kodak24)."),
+    out: Path = typer.Option(Path("eval"), "--out", "-o", help="Folder for NAME.md/.csv/.json and NAME.png."),
+    name: str = typer.Option("rd", "--name", help="Base name of the result files."),
+    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    baselines: str = typer.Option("jpeg,webp,avif", "--baselines", help="Comma-separated; empty for none."),
+    published: Optional[str] = typer.Option(None, "--published", help="JSON of published RD curves to compare with."),
+):
+    """Rate-distortion sweep of every quality vs JPEG/WebP/AVIF: BD-rates, table, plot."""
+    from .eval import codec_eval
+
+    chosen = tuple(b.strip() for b in baselines.split(",") if b.strip())
+    bad = [b for b in chosen if b not in codec_eval.BASELINE_QUALITIES]
+    if bad:
+        from .errors import UserError
+
+        raise UserError(f"unknown baseline {bad[0]} (choose from jpeg, webp, avif)")
+    result = codec_eval.evaluate(inputs, str(out), model, chosen, published, name)
+    print((out / f"{name}.md").read_text())
+    return 0 if result else 1
+
+
 class Task(str, Enum):
     codec = "codec"
 

@@ -173,3 +173,25 @@ def test_help_and_info_do_not_import_torch(tmp_path, photo):
     )
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.lat")], capture_output=True, text=True, env=_env())
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
+
+
+def test_compare_and_eval(tmp_path, rng):
+    imgs = tmp_path / "imgs"
+    save(imgs / "a.png", photo_like(64, 80, rng))
+    save(imgs / "b.png", photo_like(64, 64, rng))
+    r = run("compare", imgs, "-m", "tiny-hp", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [x["image"] for x in rows] == ["a.png", "b.png"]
+    for x in rows:
+        assert x["jpeg_bytes"] is None or x["jpeg_bytes"] <= x["bytes"]
+    out = tmp_path / "ev"
+    r = run("eval", imgs, "-m", "tiny-hp", "--out", out, "--baselines", "jpeg", "--name", "t")
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "t.json").read_text())
+    assert [p["quality"] for p in res["curves"]["aecli"]] == [1, 2, 3]
+    assert len(res["curves"]["jpeg"]) == 10 and "jpeg" in res["bd_rate_vs"]
+    assert (out / "t.md").read_text().startswith("# Rate-distortion")
+    assert (out / "t.csv").exists()
+    r = run("eval", imgs, "-m", "tiny-hp", "--baselines", "gif")
+    assert r.exit_code == 1 and "unknown baseline" in r.stderr

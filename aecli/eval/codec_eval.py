@@ -1,0 +1,248 @@
+"""Evaluate the codec: `aecli compare` (same-size comparison) and `aecli eval` (RD sweep).
+
+Sizes are always real file sizes: our .lat files (header and CRC included) and the bytes
+Pillow's encoders write.  Each RD point is the mean over images of per-image values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import format as latformat
+from ..errors import UserError
+from ..imageio import Image, read_image, walk_images
+from ..progress import progress_bar
+from . import rd
+from .metrics import ms_ssim, psnr
+
+# Quality sweeps of the classical codecs, spanning about 0.1 .. 2 bpp on Kodak.
+BASELINE_QUALITIES = {
+    "jpeg": [3, 5, 8, 12, 20, 30, 45, 60, 75, 85],
+    "webp": [0, 5, 15, 30, 45, 60, 75, 85],
+    "avif": [10, 20, 30, 40, 50, 60, 70, 80],
+}
+LABELS = {"jpeg": "JPEG (Pillow, optimize)", "webp": "WebP (Pillow, method 6)", "avif": "AVIF (Pillow, speed 6)"}
+
+
+def _inputs(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += walk_images(p)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise UserError(f"input not found: {p}")
+    if not files:
+        raise UserError("no images given")
+    return files
+
+
+def _rgb(img: Image) -> np.ndarray:
+    return img.pixels if img.pixels.ndim == 3 else np.repeat(img.pixels[..., None], 3, axis=2)
+
+
+def compare(paths: list[str], model: str | None = None, quality: int | None = None) -> list[dict]:
+    """Per image: our file at `quality`, and JPEG / WebP given the same number of bytes."""
+    from ..codec.api import load_codec
+
+    codec = load_codec(model)
+    rows = []
+    files = _inputs(paths)
+    with progress_bar() as bar:
+        job = bar.add_task("compare", total=len(files), stats="")
+        for f in files:
+            img = read_image(f)
+            h, w = img.pixels.shape[:2]
+            t0 = time.perf_counter()
+            data = codec.compress(img, quality)
+            t1 = time.perf_counter()
+            back = codec.decompress(latformat.unpack(data))
+            t2 = time.perf_counter()
+            row = {"image": f.name, "size": f"{w}x{h}", "quality": latformat.unpack(data).quality,
+                   "bytes": len(data), "bpp": 8 * len(data) / (w * h), "psnr": psnr(img.pixels, back.pixels),
+                   "encode_s": t1 - t0, "decode_s": t2 - t1}
+            for name in ("jpeg", "webp"):
+                try:
+                    q, raw = rd.find_quality(_rgb(img), name, len(data))
+                    dec = rd.decode(raw)
+                    row[f"{name}_bytes"] = len(raw)
+                    row[f"{name}_psnr"] = psnr(_rgb(img), dec)
+                except ValueError:  # nothing fits the budget
+                    row[f"{name}_bytes"], row[f"{name}_psnr"] = None, None
+            rows.append(row)
+            bar.advance(job)
+    return rows
+
+
+def format_compare(rows: list[dict], model_name: str) -> str:
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    head = f"{'image':<16} {'aecli (' + model_name + ')':>28}   {'JPEG, same size':>18}   {'WebP, same size':>18}"
+    out = [head, f"{'':<16} {'quality  bytes    bpp   PSNR':>28}   {'bytes   PSNR':>18}   {'bytes   PSNR':>18}"]
+    for r in rows:
+        out.append(
+            f"{r['image']:<16} {r['quality']:>7} {r['bytes']:>6} {r['bpp']:>6.3f} {r['psnr']:>6.2f}   "
+            f"{f(r['jpeg_bytes'], '>11')} {f(r['jpeg_psnr'], '>6.2f')}   {f(r['webp_bytes'], '>11')} {f(r['webp_psnr'], '>6.2f')}"
+        )
+    if rows:
+        mean = lambda k: np.mean([r[k] for r in rows if r[k] is not None]) if any(r[k] is not None for r in rows) else None  # noqa: E731
+        out.append(f"{'mean':<16} {'':>7} {'':>6} {mean('bpp'):>6.3f} {mean('psnr'):>6.2f}   "
+                   f"{'':>11} {f(mean('jpeg_psnr'), '>6.2f')}   {'':>11} {f(mean('webp_psnr'), '>6.2f')}")
+    return "\n".join(out)
+
+
+def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None) -> tuple[list[dict], dict]:
+    """Every quality of our model on every image: mean bpp / PSNR / MS-SSIM and timings."""
+    from ..codec.api import load_codec
+
+    codec = load_codec(model)
+    per_q = {q: {"bpp": [], "psnr": [], "ms_ssim": [], "encode_s": [], "decode_s": []} for q in codec.qualities}
+    for f in files:
+        img = read_image(f)
+        h, w = img.pixels.shape[:2]
+        t0 = time.perf_counter()
+        y_base = codec.analyse(img)
+        t_analyse = time.perf_counter() - t0
+        for q in codec.qualities:
+            t0 = time.perf_counter()
+            data = codec.compress(img, q, y_base)
+            t1 = time.perf_counter()
+            back = codec.decompress(latformat.unpack(data))
+            t2 = time.perf_counter()
+            d = per_q[q]
+            d["bpp"].append(8 * len(data) / (w * h))
+            d["psnr"].append(psnr(_rgb(img), _rgb(back)))
+            d["ms_ssim"].append(ms_ssim(_rgb(img), _rgb(back)))
+            d["encode_s"].append(t1 - t0 + t_analyse)
+            d["decode_s"].append(t2 - t1)
+            if bar is not None:
+                bar.advance(job)
+    rows = [{"codec": "aecli", "quality": q, **{k: float(np.mean(v)) for k, v in d.items()}, "n_images": len(files)}
+            for q, d in per_q.items()]
+    return rows, {"name": codec.name, "fingerprint": codec.files.meta.get("fingerprint"),
+                  "training": codec.files.meta.get("training", {})}
+
+
+def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines: tuple[str, ...] = ("jpeg", "webp", "avif"),
+             published: str | None = None, name: str = "rd") -> dict:
+    """RD sweep of our codec and the baselines; BD-rates; writes NAME.{md,csv,json} and NAME.png."""
+    files = _inputs(paths)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images = None
+    from ..codec.api import load_codec
+
+    n_ours = len(load_codec(model).qualities)
+    total = len(files) * (n_ours + sum(len(BASELINE_QUALITIES[b]) for b in baselines))
+    curves: dict[str, list[dict]] = {}
+    with progress_bar() as bar:
+        job = bar.add_task("eval", total=total, stats="")
+        ours, model_info = sweep_ours(files, model, bar, job)
+        curves["aecli"] = ours
+        for b in baselines:
+            if images is None:
+                images = [_rgb(read_image(f)) for f in files]
+            pts = rd.baseline_sweep(images, b, BASELINE_QUALITIES[b], on_step=lambda: bar.advance(job))
+            curves[b] = [p.as_dict() for p in pts]
+    ours_r = [p["bpp"] for p in ours]
+    ours_p = [p["psnr"] for p in ours]
+    ours_m = [_db(p["ms_ssim"]) for p in ours]
+    bd = {}
+    for b in baselines:
+        br = [p["bpp"] for p in curves[b]]
+        bd[b] = {
+            "bd_rate_psnr": _safe(rd.bd_rate, br, [p["psnr"] for p in curves[b]], ours_r, ours_p),
+            "bd_psnr": _safe(rd.bd_psnr, br, [p["psnr"] for p in curves[b]], ours_r, ours_p),
+            "bd_rate_msssim": _safe(rd.bd_rate, br, [_db(p["ms_ssim"]) for p in curves[b]], ours_r, ours_m),
+        }
+    pub = {}
+    if published and Path(published).exists():
+        for k, pts in rd.load_published(published).items():
+            pub[k] = {"bd_rate_psnr": _safe(rd.bd_rate, [p[0] for p in pts], [p[1] for p in pts], ours_r, ours_p),
+                      "note": "published curve; its bpp counts only the entropy-coded strings"}
+    result = {
+        "images": len(files),
+        "data": sorted({str(f.parent) for f in files}),
+        "model": model_info,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "curves": curves,
+        "bd_rate_vs": bd,
+        "bd_rate_vs_published": pub,
+        "note": "BD-rate of aecli relative to each codec: negative = aecli needs fewer bits at equal quality.",
+    }
+    (out / f"{name}.json").write_text(json.dumps(_clean(result), indent=2) + "\n")
+    rows = [dict(p, codec=c) for c, pts in curves.items() for p in pts]
+    rd.write_csv(rows, out / f"{name}.csv", columns=["codec", "quality", "bpp", "psnr", "ms_ssim"])
+    (out / f"{name}.md").write_text(markdown_report(result))
+    try:
+        plot = {"aecli (" + model_info["name"] + ")": [(p["bpp"], p["psnr"]) for p in ours]}
+        plot.update({LABELS.get(b, b): [(p["bpp"], p["psnr"]) for p in curves[b]] for b in baselines})
+        if published and Path(published).exists():
+            for k, pts in rd.load_published(published).items():
+                if "hyperprior" in k or "factorized" in k:
+                    plot[k + " (published)"] = [(p[0], p[1]) for p in pts]
+        rd.plot_rd(plot, out / f"{name}.png", title=f"Rate-distortion on {len(files)} images", xlim=(0, 2.0))
+    except ImportError:
+        pass
+    return result
+
+
+def _db(v: float) -> float:
+    return -10.0 * math.log10(max(1.0 - v, 1e-12))
+
+
+def _safe(fn, *args):
+    try:
+        v = fn(*args)
+        return None if v is None or not math.isfinite(v) else round(float(v), 2)
+    except (ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+        return None
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return round(float(obj), 5)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def markdown_report(result: dict) -> str:
+    m = result["model"]
+    lines = [f"# Rate-distortion: {result['images']} images from {', '.join(result['data'])}", "",
+             f"Model `{m['name']}` (fingerprint {m['fingerprint']}), trained {m['training'].get('steps', '?')} steps "
+             f"on {m['training'].get('hardware', '?')}.", "",
+             "bpp counts whole files (our .lat header and CRC included). BD-rate < 0: aecli needs fewer bits at equal quality.", "",
+             "| vs | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
+    for b, v in result["bd_rate_vs"].items():
+        lines.append(f"| {LABELS.get(b, b)} | {_pct(v['bd_rate_psnr'])} | {v['bd_psnr'] if v['bd_psnr'] is not None else 'n/a'} | {_pct(v['bd_rate_msssim'])} |")
+    for k, v in result.get("bd_rate_vs_published", {}).items():
+        lines.append(f"| {k} (published*) | {_pct(v['bd_rate_psnr'])} | | |")
+    lines += ["", "\\* published curves count only the entropy-coded strings, not file headers.", "",
+              "| codec | quality | bpp | PSNR (dB) | MS-SSIM | encode s | decode s |", "|---|---|---|---|---|---|---|"]
+    for c, pts in result["curves"].items():
+        for p in pts:
+            enc = f"{p['encode_s']:.3f}" if "encode_s" in p else ""
+            dec = f"{p['decode_s']:.3f}" if "decode_s" in p else ""
+            lines.append(f"| {c} | {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {enc} | {dec} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v) -> str:
+    return "n/a (curves do not overlap)" if v is None else f"{v:+.1f}%"
+
+
+def to_json(obj) -> str:
+    return json.dumps(_clean(obj), indent=2)
