@@ -1,0 +1,89 @@
+"""Encode/decode time and peak memory of the codec on CPU, per quality and for a large image.
+
+    python benchmarks/speed.py --image samples/kodim23.png --big-mp 25 --out docs/speed.json
+
+Each measurement runs in a fresh Python process, which loads the model, warms up once on a
+small image, then times `compress` and `decompress` (model loading excluded; file I/O
+excluded) and reports its peak RSS (ru_maxrss, whole process, model and torch included).
+The large image is the given image upscaled (bicubic) to about --big-mp megapixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, torch
+from PIL import Image as P
+from aecli.codec.api import load_codec
+from aecli import format as lf
+from aecli.imageio import read_image, Image
+path, quality, mp, threads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+if threads: torch.set_num_threads(threads)
+codec = load_codec(None)
+img = read_image(path)
+if mp > 0:
+    h, w = img.pixels.shape[:2]
+    s = (mp * 1e6 / (h * w)) ** 0.5
+    im = P.fromarray(img.pixels).resize((int(w * s), int(h * s)), P.BICUBIC)
+    img = Image(np.asarray(im), None, "RGB", 8)
+warm = Image(img.pixels[:64, :64].copy(), None, "RGB", 8)
+codec.decompress(lf.unpack(codec.compress(warm, quality)))
+t0 = time.perf_counter(); data = codec.compress(img, quality); t1 = time.perf_counter()
+back = codec.decompress(lf.unpack(data)); t2 = time.perf_counter()
+h, w = img.pixels.shape[:2]
+print(json.dumps({"quality": quality, "width": w, "height": h, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
+                  "encode_s": t1 - t0, "decode_s": t2 - t1, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "threads": torch.get_num_threads()}))
+"""
+
+
+def measure(image: Path, quality: int, mp: float, threads: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    r = subprocess.run([sys.executable, "-c", CHILD, str(image), str(quality), str(mp), str(threads)],
+                       capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise SystemExit(r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--image", type=Path, default=Path("samples/kodim23.png"))
+    ap.add_argument("--qualities", default="1,2,3,4,5,6,7,8")
+    ap.add_argument("--big-mp", type=float, default=25.0, help="megapixels of the large test (0: skip)")
+    ap.add_argument("--big-quality", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--out", type=Path, default=Path("docs/speed.json"))
+    args = ap.parse_args()
+    from aecli.progress import progress_bar
+
+    qs = [int(q) for q in args.qualities.split(",") if q]
+    rows = []
+    with progress_bar() as bar:
+        job = bar.add_task("speed", total=len(qs) + (1 if args.big_mp > 0 else 0), stats="")
+        for q in qs:
+            rows.append(measure(args.image, q, 0, args.threads))
+            bar.advance(job)
+        if args.big_mp > 0:
+            rows.append(measure(args.image, args.big_quality, args.big_mp, args.threads))
+            bar.advance(job)
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "image": str(args.image), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("| image | quality | bpp | encode s | decode s | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['width']}x{r['height']} | {r['quality']} | {r['bpp']:.3f} | {r['encode_s']:.2f} | {r['decode_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
