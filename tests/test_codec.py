@@ -6,6 +6,7 @@ import torch
 
 from aecli import format as latformat
 from aecli import registry
+from aecli import tiling
 from aecli.codec import api, coding, intnet
 from aecli.errors import UserError
 from aecli.imageio import Image, decode_image
@@ -131,9 +132,9 @@ def test_tiled_equals_untiled(monkeypatch, rng):
     codec = api.load_codec("tiny-hp")
     img = _img(photo_like(200, 260, rng))
     whole = codec.decompress(latformat.unpack(codec.compress(img, 3))).pixels
-    monkeypatch.setattr(api, "TILE", 3)  # force many tiles (latent tiles of 48 pixels)
-    y_whole = api.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=10**6)
-    y_tiled = api.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3)
+    monkeypatch.setattr(tiling, "TILE", 3)  # force many tiles (latent tiles of 48 pixels)
+    y_whole = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=10**6)
+    y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3)
     assert torch.allclose(y_whole, y_tiled, atol=1e-4)
     tiled = codec.decompress(latformat.unpack(codec.compress(img, 3, y_base=None))).pixels
     diff = np.abs(whole.astype(int) - tiled.astype(int))
