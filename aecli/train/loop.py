@@ -107,6 +107,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     opt, aux_opt = task.optimizers(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list = []
+    segments: list = []  # one entry per process that trained this run: steps, hardware, seconds
     step, seconds = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -116,9 +117,15 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         step, seconds, history = state["step"], state["seconds"], state["history"]
+        segments = state.get("segments", [])
         log(f"resumed from {ckpt_path} at step {step}")
 
+    segment = {"from_step": step, "to_step": step, "hardware": hardware(device), "seconds": 0.0}
+    segments.append(segment)
+    start_seconds = seconds
+
     def checkpoint() -> None:
+        segment["to_step"], segment["seconds"] = step, round(seconds - start_seconds, 1)
         _atomic_save(
             {
                 "config": asdict(cfg),
@@ -130,13 +137,15 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                 "step": step,
                 "seconds": seconds,
                 "history": history,
+                "segments": segments,
             },
             ckpt_path,
         )
         record = {
             "steps": step,
             "seconds": round(seconds, 1),
-            "hardware": hardware(device),
+            "hardware": ", ".join(sorted({s["hardware"] for s in segments if s["to_step"] > s["from_step"]})) or hardware(device),
+            "segments": [s for s in segments if s["to_step"] > s["from_step"]],
             "data": str(cfg.data),
             "images": len(data),
             "batch_size": cfg.batch_size,

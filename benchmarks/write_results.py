@@ -1,0 +1,88 @@
+"""Assemble docs/results.md from the recorded benchmark outputs and the bundled model's metadata.
+
+    python benchmarks/write_results.py
+
+Reads docs/rd_kodak.json (benchmarks/kodak_codec.sh), docs/baselines.json
+(benchmarks/baselines_kodak.py), docs/speed.json (benchmarks/speed.py) and weights/*.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def load(name: str):
+    p = DOCS / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def pct(v) -> str:
+    return "n/a" if v is None else f"{v:+.1f}%"
+
+
+def main() -> None:
+    out = ["# Results", "", "Every number here was produced by a committed script; the command is given with each table.", ""]
+
+    out += ["## Bundled models", ""]
+    out += ["| model | task | architecture | steps | hardware | training time | data | batch x patch | seed |", "|---|---|---|---|---|---|---|---|---|"]
+    for meta_path in sorted((ROOT / "weights").glob("*.json")):
+        m = json.loads(meta_path.read_text())
+        t = m.get("training", {})
+        a = m.get("architecture", {})
+        arch = ", ".join(f"{k}={v}" for k, v in a.items() if k != "lambdas")
+        out.append(f"| {m['name']} | {m['task']} | {arch} | {t.get('steps')} | {t.get('hardware')} | "
+                   f"{t.get('seconds', 0) / 3600:.2f} h | {t.get('data')} ({t.get('images')} images) | "
+                   f"{t.get('batch_size')} x {t.get('patch')} | {t.get('seed')} |")
+        val = (m.get("validation") or {}).get("estimated_rd")
+        if val:
+            out += ["", f"Validation of `{m['name']}` on its {len(m['validation'].get('images', []))} held-out CBSD432 images "
+                    "(bpp estimated from the model's likelihoods, PSNR of the rounded reconstruction):", "",
+                    "| quality | bpp | PSNR (dB) |", "|---|---|---|"]
+            out += [f"| {r['quality']} | {r['bpp']:.4f} | {r['psnr']:.2f} |" for r in val]
+        out.append("")
+
+    rd = load("rd_kodak.json")
+    if rd:
+        out += ["## Rate-distortion on Kodak24", "", "Command: `bash benchmarks/kodak_codec.sh` "
+                "(= `aecli eval ../shared/data/Kodak24 --out docs --name rd_kodak --published ../shared/reference/kodak_rd_published.json`).", "",
+                "bpp from real file sizes (the whole .lat file; Pillow's whole JPEG/WebP/AVIF files), RGB PSNR, MS-SSIM; "
+                "each point is the mean over the 24 images. BD-rate < 0 means aecli needs fewer bits than the other codec at equal quality.", "",
+                "| aecli vs | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
+        for b, v in rd["bd_rate_vs"].items():
+            out.append(f"| {b} | {pct(v['bd_rate_psnr'])} | {v['bd_psnr'] if v['bd_psnr'] is not None else 'n/a'} | {pct(v['bd_rate_msssim'])} |")
+        for k, v in rd.get("bd_rate_vs_published", {}).items():
+            out.append(f"| {k} (published; bpp of its strings only) | {pct(v['bd_rate_psnr'])} | | |")
+        out += ["", "![RD plot](rd_kodak.png)", "", "Per-quality points of aecli:", "",
+                "| quality | bpp | PSNR (dB) | MS-SSIM | encode s | decode s |", "|---|---|---|---|---|---|"]
+        for p in rd["curves"]["aecli"]:
+            out.append(f"| {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.2f} | {p['decode_s']:.2f} |")
+        out += ["", "All points of all codecs: [rd_kodak.md](rd_kodak.md), [rd_kodak.csv](rd_kodak.csv).", ""]
+
+    base = load("baselines.json")
+    if base:
+        out += ["## The classical codecs among themselves (Kodak24)", "",
+                "Command: `python benchmarks/baselines_kodak.py --data ../shared/data/Kodak24 --out docs/baselines.json`; "
+                f"settings: {'; '.join(f'{k}: {v}' for k, v in base['settings'].items())}.", "",
+                "| test vs anchor | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
+        for v in base["bd"]:
+            out.append(f"| {v['test']} vs {v['anchor']} | {pct(v['bd_rate_psnr_cubic_pct'])} | {v['bd_psnr_db']:+.2f} | {pct(v['bd_rate_msssim_db_cubic_pct'])} |")
+        out.append("")
+
+    sp = load("speed.json")
+    if sp:
+        out += ["## Speed and memory (CPU)", "", f"Command: `python benchmarks/speed.py` on {sp['machine']}. Model loading excluded; "
+                "peak RSS is the whole process (torch and the model included).", "",
+                "| image | quality | bpp | encode s | decode s | peak RSS MB |", "|---|---|---|---|---|---|"]
+        for r in sp["rows"]:
+            out.append(f"| {r['width']}x{r['height']} | {r['quality']} | {r['bpp']:.3f} | {r['encode_s']:.2f} | {r['decode_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+        out.append("")
+    (DOCS / "results.md").write_text("\n".join(out) + "\n")
+    print(f"wrote {DOCS / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
