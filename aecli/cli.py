@@ -164,8 +164,42 @@ def evaluate(
     return 0 if result else 1
 
 
+@app.command()
+@_guarded
+def denoise(
+    input: str = typer.Argument(..., help="Noisy image file, '-' for stdin, or a folder."),
+    output: Optional[str] = typer.Argument(None, help="Image file (format from extension), '-' for stdout (PNG), or a folder (default: INPUT-denoised)."),
+    sigma: Optional[str] = typer.Option(None, "--sigma", "-s", help="Noise level on the 0-255 scale, or 'auto' (default): estimated from the image and reported."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'dn')."),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+):
+    """Remove noise from images with the denoising autoencoder."""
+    from .denoise import files
+
+    return files.denoise(input, output, model=model, sigma=sigma, force=force, quiet=quiet)
+
+
+@app.command()
+@_guarded
+def noise(
+    input: str = typer.Argument(..., help="Clean image file, '-' for stdin, or a folder."),
+    output: str = typer.Argument(..., help="Image file (format from extension), '-' for stdout (PNG), or a folder."),
+    sigma: float = typer.Option(..., "--sigma", "-s", help="Gaussian noise standard deviation on the 0-255 scale."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same noise (a folder's files each get their own)."),
+    poisson: Optional[float] = typer.Option(None, "--poisson", help="Also Poisson (shot) noise: PEAK photons for white (e.g. 30)."),
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+):
+    """Add synthetic noise to images (test inputs for 'aecli denoise'), clipped to 8 bits."""
+    from .denoise import files
+
+    return files.noise(input, output, sigma=sigma, seed=seed, peak=poisson, force=force, quiet=quiet)
+
+
 class Task(str, Enum):
     codec = "codec"
+    denoise = "denoise"
 
 
 @app.command()
@@ -174,13 +208,14 @@ def train(
     data: Path = typer.Argument(..., help="Folder of training images (recursive, any image type)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: checkpoint, exported weights, log."),
     task: Task = typer.Option(Task.codec, "--task", help="What to train."),
-    model: str = typer.Option("hyperprior", "--model", help="Codec architecture: hyperprior or factorized."),
+    model: Optional[str] = typer.Option(None, "--model", help="Architecture: hyperprior (default) or factorized for codec; unet for denoise."),
     quality: Optional[int] = typer.Option(None, "--quality", help="Train a single quality level (1..8) instead of all."),
     steps: int = typer.Option(100_000, "--steps", help="Total optimisation steps."),
     batch_size: int = typer.Option(8, "--batch-size"),
     patch: int = typer.Option(128, "--patch", help="Crop size in pixels."),
     lr: float = typer.Option(1e-4, "--lr", help="Learning rate (divided by 10 after 90% of the steps)."),
-    channels: str = typer.Option("64,128", "--channels", help="N,M: transform and latent channels."),
+    channels: Optional[str] = typer.Option(None, "--channels", help="codec: N,M transform and latent channels (64,128); denoise: U-Net widths per scale (32,64,128)."),
+    sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="denoise: LO,HI noise levels (0-255 scale) drawn per sample (default 0,50)."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
@@ -195,7 +230,7 @@ def train(
 
     return train_run.main(
         data=data, out=out, task=task.value, model=model, quality=quality, steps=steps, batch_size=batch_size,
-        patch=patch, lr=lr, channels=channels, seed=seed, device=device, threads=threads, holdout=holdout,
+        patch=patch, lr=lr, channels=channels, sigma_range=sigma_range, seed=seed, device=device, threads=threads, holdout=holdout,
         ckpt_every=ckpt_every, val_every=val_every, log_every=log_every, resume=resume,
     )
 

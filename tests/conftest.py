@@ -24,11 +24,25 @@ def make_tiny_codec(kind: str, name: str, out: Path, seed: int = 1234):
     return registry.save(codec_model.export_tensors(m), meta, out / f"{name}.safetensors")
 
 
+def make_tiny_denoiser(name: str, out: Path, seed: int = 4321, widths=(8, 16)):
+    """An untrained tiny U-Net denoiser (2 scales, 1 block): a fixed, non-trivial function."""
+    import torch
+
+    from aecli import registry
+    from aecli.denoise import model as dn_model
+
+    torch.manual_seed(seed)
+    m = dn_model.build({"widths": list(widths), "blocks": 1})
+    meta = {"name": name, "task": "denoise", "architecture": m.config(), "noise": {"sigma_range": [0, 50]}}
+    return registry.save(dict(m.state_dict()), meta, out / f"{name}.safetensors")
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     make_tiny_codec("hyperprior", "tiny-hp", d)
     make_tiny_codec("factorized", "tiny-fp", d)
+    make_tiny_denoiser("tiny-dn", d)
     shutil.copy(VECTORS / "vector-hp.safetensors", d)
     shutil.copy(VECTORS / "vector-hp.json", d)
     return d

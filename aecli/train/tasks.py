@@ -98,7 +98,10 @@ class CodecTask:
 
 
 def get_task(cfg: TrainConfig):
-    tasks = {"codec": CodecTask}
-    if cfg.task not in tasks:
-        raise ValueError(f"unknown task {cfg.task!r}")
-    return tasks[cfg.task]()
+    if cfg.task == "codec":
+        return CodecTask()
+    if cfg.task == "denoise":
+        from .denoise_task import DenoiseTask
+
+        return DenoiseTask(cfg)
+    raise ValueError(f"unknown task {cfg.task!r}")

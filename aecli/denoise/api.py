@@ -1,0 +1,156 @@
+"""denoise(image, sigma) -> (image, sigma used), with a model from the registry.
+
+    pixels (uint8, or float for the papers' protocol) -> 0..1 floats, (1, 3, H, W)
+    grayscale with a colour model: the gray plane as 3 equal channels, the output's channels
+        averaged back to one (the model is trained with such gray samples)
+    colour with a 1-channel model: each channel on its own
+    sigma: given (0..255 scale), or estimated from the image (blind: None or "auto")
+    pad to a multiple of the model's alignment (reflection), run tiled, crop, clip, round
+    alpha: passed through untouched; L in -> L out, RGB in -> RGB out
+
+Large images run in tiles of TILE x TILE pixels, each with a halo of context that covers the
+network's receptive field (`receptive_radius`), so the tiled result equals the untiled one up
+to float rounding and memory stays bounded by the tile size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import registry
+from ..errors import UserError
+from ..imageio import Image
+from ..tiling import tiled
+from .model import UNetDenoiser, build
+from .noise import estimate_sigma, parse_sigma
+
+TILE = 512  # pixels per tile side (about 0.6 GB peak for the default model with its halo)
+
+
+def halo_of(model: UNetDenoiser) -> int:
+    """Context around each tile: the receptive radius rounded up to the alignment."""
+    a = model.align
+    return -(-model.receptive_radius // a) * a
+
+
+@torch.inference_mode()
+def run_model(model: UNetDenoiser, pixels: np.ndarray, sigma: float | None, tile: int | None = None,
+              halo: int | None = None) -> np.ndarray:
+    """Denoised float32 HxW / HxWx3 (0..255 scale, not clipped) of `pixels` (0..255, any dtype) at level sigma."""
+    gray = pixels.ndim == 2
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).div(255.0)  # a copy: never the caller's array
+    x = x[None, None] if gray else x.permute(2, 0, 1)[None]  # (1, C, H, W)
+    if model.in_ch == 3 and gray:
+        x = x.expand(1, 3, *x.shape[2:])
+    elif model.in_ch == 1 and not gray:
+        x = x.permute(1, 0, 2, 3)  # the channels as a batch of gray images
+    h, w = x.shape[2:]
+    a = model.align
+    ph, pw = (-h) % a, (-w) % a
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+    level = None if sigma is None else float(sigma) / 255.0
+    tile = TILE if tile is None else tile
+    halo = halo_of(model) if halo is None else halo
+    if tile <= 0 or tile % a or halo % a:
+        raise ValueError(f"tile ({tile}) and halo ({halo}) must be multiples of {a}")
+    y = tiled(lambda t: model(t.to(device), level).cpu(), x, 1, up=False, tile=tile, halo=halo)[..., :h, :w]
+    if model.in_ch == 1 and not gray:
+        y = y.permute(1, 0, 2, 3)
+    if gray:
+        y = y.mean(dim=1, keepdim=True)
+    out = (y[0] * 255.0).permute(1, 2, 0).numpy()
+    return out[:, :, 0] if gray else out
+
+
+@dataclass
+class Denoiser:
+    """A loaded denoising model."""
+
+    files: registry.ModelFiles
+    model: UNetDenoiser
+
+    @classmethod
+    def load(cls, files: registry.ModelFiles) -> "Denoiser":
+        tensors = registry.load_tensors(files)
+        try:
+            model = build(files.meta["architecture"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"model '{files.name}': unknown or damaged architecture ({exc})") from None
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as exc:
+            raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
+        model.eval()
+        return cls(files, model)
+
+    @property
+    def name(self) -> str:
+        return self.files.name
+
+    @property
+    def halo(self) -> int:
+        return halo_of(self.model)
+
+    @property
+    def sigma_range(self) -> tuple[float, float] | None:
+        r = self.files.meta.get("noise", {}).get("sigma_range")
+        return (float(r[0]), float(r[1])) if r else None
+
+    def choose_sigma(self, pixels: np.ndarray, sigma) -> tuple[float | None, str]:
+        """(sigma on the 0..255 scale, how it was chosen: 'given' or 'estimated')."""
+        sigma = parse_sigma(sigma)
+        if isinstance(sigma, float):
+            if not self.model.noise_map:
+                raise UserError(f"model '{self.name}' is blind (it takes no noise level); leave out --sigma")
+            return sigma, "given"
+        if sigma is None and not self.model.noise_map:
+            return None, "blind"
+        return estimate_sigma(pixels, clipped_range=pixels.dtype == np.uint8), "estimated"
+
+    # ---- arrays ---------------------------------------------------------------------------
+    def run(self, pixels: np.ndarray, sigma: float | None, tile: int | None = None, halo: int | None = None) -> np.ndarray:
+        """The denoised float32 image (0..255 scale, not clipped) of HxW or HxWx3 `pixels` at noise level sigma."""
+        return run_model(self.model, pixels, sigma, tile, halo)
+
+    def denoise_array(self, pixels: np.ndarray, sigma=None, *, tile: int | None = None,
+                      halo: int | None = None) -> tuple[np.ndarray, float | None]:
+        """(uint8 denoised HxW / HxWx3, sigma used) from uint8 or float (0..255) `pixels`."""
+        pixels = np.asarray(pixels)
+        if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or pixels.size == 0:
+            raise ValueError(f"expected an HxW or HxWx3 image, got shape {pixels.shape}")
+        s, _ = self.choose_sigma(pixels, sigma)
+        out = self.run(pixels, s, tile, halo)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8), s
+
+    # ---- images ---------------------------------------------------------------------------
+    def denoise(self, img: Image, sigma=None, *, tile: int | None = None, halo: int | None = None) -> tuple[Image, float | None]:
+        """(denoised image, sigma used).  sigma: a number (0..255 scale), None or 'auto' (estimated)."""
+        px, s = self.denoise_array(img.pixels, sigma, tile=tile, halo=halo)
+        return Image(pixels=np.ascontiguousarray(px), alpha=img.alpha, mode=img.mode, source_bits=8), s
+
+
+_CACHE: dict = {}
+
+
+def load_denoiser(spec: str | None = None) -> Denoiser:
+    """A model by path or name (default: the bundled 'dn'), loaded once per process."""
+    try:
+        files = registry.resolve(spec, "denoise")
+    except UserError as exc:
+        if spec or "not found" not in str(exc):
+            raise
+        default = registry.DEFAULTS["denoise"]
+        raise UserError(
+            f"model '{default}' not found: the bundled denoising weights are not installed "
+            f"(train them with scripts/train_denoise.sh, or give --model)"
+        ) from None
+    key = (str(files.weights), files.meta.get("fingerprint"))
+    if key not in _CACHE:
+        _CACHE[key] = Denoiser.load(files)
+    return _CACHE[key]

@@ -1,0 +1,161 @@
+"""`aecli denoise` and `aecli noise` on files, pipes and folders.
+
+A file or '-' in gives one output (a file, or '-' for stdout, PNG there); a folder in gives a
+folder out with the same relative paths and names (subfolders mirrored, each file written in
+the format of its own extension, PNG for extensions we cannot write such as .gif), outputs that
+exist skipped unless --force, one line per bad file, a summary, and exit code 1 if any failed.
+JPEG and WebP outputs are written at quality 95. The input is never overwritten.
+
+This module imports no torch: `aecli noise` runs on numpy alone, and `aecli denoise` loads
+the model (and torch) only once the arguments have been checked.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+
+from .. import batch
+from ..errors import UserError
+from ..imageio import (_EXT_TO_FORMAT, IMAGE_EXTS, Image, _same_file, encode_image, format_from_path,
+                       mirror_path, read_image, walk_images, write_output)
+
+from .noise import parse_sigma
+
+SAVE_OPTIONS = {"jpeg": {"quality": 95}, "webp": {"quality": 95}}
+DEFAULT_SUFFIX = "-denoised"
+
+
+def _is_pipe(p: str) -> bool:
+    return p == "-"
+
+
+def _encode(img: Image, dst: str) -> bytes:
+    fmt = format_from_path(dst, default="png")
+    return encode_image(img, fmt, **SAVE_OPTIONS.get(fmt, {}))
+
+
+def _suffix_for(src: Path) -> str:
+    """The output keeps the input's extension when we can write it, else becomes .png."""
+    return src.suffix if src.suffix.lower() in _EXT_TO_FORMAT else ".png"
+
+
+def _inside(p: Path, folder: Path) -> bool:
+    try:
+        p.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs of a folder batch; files under the output folder are not inputs."""
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"output {dst} must be a folder when the input {src} is a folder")
+    if dst.exists() and _same_file(dst, src):
+        raise UserError(f"output folder {dst} is the input folder; refusing to overwrite the inputs")
+    out_root = dst.resolve()
+    files = [f for f in walk_images(src, IMAGE_EXTS) if not _inside(f.resolve(), out_root)]
+    pairs = [(f, mirror_path(f, src, dst, _suffix_for(f))) for f in files]
+    if not pairs:
+        raise UserError(f"no input files found under {src}")
+    return pairs
+
+
+def _check_single(src: str, dst: str) -> None:
+    if not _is_pipe(src) and not Path(src).exists():
+        raise UserError(f"input not found: {src}")
+    format_from_path(dst)  # an output extension we cannot write fails before any work
+    if not _is_pipe(dst) and Path(dst).is_dir():
+        raise UserError(f"cannot write {dst}: it is a directory (a folder output needs a folder input)")
+    if not _is_pipe(dst) and not _is_pipe(src) and Path(dst).exists() and _same_file(Path(dst), src):
+        raise UserError(f"output {dst} is the same file as the input; refusing to overwrite it")
+
+
+def _default_output(src: str) -> str:
+    if _is_pipe(src):
+        return "-"
+    p = Path(src)
+    if p.is_dir():
+        return str(p.parent / (p.name + DEFAULT_SUFFIX))
+    return str(p.with_name(p.stem + DEFAULT_SUFFIX + _suffix_for(p)))
+
+
+# --------------------------------------------------------------------------------------
+# denoise
+
+
+def _denoise_one(den, src: str, dst: str, sigma) -> str:
+    img = read_image(src)
+    out, used = den.denoise(img, sigma)
+    write_output(dst, _encode(out, dst), inputs=[src], force=True)
+    if used is None:
+        level = "blind model"
+    else:
+        level = f"sigma {used:.1f} ({'given' if isinstance(parse_sigma(sigma), float) else 'estimated'})"
+        rng = den.sigma_range
+        if rng and used > rng[1] + 5:
+            batch.say(f"aecli: warning: {src}: noise level {used:.1f} is above the range the model "
+                      f"was trained for ({rng[0]:g}..{rng[1]:g}); the result may be poor")
+    return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {level}, model {den.name}"
+
+
+def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool) -> int:
+    parse_sigma(sigma)  # bad values fail before the model (and torch) loads
+    if dst is None:
+        dst = _default_output(src)
+    if not _is_pipe(src) and Path(src).is_dir():
+        pairs = _plan(Path(src), Path(dst))
+        den = _load(model)
+        s = batch.run(pairs, lambda a, b: _denoise_one(den, str(a), str(b), sigma), force=force, quiet=quiet,
+                      label="denoise")
+        return 1 if s.failed else 0
+    _check_single(src, dst)
+    den = _load(model)
+    batch.say(_denoise_one(den, src, dst, sigma), quiet)
+    return 0
+
+
+def _load(model: str | None):
+    from .api import load_denoiser
+
+    return load_denoiser(model)
+
+
+# --------------------------------------------------------------------------------------
+# noise
+
+
+def _noise_one(src: str, dst: str, sigma: float, seed, peak: float | None) -> str:
+    from .noise import add_noise
+
+    img = read_image(src)
+    px = add_noise(img.pixels, sigma, seed, peak=peak, clip=True)
+    out = Image(pixels=px, alpha=img.alpha, mode=img.mode, source_bits=8)
+    write_output(dst, _encode(out, dst), inputs=[src], force=True)
+    what = f"Gaussian sigma {sigma:g}" + (f" + Poisson peak {peak:g}" if peak is not None else "")
+    return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {what}, seed {seed if isinstance(seed, int) else seed[0]}"
+
+
+def _file_seed(seed: int, rel: Path) -> list[int]:
+    """A folder's files get different noise: the seed plus a hash of the relative path."""
+    return [seed, zlib.crc32(rel.as_posix().encode())]
+
+
+def noise(src: str, dst: str, *, sigma: float, seed: int, peak: float | None, force: bool, quiet: bool) -> int:
+    if not math.isfinite(sigma) or sigma < 0:
+        raise UserError(f"--sigma must be a number >= 0 (0..255 scale), not {sigma:g}")
+    if peak is not None and (not math.isfinite(peak) or peak <= 0):
+        raise UserError(f"--poisson must be a positive number of photons for white, not {peak:g}")
+    if seed < 0:
+        raise UserError("--seed must be >= 0")
+    if not _is_pipe(src) and Path(src).is_dir():
+        root = Path(src)
+        pairs = _plan(root, Path(dst))
+        s = batch.run(pairs, lambda a, b: _noise_one(str(a), str(b), sigma, _file_seed(seed, a.relative_to(root)), peak),
+                      force=force, quiet=quiet, label="noise")
+        return 1 if s.failed else 0
+    _check_single(src, dst)
+    batch.say(_noise_one(src, dst, sigma, seed, peak), quiet)
+    return 0

@@ -1,0 +1,127 @@
+"""The denoising network: a U-Net-shaped denoising autoencoder with a residual output.
+
+    input  y (B, C, H, W), values on the 0..1 scale (noisy, need not be clipped)
+           + a constant noise-level map sigma/255 (B, 1, H, W) when `noise_map` is on
+    head   conv 3x3 (C+1 -> w0)
+    down   for each scale but the last: `blocks` residual blocks, keep as skip, conv 2x2 stride 2
+    body   `blocks` residual blocks at the coarsest scale
+    up     conv-transpose 2x2 stride 2, add the skip, `blocks` residual blocks
+    tail   conv 3x3 (w0 -> C) = the predicted noise n(y)
+    output y - n(y)
+
+A residual block is x + conv3x3(relu(conv3x3(x))). Widths (32, 64, 128) with 2 blocks per
+scale is the default: about 1.0 M parameters and 0.19 M multiply-adds per pixel, a few times
+cheaper than DnCNN on a CPU, with a receptive field of about 97 pixels.
+
+The input side must be a multiple of `align` (2^(scales-1)); the API pads. `receptive_radius`
+is an upper bound of how far (in pixels) an output pixel can see, used as the tiling halo.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KIND = "unet"
+DEFAULT = {"kind": KIND, "in_ch": 3, "widths": [32, 64, 128], "blocks": 2, "noise_map": True}
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def _blocks(ch: int, n: int) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock(ch) for _ in range(n)])
+
+
+class UNetDenoiser(nn.Module):
+    def __init__(self, in_ch: int = 3, widths=(32, 64, 128), blocks: int = 2, noise_map: bool = True):
+        super().__init__()
+        widths = [int(w) for w in widths]
+        self.in_ch, self.widths, self.blocks, self.noise_map = int(in_ch), widths, int(blocks), bool(noise_map)
+        depth = len(widths)
+        self.head = nn.Conv2d(self.in_ch + int(self.noise_map), widths[0], 3, padding=1)
+        self.enc = nn.ModuleList([_blocks(widths[i], blocks) for i in range(depth - 1)])
+        self.down = nn.ModuleList([nn.Conv2d(widths[i], widths[i + 1], 2, stride=2) for i in range(depth - 1)])
+        self.body = _blocks(widths[-1], blocks)
+        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(depth - 1)])
+        self.dec = nn.ModuleList([_blocks(widths[i], blocks) for i in range(depth - 1)])
+        self.tail = nn.Conv2d(widths[0], self.in_ch, 3, padding=1)
+
+    @property
+    def align(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2 ** (len(self.widths) - 1)
+
+    @property
+    def receptive_radius(self) -> int:
+        """Upper bound, in input pixels, of the distance an output pixel depends on."""
+        depth = len(self.widths)
+        r = 2  # head and tail
+        for k in range(depth - 1):
+            r += 2 * 2 * self.blocks * 2**k  # encoder and decoder blocks: two 3x3 convs each
+            r += 2**k + 2 ** (k + 1)  # the 2x2 down conv and the 2x2 transposed up conv (generous)
+        r += 2 * self.blocks * 2 ** (depth - 1)  # body
+        return r
+
+    def config(self) -> dict:
+        return {"kind": KIND, "in_ch": self.in_ch, "widths": list(self.widths), "blocks": self.blocks,
+                "noise_map": self.noise_map}
+
+    def level_map(self, sigma, y: torch.Tensor) -> torch.Tensor:
+        """The noise-level map (B, 1, H, W) from sigma on the 0..1 scale: a number, (B,) or (B, 1, H, W)."""
+        b, _, h, w = y.shape
+        s = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
+        if s.dim() == 4:
+            return s.expand(b, 1, h, w)
+        return s.reshape(-1, 1, 1, 1).expand(b, 1, h, w)
+
+    def forward(self, y: torch.Tensor, sigma=None) -> torch.Tensor:
+        """Denoised y: y - n(y, sigma).  sigma is on the 0..1 scale (sigma_255 / 255)."""
+        if self.noise_map:
+            if sigma is None:
+                raise ValueError("this model needs the noise level sigma")
+            x = torch.cat([y, self.level_map(sigma, y)], dim=1)
+        else:
+            x = y
+        h = self.head(x)
+        skips = []
+        for enc, down in zip(self.enc, self.down):
+            h = enc(h)
+            skips.append(h)
+            h = down(h)
+        h = self.body(h)
+        for i in reversed(range(len(self.up))):
+            h = self.dec[i](self.up[i](h) + skips[i])
+        return y - self.tail(h)
+
+
+def config(**overrides) -> dict:
+    """The default architecture with `overrides` applied, checked."""
+    cfg = {**DEFAULT, **overrides}
+    return check(cfg)
+
+
+def check(cfg: dict) -> dict:
+    if cfg.get("kind", KIND) != KIND:
+        raise ValueError(f"unknown denoiser architecture {cfg.get('kind')!r} (expected {KIND!r})")
+    widths = [int(w) for w in cfg.get("widths", DEFAULT["widths"])]
+    in_ch = int(cfg.get("in_ch", 3))
+    blocks = int(cfg.get("blocks", 2))
+    if not widths or min(widths) < 1 or len(widths) > 6:
+        raise ValueError(f"widths must be 1 to 6 positive integers, got {widths}")
+    if in_ch not in (1, 3) or blocks < 0:
+        raise ValueError(f"bad denoiser architecture: in_ch={in_ch}, blocks={blocks}")
+    return {"kind": KIND, "in_ch": in_ch, "widths": widths, "blocks": blocks, "noise_map": bool(cfg.get("noise_map", True))}
+
+
+def build(cfg: dict) -> UNetDenoiser:
+    c = check(cfg)
+    return UNetDenoiser(c["in_ch"], c["widths"], c["blocks"], c["noise_map"])
