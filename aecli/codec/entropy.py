@@ -22,6 +22,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .layers import lower_bound
+
 # Scales of the conditional Gaussian's tables (CompressAI's choice): 64 log-spaced values.
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 # Mass left out in the tails of each table; symbols out there are escaped.
@@ -43,11 +45,11 @@ def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
 
 def gaussian_likelihood(residual: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """P(round(v) = v) for v = y - mean ~ N(0, scale), on the unit bin around v."""
-    scales = scales.clamp_min(SCALE_MIN)
+    scales = lower_bound(scales, SCALE_MIN)
     v = residual.abs()
     upper = _std_normal_cdf((0.5 - v) / scales)
     lower = _std_normal_cdf((-0.5 - v) / scales)
-    return (upper - lower).clamp_min(LIKELIHOOD_FLOOR)
+    return lower_bound(upper - lower, LIKELIHOOD_FLOOR)
 
 
 def quantize_pmf(pmf: np.ndarray, escape: float) -> np.ndarray:
@@ -121,7 +123,7 @@ class FactorizedDensity(nn.Module):
         sign = -torch.sign(lower + upper).detach()
         lik = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
         lik = lik.reshape(c, b, h, w).permute(1, 0, 2, 3)
-        return lik.clamp_min(LIKELIHOOD_FLOOR)
+        return lower_bound(lik, LIKELIHOOD_FLOOR)
 
     def aux_loss(self) -> torch.Tensor:
         """Moves `quantiles` to the 1e-9 tails and the median; touches nothing else."""

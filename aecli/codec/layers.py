@@ -19,6 +19,25 @@ def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTran
     )
 
 
+class _LowerBound(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp_min(bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        # pass the gradient where x is above the bound, or where it would raise x back above it
+        return grad * ((x >= ctx.bound) | (grad < 0)).to(grad.dtype), None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """max(x, bound) whose gradient never gets stuck below the bound (unlike clamp)."""
+    return _LowerBound.apply(x, bound)
+
+
 class GDN(nn.Module):
     """Generalized divisive normalization with the L1 norm (Johnston et al., 2019).
 
@@ -37,8 +56,7 @@ class GDN(nn.Module):
         )
 
     def _nonneg(self, p: torch.Tensor, floor: float) -> torch.Tensor:
-        bound = (floor + self._pedestal) ** 0.5
-        p = torch.maximum(p, torch.full_like(p, bound))
+        p = lower_bound(p, (floor + self._pedestal) ** 0.5)
         return p * p - self._pedestal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
