@@ -90,7 +90,7 @@ def info(
     json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ):
     """Show what a .lat file holds: model, quality, size, bpp, integrity."""
-    from . import inspect
+    from . import inspection as inspect
 
     rows, failed = [], 0
     for src in inputs:
@@ -118,7 +118,7 @@ def models(
     path: list[Path] = typer.Option([], "--path", help="Also list models in this folder (repeatable)."),
 ):
     """List the bundled and user models with their quality levels."""
-    from . import inspect
+    from . import inspection as inspect
 
     rows = inspect.model_rows(path)
     print(inspect.to_json(rows) if json else inspect.format_models(rows))

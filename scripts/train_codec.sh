@@ -2,7 +2,8 @@
 # The exact recipe of the bundled codec model weights/hp.* (mean-scale hyperprior, N=64, M=128,
 # 8 quality levels in one variable-rate model). Trains on CBSD432 only (the last 8 images in
 # sorted order are held out for validation). Resumable: run it again to continue from
-# runs/hp/checkpoint.pt; raise STEPS to train longer. Then install the result with
+# runs/hp/checkpoint.pt, or, on a fresh clone, from the committed checkpoints/hp/checkpoint.pt
+# (refresh that copy when you stop); raise STEPS to train longer. Then install the result with
 #   cp runs/hp/hp.safetensors runs/hp/hp.json weights/
 #
 #   DATA=../shared/data/CBSD432 STEPS=200000 bash scripts/train_codec.sh
@@ -12,6 +13,10 @@ OUT=${OUT:-runs/hp}
 STEPS=${STEPS:-200000}
 DEVICE=${DEVICE:-auto}
 THREADS=${THREADS:-1}
+SEED_CKPT=${SEED_CKPT:-checkpoints/hp/checkpoint.pt}
+if [ ! -f "$OUT/checkpoint.pt" ] && [ -f "$SEED_CKPT" ]; then
+  mkdir -p "$OUT" && cp "$SEED_CKPT" "$OUT/checkpoint.pt"
+fi
 RESUME=()
 [ -f "$OUT/checkpoint.pt" ] && RESUME=(--resume)
 exec aecli train "$DATA" --out "$OUT" --task codec --model hyperprior --channels 64,128 \

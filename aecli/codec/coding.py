@@ -31,6 +31,16 @@ def _model(pmf: np.ndarray):
     return c.stream.model.Categorical(pmf.astype(np.float64), perfect=False)
 
 
+def _groups(indexes: np.ndarray):
+    """Coding order: (order, [(table, start, end), ...]) grouping equal table indexes."""
+    order = np.argsort(indexes, kind="stable")
+    sorted_idx = indexes[order]
+    bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.concatenate([bounds, [len(sorted_idx)]]).astype(np.int64)
+    return order, [(int(sorted_idx[s]), int(s), int(e)) for s, e in zip(starts, ends) if e > s]
+
+
 def encode(symbols: np.ndarray, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray) -> tuple[bytes, list[int]]:
     """Range-code integer `symbols` (any shape), symbol i with table `indexes[i]`.
 
@@ -39,18 +49,11 @@ def encode(symbols: np.ndarray, indexes: np.ndarray, pmfs: list[np.ndarray], off
     c = _constriction()
     symbols = np.asarray(symbols, dtype=np.int64).ravel()
     indexes = np.asarray(indexes, dtype=np.int64).ravel()
-    order = np.argsort(indexes, kind="stable")
-    sorted_idx = indexes[order]
+    order, groups = _groups(indexes)
     sorted_sym = symbols[order]
-    bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(sorted_idx)]])
     encoder = c.stream.queue.RangeEncoder()
     escapes: list[int] = []
-    for s, e in zip(starts, ends):
-        if e <= s:
-            continue
-        t = int(sorted_idx[s])
+    for t, s, e in groups:
         pmf = pmfs[t]
         n = len(pmf) - 1
         v = sorted_sym[s:e] - int(offsets[t])
@@ -72,17 +75,10 @@ def decode(data: bytes, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np
     indexes = np.asarray(indexes, dtype=np.int64).ravel()
     if indexes.size and (indexes.min() < 0 or indexes.max() >= len(pmfs)):
         raise CodingError("table index out of range")
-    order = np.argsort(indexes, kind="stable")
-    sorted_idx = indexes[order]
-    bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(sorted_idx)]])
+    order, groups = _groups(indexes)
     decoder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    sorted_sym = np.empty(len(sorted_idx), dtype=np.int64)
-    for s, e in zip(starts, ends):
-        if e <= s:
-            continue
-        t = int(sorted_idx[s])
+    sorted_sym = np.empty(len(indexes), dtype=np.int64)
+    for t, s, e in groups:
         pmf = pmfs[t]
         n = len(pmf) - 1
         try:
