@@ -6,6 +6,10 @@
 # (refresh that copy when you stop); raise STEPS to train longer. Then install the result with
 #   cp runs/hp/hp.safetensors runs/hp/hp.json weights/
 #
+# History of this run: steps 0-5883 used a plain clamp as lower bound (gradient-passing bound
+# since); from step 18937 the per-quality gain vectors learn 10x faster (TrainConfig.gain_lr_scale)
+# and the optimizer state was reset once for the new parameter groups.
+#
 #   DATA=../shared/data/CBSD432 STEPS=200000 bash scripts/train_codec.sh
 set -euo pipefail
 DATA=${DATA:-../shared/data/CBSD432}

@@ -44,6 +44,7 @@ class TrainConfig:
     patch: int = 128
     lr: float = 1e-4
     lr_decay_at: float = 0.9  # fraction of steps after which lr is divided by 10
+    gain_lr_scale: float = 10.0  # codec: learning-rate multiplier of the per-quality gain vectors
     seed: int = 0
     device: str = "auto"
     holdout: int = 8
@@ -111,7 +112,10 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     step, seconds = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        try:
+            opt.load_state_dict(state["opt"])
+        except ValueError:  # the recipe's parameter groups changed since this checkpoint
+            log("optimizer parameter groups changed since the checkpoint: optimizer state reset")
         if aux_opt is not None and state.get("aux_opt"):
             aux_opt.load_state_dict(state["aux_opt"])
         gen.set_state(state["gen"])
@@ -183,7 +187,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
             while step < cfg.steps and not stop["flag"]:
                 t0 = time.perf_counter()
                 for g in opt.param_groups:
-                    g["lr"] = lr_at(step)
+                    g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
                 batch = data.batch(cfg.batch_size, gen).to(device)
                 loss, stats = task.loss(model, batch, gen)
                 opt.zero_grad(set_to_none=True)

@@ -30,10 +30,16 @@ class CodecTask:
     def build(self, cfg: TrainConfig):
         return codec_model.build({"kind": cfg.model, "n": cfg.n, "m": cfg.m, "lambdas": self.lambdas(cfg)})
 
+    GAINS = ("gain", "inv_gain", "hgain", "inv_hgain")
+
     def optimizers(self, model, cfg: TrainConfig):
-        main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
-        aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
-        return torch.optim.Adam(main, lr=cfg.lr), torch.optim.Adam(aux, lr=1e-3)
+        """Adam on the network, Adam with a larger step on the per-quality gains, Adam on the quantiles."""
+        named = list(model.named_parameters())
+        main = [p for n, p in named if not n.endswith("quantiles") and n not in self.GAINS]
+        gains = [p for n, p in named if n in self.GAINS]
+        aux = [p for n, p in named if n.endswith("quantiles")]
+        groups = [{"params": main}, {"params": gains, "lr_scale": cfg.gain_lr_scale}]
+        return torch.optim.Adam(groups, lr=cfg.lr), torch.optim.Adam(aux, lr=1e-3)
 
     @staticmethod
     def _rd(model, x, q):
