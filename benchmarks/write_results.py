@@ -2,7 +2,7 @@
 
     python benchmarks/write_results.py
 
-Reads docs/rd_kodak.json (benchmarks/kodak_codec.sh), docs/baselines.json
+Appends docs/results_notes.md (hand-written). Reads docs/rd_kodak.json (benchmarks/kodak_codec.sh), docs/baselines.json
 (benchmarks/baselines_kodak.py), docs/speed.json (benchmarks/speed.py) and weights/*.json.
 """
 
@@ -80,6 +80,9 @@ def main() -> None:
         for r in sp["rows"]:
             out.append(f"| {r['width']}x{r['height']} | {r['quality']} | {r['bpp']:.3f} | {r['encode_s']:.2f} | {r['decode_s']:.2f} | {r['peak_rss_mb']:.0f} |")
         out.append("")
+    notes = DOCS / "results_notes.md"  # hand-written reading of the numbers, kept across regenerations
+    if notes.exists():
+        out += [notes.read_text().rstrip()]
     (DOCS / "results.md").write_text("\n".join(out) + "\n")
     print(f"wrote {DOCS / 'results.md'}")
 
