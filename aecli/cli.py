@@ -200,6 +200,7 @@ def noise(
 class Task(str, Enum):
     codec = "codec"
     denoise = "denoise"
+    autoencoder = "autoencoder"
 
 
 @app.command()
@@ -207,32 +208,129 @@ class Task(str, Enum):
 def train(
     data: Path = typer.Argument(..., help="Folder of training images (recursive, any image type)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: checkpoint, exported weights, log."),
-    task: Task = typer.Option(Task.codec, "--task", help="What to train."),
-    model: Optional[str] = typer.Option(None, "--model", help="Architecture: hyperprior (default) or factorized for codec; unet for denoise."),
-    quality: Optional[int] = typer.Option(None, "--quality", help="Train a single quality level (1..8) instead of all."),
-    steps: int = typer.Option(100_000, "--steps", help="Total optimisation steps."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    patch: int = typer.Option(128, "--patch", help="Crop size in pixels."),
-    lr: float = typer.Option(1e-4, "--lr", help="Learning rate (divided by 10 after 90% of the steps)."),
-    channels: Optional[str] = typer.Option(None, "--channels", help="codec: N,M transform and latent channels (64,128); denoise: U-Net widths per scale (32,64,128)."),
+    task: Optional[Task] = typer.Option(None, "--task", help="What to train (default: from --model; codec when neither is given)."),
+    model: Optional[str] = typer.Option(None, "--model", help="codec: hyperprior (default), factorized; denoise: unet; "
+                                        "autoencoder family: dense, conv, vae, sparse, contractive, denoising."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="codec: train a single quality level (1..8) instead of all."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="family: passes over the training images (default 20; --steps wins)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="codec 8, denoise 16, family 256."),
+    patch: Optional[int] = typer.Option(None, "--patch", help="codec, denoise: crop size in pixels (128)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (codec 1e-4, denoise 2e-4: divided by 10 after 90% of the steps; family 1e-3, constant)."),
+    channels: Optional[str] = typer.Option(None, "--channels", help="codec: N,M (64,128); denoise: U-Net widths (32,64,128); conv/denoising: conv widths (32,64)."),
+    blocks: Optional[int] = typer.Option(None, "--blocks", help="denoise: residual blocks per U-Net scale (default 2)."),
     sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="denoise: LO,HI noise levels (0-255 scale) drawn per sample (default 0,50)."),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="family: code size (default 32)."),
+    hidden: Optional[str] = typer.Option(None, "--hidden", help="family: hidden layer sizes, such as 256,128 (dense kinds: none; vae: 512)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="family: resize images to SIZE x SIZE (default: the first image's size)."),
+    grayscale: Optional[bool] = typer.Option(None, "--grayscale", help="family: train on gray images."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="family: bce (default) or mse reconstruction loss."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="family: adam (default), sgd (momentum 0.9) or rmsprop."),
+    l1: Optional[float] = typer.Option(None, "--l1", help="sparse: L1 activity penalty on the code (default 1e-4)."),
+    weight_l1: Optional[float] = typer.Option(None, "--weight-l1", help="family: L1 penalty on the weights."),
+    l2: Optional[float] = typer.Option(None, "--l2", help="family: L2 penalty on the weights."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="family: dropout rate after hidden layers and the code."),
+    sparsity: Optional[str] = typer.Option(None, "--sparsity", help="sparse: l1 (default) or kl (target mean activation)."),
+    sparsity_target: Optional[float] = typer.Option(None, "--sparsity-target", help="sparse, kl: target mean activation rho (0.05)."),
+    sparsity_weight: Optional[float] = typer.Option(None, "--sparsity-weight", help="sparse, kl: weight of the KL penalty (1e-3)."),
+    contractive_weight: Optional[float] = typer.Option(None, "--contractive-weight", help="contractive: weight of ||dz/dx||_F^2 (1e-4)."),
+    noise: Optional[float] = typer.Option(None, "--noise", help="denoising: std of the Gaussian noise on inputs, 0..1 scale (0.5)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="vae: weight of the KL term (1.0)."),
+    val_split: Optional[float] = typer.Option(None, "--val-split", help="family: fraction held out for validation (0.1)."),
+    val_dir: Optional[Path] = typer.Option(None, "--val-dir", help="family: validate on this folder instead of a split."),
+    percentile: Optional[float] = typer.Option(None, "--threshold-percentile", help="family: anomaly threshold = this percentile of the training scores (99)."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
-    holdout: int = typer.Option(8, "--holdout", help="Images kept apart for validation (the last in sorted order)."),
-    ckpt_every: int = typer.Option(500, "--ckpt-every"),
-    val_every: int = typer.Option(2000, "--val-every"),
-    log_every: int = typer.Option(50, "--log-every"),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps may extend it)."),
+    holdout: int = typer.Option(8, "--holdout", help="codec, denoise: images kept apart for validation (the last in sorted order)."),
+    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints (family: one epoch)."),
+    val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (family: one epoch)."),
+    log_every: Optional[int] = typer.Option(None, "--log-every"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps/--epochs may extend it)."),
 ):
     """Train a model on a folder of images (resumable; Ctrl-C writes a checkpoint)."""
     from .train import run as train_run
 
+    family = {"epochs": epochs, "latent": latent_dim, "hidden": hidden, "image_size": image_size, "grayscale": grayscale,
+              "loss": loss, "optimizer": optimizer, "l1": l1, "weight_l1": weight_l1, "l2": l2, "dropout": dropout,
+              "sparsity": sparsity, "sparsity_target": sparsity_target, "sparsity_weight": sparsity_weight,
+              "contractive_weight": contractive_weight, "noise": noise, "beta": beta, "val_split": val_split,
+              "val_dir": str(val_dir) if val_dir else None, "percentile": percentile}
     return train_run.main(
-        data=data, out=out, task=task.value, model=model, quality=quality, steps=steps, batch_size=batch_size,
-        patch=patch, lr=lr, channels=channels, sigma_range=sigma_range, seed=seed, device=device, threads=threads, holdout=holdout,
-        ckpt_every=ckpt_every, val_every=val_every, log_every=log_every, resume=resume,
+        data=data, out=out, task=task.value if task else None, model=model, quality=quality, steps=steps,
+        batch_size=batch_size, patch=patch, lr=lr, channels=channels, blocks=blocks, sigma_range=sigma_range, seed=seed,
+        device=device, threads=threads, holdout=holdout, ckpt_every=ckpt_every, val_every=val_every,
+        log_every=log_every, resume=resume, family=family,
     )
+
+
+FAMILY_MODEL = typer.Option(..., "--model", "-m", help="A trained autoencoder: its --out folder or its name.")
+
+
+@app.command()
+@_guarded
+def embed(
+    input: str = typer.Argument(..., help="Image file or folder (recursive; the first subfolder is the label)."),
+    output: str = typer.Option("-", "--output", "-o", help="codes.npy (N x latent), .npz (codes, paths, labels) or .csv (path, label, z...); '-' = CSV on stdout."),
+    model: str = FAMILY_MODEL,
+    plot: Optional[str] = typer.Option(None, "--plot", help="Also draw a 2-D map (PCA of the codes) coloured by subfolder, to this PNG."),
+    quiet: bool = QUIET,
+):
+    """Codes of images from an autoencoder's encoder (dimensionality reduction, features)."""
+    from .family import files
+
+    return files.embed(input, output, model=model, plot=plot, quiet=quiet)
+
+
+@app.command()
+@_guarded
+def score(
+    input: str = typer.Argument(..., help="Image file or folder."),
+    model: str = FAMILY_MODEL,
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag scores above this (default: calibrated on the training images)."),
+    output: str = typer.Option("-", "--output", "-o", help="CSV file, or '-' for stdout."),
+    quiet: bool = QUIET,
+):
+    """Anomaly scores from reconstruction error: CSV path,score,anomaly."""
+    from .family import files
+
+    return files.score(input, output, model=model, threshold=threshold, quiet=quiet)
+
+
+@app.command()
+@_guarded
+def reconstruct(
+    input: str = typer.Argument(..., help="Image file or folder."),
+    output: str = typer.Option(..., "--output", "-o", help="Grid picture (png, ...): inputs over reconstructions."),
+    model: str = FAMILY_MODEL,
+    count: int = typer.Option(16, "-n", help="Images to show (the first in sorted order)."),
+    cols: int = typer.Option(8, "--cols", help="Images per row."),
+    quiet: bool = QUIET,
+):
+    """A picture of images over their reconstructions."""
+    from .family import files
+
+    return files.reconstruct(input, output, model=model, count=count, cols=cols, quiet=quiet)
+
+
+@app.command()
+@_guarded
+def sample(
+    output: str = typer.Option(..., "--output", "-o", help="Grid picture (png, ...)."),
+    model: str = FAMILY_MODEL,
+    count: int = typer.Option(64, "-n", help="Number of samples."),
+    seed: int = typer.Option(0, "--seed"),
+    temperature: float = typer.Option(1.0, "--temperature", help="Scale of the prior's standard deviation."),
+    interpolate: Optional[tuple[str, str]] = typer.Option(None, "--interpolate", help="A.png B.png: decode the straight walk between the two images' codes instead."),
+    steps: int = typer.Option(10, "--steps", help="Images along the interpolation."),
+    quiet: bool = QUIET,
+):
+    """Generate images from a VAE, or interpolate between two images in latent space."""
+    from .family import files
+
+    return files.sample(output, model=model, count=count, seed=seed, temperature=temperature,
+                        interpolate=list(interpolate) if interpolate and interpolate[0] else None,
+                        steps=steps, quiet=quiet)
 
 
 def main() -> None:

@@ -271,7 +271,7 @@ def test_denoise_folder_batch(tmp_path, rng):
         (["noise", "{tmp}/missing.png", "{tmp}/x.png", "--sigma", "5"], "input not found"),
         (["train", "{tmp}", "--out", "{tmp}/m", "--task", "denoise", "--sigma-range", "5"], "--sigma-range"),
         (["train", "{tmp}", "--out", "{tmp}/m", "--task", "denoise", "--quality", "3"], "--quality"),
-        (["train", "{tmp}", "--out", "{tmp}/m", "--sigma-range", "0,50"], "--sigma-range is for --task denoise"),
+        (["train", "{tmp}", "--out", "{tmp}/m", "--sigma-range", "0,50"], "--sigma-range and --blocks are for --task denoise"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, noisy, args, message):

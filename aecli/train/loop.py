@@ -11,6 +11,10 @@ the export of inference weights; this loop does the rest:
 
 The random generator's state is part of the checkpoint, so a resumed run continues with the
 same batches and noise as an uninterrupted one.
+
+Launched by torchrun (`torchrun --nproc_per_node=N -m aecli train ...`), the same loop runs in
+every process as data-parallel training: aecli/train/distributed.py says how (each rank's slice
+of the global batch, gradients averaged over the ranks, rank 0 alone writes files).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import platform
 import signal
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,14 +87,28 @@ class Stop(Exception):
 
 
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
+    from . import distributed
+
+    group = distributed.setup(cfg.device)  # None unless launched by torchrun with several processes
+    out = _train(cfg, resume, log, group)
+    if group is not None:  # (after an error, torchrun ends the other processes)
+        group.close()  # waits for rank 0's last validation and checkpoint, so that all exit together
+    return out
+
+
+def _train(cfg: TrainConfig, resume: bool, log, group) -> Path:
     from .tasks import get_task
 
+    main = group is None or group.main  # the process that writes files and logs
+    if not main:
+        log = _quiet
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    device = group.device if group is not None else pick_device(cfg.device)
 
     state = None
     if resume:
@@ -100,6 +119,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         # the run's recipe comes from the checkpoint; only the length, logging and device may change
         keep = {k: getattr(cfg, k) for k in ("steps", "device", "log_every", "ckpt_every", "val_every", "threads", "data", "out")}
         cfg = TrainConfig(**{**saved, **keep})
+    local_batch = group.local_batch(cfg.batch_size) if group is not None else cfg.batch_size
 
     torch.manual_seed(cfg.seed)
     task = get_task(cfg)
@@ -123,8 +143,13 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         step, seconds, history = state["step"], state["seconds"], state["history"]
         segments = state.get("segments", [])
         log(f"resumed from {ckpt_path} at step {step}")
+    if group is not None:
+        group.broadcast_(model)
 
     segment = {"from_step": step, "to_step": step, "hardware": hardware(device), "seconds": 0.0}
+    if group is not None:
+        segment["hardware"] = f"{group.world} processes x {hardware(device)}, {group.backend}"
+        segment.update(processes=group.world, backend=group.backend)
     segments.append(segment)
     start_seconds = seconds
 
@@ -168,12 +193,14 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         return val
 
     # Ctrl-C / SIGTERM: finish the step, write a checkpoint, stop.
-    stop = {"flag": False}
+    stop = {"flag": False, "all": False}  # asked here; agreed by all ranks (data-parallel)
 
     def on_signal(signum, frame):
         stop["flag"] = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+    # data-parallel: task.loss draws its random numbers for the global batch and keeps this rank's slice
+    same_random = (lambda: group.slice_random(local_batch)) if group is not None else nullcontext
 
     def lr_at(s: int) -> float:
         return cfg.lr * (0.1 if s >= cfg.lr_decay_at * cfg.steps else 1.0)
@@ -181,18 +208,27 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     model.train()
     running: dict[str, float] = {}
     counted = 0
+    last_val = ""
     try:
-        with progress_bar() as bar:
+        with progress_bar(None if main else False) as bar:
             job = bar.add_task("train", total=cfg.steps, completed=step, stats="")
-            while step < cfg.steps and not stop["flag"]:
+            while step < cfg.steps and not stop["flag" if group is None else "all"]:
                 t0 = time.perf_counter()
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
-                batch = data.batch(cfg.batch_size, gen).to(device)
-                loss, stats = task.loss(model, batch, gen)
+                batch = data.batch(cfg.batch_size, gen)
+                if group is not None:
+                    batch = group.shard(batch)
+                batch = batch.to(device)
+                with same_random():
+                    loss, stats = task.loss(model, batch, gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                if group is not None:
+                    group.average_gradients_(model.parameters())
+                clip = getattr(task, "grad_clip", 1.0)
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
                 if aux_opt is not None:
                     aux_opt.zero_grad(set_to_none=True)
@@ -200,6 +236,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                     aux.backward()
                     aux_opt.step()
                     stats["aux"] = aux.item()
+                if group is not None:  # the global batch's stats; a stop asked on any rank stops all
+                    stats, stop["all"] = group.reduce_stats(stats, stop["flag"])
                 step += 1
                 seconds += time.perf_counter() - t0
                 for k, v in stats.items():
@@ -211,28 +249,36 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
                     counted = 0
                     history.append({"step": step, **{k: round(v, 5) for k, v in mean.items()}})
                     text = " ".join(f"{k}={v:.4g}" for k, v in mean.items())
-                    bar.update(job, completed=step, stats=text)
+                    bar.update(job, completed=step, stats=text + last_val)
                     log(f"step {step} {text} ({seconds:.0f}s)")
                 else:
                     bar.update(job, completed=step)
                 if not math.isfinite(stats["loss"]):
                     raise FloatingPointError(f"loss is {float(loss)} at step {step}")
-                if step % cfg.val_every == 0:
+                if step % cfg.val_every == 0 and main:
                     val = validate()
                     history.append({"step": step, "val": val})
+                    if isinstance(val, dict) and "loss" in val:
+                        last_val = f" val_loss={val['loss']:.4g}"
                     log(f"validation at step {step}: {json.dumps(val)}")
-                if step % cfg.ckpt_every == 0:
+                if step % cfg.ckpt_every == 0 and main:
                     checkpoint()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    if stop["flag"]:
+    if not main:
+        return out
+    if stop["flag" if group is None else "all"]:
         log(f"interrupted at step {step}: writing a checkpoint (resume with --resume)")
     if not history or "val" not in history[-1]:
         history.append({"step": step, "val": validate()})
     checkpoint()
     log(f"saved {out} at step {step}")
     return out
+
+
+def _quiet(msg: str) -> None:
+    pass
 
 
 def _main_thread() -> bool:

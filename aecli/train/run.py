@@ -9,9 +9,33 @@ from ..errors import UserError
 
 CODEC_KINDS = ("hyperprior", "factorized")
 DENOISE_KINDS = ("unet",)
-DEFAULT_MODEL = {"codec": "hyperprior", "denoise": "unet"}
+FAMILY_KINDS = ("dense", "conv", "vae", "sparse", "contractive", "denoising")
+DEFAULT_MODEL = {"codec": "hyperprior", "denoise": "unet", "autoencoder": "dense"}
 DEFAULT_CHANNELS = {"codec": "64,128", "denoise": "32,64,128"}
 DEFAULT_SIGMA_RANGE = "0,50"
+# per-task defaults of the shared options: steps, batch size, crop size, learning rate
+TASK_DEFAULTS = {
+    "codec": {"steps": 100_000, "batch_size": 8, "patch": 128, "lr": 1e-4},
+    "denoise": {"steps": 100_000, "batch_size": 16, "patch": 128, "lr": 2e-4},
+    "autoencoder": {"epochs": 20, "batch_size": 256, "patch": 0, "lr": 1e-3},
+}
+
+
+def task_of(task: str | None, model: str | None) -> str:
+    """The task named, or the one the --model kind belongs to (codec when neither is given)."""
+    by_model = None
+    if model in CODEC_KINDS:
+        by_model = "codec"
+    elif model in DENOISE_KINDS:
+        by_model = "denoise"
+    elif model in FAMILY_KINDS:
+        by_model = "autoencoder"
+    if task and by_model and task != by_model:
+        raise UserError(f"--model {model} is not a {task} model")
+    if task is None and model is not None and by_model is None:
+        kinds = ", ".join(CODEC_KINDS + DENOISE_KINDS + FAMILY_KINDS)
+        raise UserError(f"unknown model '{model}' (choose {kinds})")
+    return task or by_model or "codec"
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -31,40 +55,62 @@ def _sigma_range(text: str) -> list[float]:
     return [lo, hi]
 
 
-def main(*, data: Path, out: Path, task: str, model: str | None, quality, steps: int, batch_size: int, patch: int,
-         lr: float, channels: str | None, seed: int, device: str, threads: int, holdout: int, ckpt_every: int,
-         val_every: int, log_every: int, resume: bool, sigma_range: str | None = None) -> int:
+def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=None, steps: int | None = None,
+         batch_size: int | None = None, patch: int | None = None, lr: float | None = None, channels: str | None = None,
+         seed: int = 0, device: str = "auto", threads: int = 0, holdout: int = 8, ckpt_every: int | None = None,
+         val_every: int | None = None, log_every: int | None = None, resume: bool = False,
+         sigma_range: str | None = None, blocks: int | None = None, family: dict | None = None) -> int:
     if not data.exists():
         raise UserError(f"training data not found: {data}")
+    task = task_of(task, model)
     model = model or DEFAULT_MODEL[task]
-    channels = channels or DEFAULT_CHANNELS[task]
+    d = TASK_DEFAULTS[task]
+    batch_size = batch_size or d["batch_size"]
+    lr = lr or d["lr"]
+    patch = patch or d["patch"]
+    family = {k: v for k, v in (family or {}).items() if v is not None}
+    if task != "autoencoder" and family:
+        raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in sorted(family))}: only for the autoencoder "
+                        f"family (--model {'|'.join(FAMILY_KINDS)})")
     extra: dict = {}
-    n, m = DEFAULT_CHANNELS["codec"].split(",")
-    n, m = int(n), int(m)
+    n, m = (int(v) for v in DEFAULT_CHANNELS["codec"].split(","))
+    widths: list[int] = []
+    lr_decay_at = 0.9
     if task == "codec":
-        if model not in CODEC_KINDS:
-            raise UserError(f"unknown codec model '{model}' (choose {', '.join(CODEC_KINDS)})")
-        if sigma_range is not None:
-            raise UserError("--sigma-range is for --task denoise")
+        if sigma_range is not None or blocks is not None:
+            raise UserError("--sigma-range and --blocks are for --task denoise")
         from ..codec.model import LAMBDAS
 
         if quality is not None and not 1 <= quality <= len(LAMBDAS):
             raise UserError(f"--quality must be 1..{len(LAMBDAS)}")
-        vals = _ints(channels, "--channels must be two integers N,M such as 64,128")
+        vals = _ints(channels or DEFAULT_CHANNELS["codec"], "--channels must be two integers N,M such as 64,128")
         if len(vals) != 2:
             raise UserError("--channels must be two integers N,M such as 64,128")
         n, m = vals
         widths = vals
-    else:  # denoise
-        if model not in DENOISE_KINDS:
-            raise UserError(f"unknown denoise model '{model}' (choose {', '.join(DENOISE_KINDS)})")
+    elif task == "denoise":
         if quality is not None:
             raise UserError("--quality is for --task codec")
-        widths = _ints(channels, "--channels must be integers, the U-Net widths per scale, such as 32,64,128")
+        if blocks is not None and not 1 <= blocks <= 8:
+            raise UserError("--blocks must be 1..8")
+        widths = _ints(channels or DEFAULT_CHANNELS["denoise"], "--channels must be integers, the U-Net widths per scale, such as 32,64,128")
         if not 1 <= len(widths) <= 6:
             raise UserError("--channels must give 1 to 6 U-Net widths, such as 32,64,128")
         extra = {"widths": widths, "sigma_range": _sigma_range(sigma_range or DEFAULT_SIGMA_RANGE)}
-    if min(steps, batch_size, patch, *widths) < 1:
+        if blocks is not None:
+            extra["blocks"] = blocks
+    else:
+        if quality is not None or sigma_range is not None or blocks is not None:
+            raise UserError("--quality, --sigma-range and --blocks are not options of the autoencoder family")
+        extra, steps = _family_options(data, model, channels, family, steps, batch_size, seed, resume, out)
+        lr_decay_at = 1.0  # constant learning rate, as in the seed's Keras example
+        ckpt_every = ckpt_every or extra.pop("_steps_per_epoch")
+        val_every = val_every or ckpt_every
+        log_every = log_every or max(1, ckpt_every // 4)
+        extra.pop("_steps_per_epoch", None)
+    steps = steps or d.get("steps")
+    ckpt_every, val_every, log_every = ckpt_every or 500, val_every or 2000, log_every or 50
+    if min(steps, batch_size, *(widths or [1])) < 1 or (task != "autoencoder" and patch < 1):
         raise UserError("--steps, --batch-size, --patch and --channels must be positive")
     if patch % 64 and task == "codec" and model == "hyperprior":
         raise UserError("--patch must be a multiple of 64 for the hyperprior codec")
@@ -75,17 +121,25 @@ def main(*, data: Path, out: Path, task: str, model: str | None, quality, steps:
         raise UserError(f"{ckpt} exists: add --resume to continue it, or choose another --out")
 
     from .data import list_images
+    from .distributed import is_rank0
     from .loop import TrainConfig, train
 
     if task == "denoise":  # the whole recipe goes into the checkpoint, so that a resume keeps it
         from .denoise_task import DEFAULTS
 
         extra = {**DEFAULTS, **extra}
-    if not list_images(data):
+    if task != "autoencoder" and not list_images(data):
         raise UserError(f"no images found under {data}")
     cfg = TrainConfig(data=str(data), out=str(out), task=task, model=model, n=n, m=m, quality=quality, steps=steps,
-                      batch_size=batch_size, patch=patch, lr=lr, seed=seed, device=device, holdout=holdout,
-                      log_every=log_every, ckpt_every=ckpt_every, val_every=val_every, threads=threads, extra=extra)
+                      batch_size=batch_size, patch=patch, lr=lr, lr_decay_at=lr_decay_at, seed=seed, device=device,
+                      holdout=holdout, log_every=log_every, ckpt_every=ckpt_every, val_every=val_every, threads=threads,
+                      extra=extra)
+    if not is_rank0():  # data-parallel training (torchrun): rank 0 alone writes train.log and prints
+        try:
+            train(cfg, resume=resume, log=lambda msg: None)
+        except FileNotFoundError as exc:
+            raise UserError(str(exc)) from None
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train.log", "a") as logf:
         def log(msg: str) -> None:
@@ -98,3 +152,61 @@ def main(*, data: Path, out: Path, task: str, model: str | None, quality, steps:
         except FileNotFoundError as exc:
             raise UserError(str(exc)) from None
     return 0
+
+
+def _family_options(data: Path, kind: str, channels: str | None, o: dict, steps: int | None, batch_size: int,
+                    seed: int, resume: bool, out: Path) -> tuple[dict, int]:
+    """Check the family's options; return the recipe (TrainConfig.extra) and the number of steps."""
+    from ..family.data import infer_shape, list_files
+    from .family_task import DEFAULTS, steps_for_epochs
+
+    if o.get("loss", "bce") not in ("bce", "mse"):
+        raise UserError("--loss must be bce or mse")
+    if o.get("optimizer", "adam") not in ("adam", "sgd", "rmsprop"):
+        raise UserError("--optimizer must be adam, sgd or rmsprop")
+    if o.get("sparsity", "l1") not in ("l1", "kl"):
+        raise UserError("--sparsity must be l1 or kl")
+    if not 0 <= o.get("dropout", 0.0) < 1:
+        raise UserError("--dropout must be in [0, 1)")
+    if not 0 <= o.get("val_split", 0.1) < 1:
+        raise UserError("--val-split must be in [0, 1)")
+    if not 0 < o.get("sparsity_target", 0.05) < 1:
+        raise UserError("--sparsity-target must be in (0, 1)")
+    for k in ("l1", "weight_l1", "l2", "contractive_weight", "sparsity_weight", "noise", "beta"):
+        if o.get(k, 0) < 0:
+            raise UserError(f"--{k.replace('_', '-')} must not be negative")
+    if o.get("latent", 1) < 1 or (o.get("image_size") is not None and not 4 <= o["image_size"] <= 256):
+        raise UserError("--latent-dim must be positive and --image-size 4..256")
+    if o.get("epochs") is not None and o["epochs"] <= 0:
+        raise UserError("--epochs must be positive")
+    if o.get("val_dir") is not None and not Path(o["val_dir"]).exists():
+        raise UserError(f"validation data not found: {o['val_dir']}")
+    if channels is not None:
+        if kind not in ("conv", "denoising"):
+            raise UserError("--channels is for --model conv or denoising (the conv widths, such as 32,64)")
+        o["channels"] = _ints(channels, "--channels must be integers such as 32,64")
+        if not 1 <= len(o["channels"]) <= 5 or min(o["channels"]) < 1:
+            raise UserError("--channels must give 1 to 5 positive widths, such as 32,64")
+    if o.get("hidden") is not None:
+        text = o["hidden"].strip()
+        o["hidden"] = [] if text in ("", "none", "0") else _ints(text, "--hidden must be integers such as 256,128")
+        if any(v < 1 for v in o["hidden"]):
+            raise UserError("--hidden sizes must be positive")
+    files = list_files(data)
+    if not files:
+        raise UserError(f"no images found under {data}")
+    if resume and (out / "checkpoint.pt").exists():
+        # the recipe comes from the checkpoint; only the length may change
+        import torch
+
+        saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["config"]["extra"]
+        o = {**saved, **{k: v for k, v in o.items() if k == "epochs"}}
+    else:
+        o = {**DEFAULTS, **o, "kind": kind}
+        o["shape"] = list(infer_shape(files[0], o.get("image_size"), o.get("grayscale", False)))
+    n_val = 0 if o.get("val_dir") else int(round(len(files) * o["val_split"]))
+    per_epoch = max(1, -(-(len(files) - n_val) // batch_size))
+    if steps is None:
+        steps = steps_for_epochs(o.get("epochs") or TASK_DEFAULTS["autoencoder"]["epochs"], len(files) - n_val, batch_size)
+    o["epochs"] = o.get("epochs") or round(steps / per_epoch, 3)
+    return {**o, "_steps_per_epoch": per_epoch}, steps

@@ -110,4 +110,8 @@ def get_task(cfg: TrainConfig):
         from .denoise_task import DenoiseTask
 
         return DenoiseTask(cfg)
+    if cfg.task == "autoencoder":
+        from .family_task import FamilyTask
+
+        return FamilyTask(cfg)
     raise ValueError(f"unknown task {cfg.task!r}")

@@ -1,0 +1,118 @@
+"""A trained family model and what it does: embed, score, reconstruct, sample, interpolate.
+
+Inputs are (N, C, H, W) float tensors on the 0..1 scale in the model's shape (family/data.py
+loads folders that way); everything runs in eval mode, in chunks, without gradients (except
+the Jacobian statistic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import registry
+from ..errors import UserError
+from . import models as fm
+
+CHUNK = 1024
+
+
+@dataclass
+class Loaded:
+    name: str
+    model: fm.Autoencoder
+    meta: dict
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.model.shape)
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def threshold(self) -> float | None:
+        return (self.meta.get("anomaly") or {}).get("threshold")
+
+
+def load(spec: str) -> Loaded:
+    """A family model by name or path (the --out folder of `aecli train`)."""
+    m = registry.resolve(spec, "autoencoder")
+    arch = m.meta.get("architecture") or {}
+    try:
+        model = fm.build(arch)
+        model.load_state_dict(registry.load_tensors(m))
+    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise UserError(f"model '{m.name}' does not match its metadata: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return Loaded(m.name, model, m.meta)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode(model: fm.Autoencoder, x: torch.Tensor) -> np.ndarray:
+    """Codes (N, latent) float32: the encoder output (the posterior mean for a VAE)."""
+    dev = _device(model)
+    out = [model.encode(c.to(dev)).cpu() for c in x.split(CHUNK)]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.latent), np.float32)
+
+
+@torch.no_grad()
+def reconstruct(model: fm.Autoencoder, x: torch.Tensor) -> torch.Tensor:
+    dev = _device(model)
+    parts = [model(c.to(dev)).cpu() for c in x.split(CHUNK)]
+    return torch.cat(parts) if parts else x.clone()
+
+
+def scores(model: fm.Autoencoder, x: torch.Tensor, device=None) -> np.ndarray:
+    """Anomaly score per image: mean squared reconstruction error per pixel (0..1 scale)."""
+    r = reconstruct(model, x)
+    return ((r - x) ** 2).flatten(1).mean(dim=1).numpy().astype(np.float64) if len(x) else np.zeros(0)
+
+
+@torch.no_grad()
+def decode(model: fm.Autoencoder, z: torch.Tensor) -> torch.Tensor:
+    dev = _device(model)
+    return torch.cat([model.decode(c.to(dev)).cpu() for c in z.split(CHUNK)])
+
+
+def sample(model: fm.Autoencoder, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+    """n images decoded from z ~ N(0, temperature^2 I) (VAE only)."""
+    if not model.is_vae:
+        raise UserError(f"sampling needs a vae model; this one is a {model.kind} autoencoder")
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.latent, generator=g) * temperature
+    return decode(model, z)
+
+
+def interpolate(model: fm.Autoencoder, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """Decoded images along the straight line between the codes of a and b (1, C, H, W each), ends included."""
+    za, zb = (torch.from_numpy(encode(model, t)) for t in (a, b))
+    w = torch.linspace(0, 1, steps).view(-1, 1)
+    return decode(model, za * (1 - w) + zb * w)
+
+
+def code_stats(model: fm.Autoencoder, pixels: torch.Tensor, device=None, images: int = 512) -> dict:
+    """Statistics of the code on up to `images` images (uint8 or 0..1 float tensor): mean activation,
+    the fraction of (image, unit) activations above 0.05, units never active, and the mean squared
+    Frobenius norm of the encoder's Jacobian."""
+    x = pixels[:images]
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    if not len(x):
+        return {}
+    z = torch.from_numpy(encode(model, x))
+    dev = _device(model)
+    jac = torch.cat([fm.jacobian_frobenius2(model, c.to(dev)).detach().cpu() for c in x.split(128)])
+    return {
+        "images": len(x),
+        "mean_activation": round(float(z.abs().mean()), 5),
+        "fraction_active": round(float((z > 0.05).float().mean()), 5),
+        "dead_units": int(((z > 0.05).sum(dim=0) == 0).sum()),
+        "jacobian_frobenius2": round(float(jac.mean()), 5),
+    }
