@@ -238,6 +238,7 @@ def train(
     beta: Optional[float] = typer.Option(None, "--beta", help="vae: weight of the KL term (1.0)."),
     val_split: Optional[float] = typer.Option(None, "--val-split", help="family: fraction held out for validation (0.1)."),
     val_dir: Optional[Path] = typer.Option(None, "--val-dir", help="family: validate on this folder instead of a split."),
+    score_pool: Optional[int] = typer.Option(None, "--score-pool", help="family: anomaly score = squared error of the residual's NxN block means (default 2; 1: per pixel)."),
     percentile: Optional[float] = typer.Option(None, "--threshold-percentile", help="family: anomaly threshold = this percentile of the training scores (99)."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
@@ -255,7 +256,7 @@ def train(
               "loss": loss, "optimizer": optimizer, "l1": l1, "weight_l1": weight_l1, "l2": l2, "dropout": dropout,
               "sparsity": sparsity, "sparsity_target": sparsity_target, "sparsity_weight": sparsity_weight,
               "contractive_weight": contractive_weight, "noise": noise, "beta": beta, "val_split": val_split,
-              "val_dir": str(val_dir) if val_dir else None, "percentile": percentile}
+              "val_dir": str(val_dir) if val_dir else None, "percentile": percentile, "score_pool": score_pool}
     return train_run.main(
         data=data, out=out, task=task.value if task else None, model=model, quality=quality, steps=steps,
         batch_size=batch_size, patch=patch, lr=lr, channels=channels, blocks=blocks, sigma_range=sigma_range, seed=seed,

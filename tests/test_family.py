@@ -162,9 +162,10 @@ def test_anomalies_score_higher(digits, tmp_path):
     m = api.load(str(out))
     from aecli.family.data import load_folder
 
-    normal = api.scores(m.model, load_folder(digits, m.shape, quiet=True).floats())
-    weird = api.scores(m.model, load_folder(odd, m.shape, quiet=True).floats())
+    normal = api.scores(m.model, load_folder(digits, m.shape, quiet=True).floats(), pool=m.pool)
+    weird = api.scores(m.model, load_folder(odd, m.shape, quiet=True).floats(), pool=m.pool)
     assert weird.min() > 3 * np.median(normal)
+    assert m.pool == 2  # the default score
     assert (weird > m.threshold).all() and (normal <= m.threshold).mean() >= 0.9
 
 
@@ -184,6 +185,21 @@ def test_reconstruct_and_sample_pictures(trained, digits, tmp_path):
     assert r.exit_code == 0, r.output
     with PILImage.open(tmp_path / "i.png") as im:
         assert im.size == (5 * 66 + 2, 66 + 2)
+
+
+def test_score_pool_averages_the_residual():
+    """pool 1 is the per-pixel MSE; pool 2 the MSE of the residual's 2x2 block means."""
+    class Zero(torch.nn.Module):  # reconstructs everything as black
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return torch.zeros_like(x)
+
+    x = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    assert api.scores(Zero(), x, pool=1).tolist() == [0.5]
+    assert api.scores(Zero(), x, pool=2).tolist() == [0.25]
 
 
 def test_sampling_is_seeded(trained):

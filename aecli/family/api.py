@@ -37,6 +37,10 @@ class Loaded:
     def threshold(self) -> float | None:
         return (self.meta.get("anomaly") or {}).get("threshold")
 
+    @property
+    def pool(self) -> int:
+        return int((self.meta.get("anomaly") or {}).get("pool", 1))
+
 
 def load(spec: str) -> Loaded:
     """A family model by name or path (the --out folder of `aecli train`)."""
@@ -70,10 +74,16 @@ def reconstruct(model: fm.Autoencoder, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts) if parts else x.clone()
 
 
-def scores(model: fm.Autoencoder, x: torch.Tensor, device=None) -> np.ndarray:
-    """Anomaly score per image: mean squared reconstruction error per pixel (0..1 scale)."""
-    r = reconstruct(model, x)
-    return ((r - x) ** 2).flatten(1).mean(dim=1).numpy().astype(np.float64) if len(x) else np.zeros(0)
+def scores(model: fm.Autoencoder, x: torch.Tensor, pool: int = 1) -> np.ndarray:
+    """Anomaly score per image: the mean squared reconstruction error (0..1 scale), per pixel, or with
+    pool > 1 per pool x pool block of the residual's block means (the error of the coarse picture:
+    fine texture that no model of the class reproduces matters less than shapes and masses)."""
+    if not len(x):
+        return np.zeros(0)
+    d = reconstruct(model, x) - x
+    if pool > 1:
+        d = torch.nn.functional.avg_pool2d(d, pool, ceil_mode=True)
+    return (d**2).flatten(1).mean(dim=1).numpy().astype(np.float64)
 
 
 @torch.no_grad()

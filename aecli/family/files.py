@@ -90,7 +90,7 @@ def score(src: str, output: str, *, model: str, threshold: float | None, quiet: 
         threshold = m.threshold
         if threshold is None:
             raise UserError(f"model '{m.name}' has no calibrated threshold; give --threshold")
-    s = api.scores(m.model, data.floats())
+    s = api.scores(m.model, data.floats(), pool=m.pool)
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
     w.writerow(["path", "score", "anomaly"])

@@ -34,7 +34,7 @@ DEFAULTS = {
     "momentum": 0.9, "dropout": 0.0, "weight_l1": 0.0, "l2": 0.0, "sparsity": "l1", "l1": 1e-4,
     "sparsity_target": 0.05, "sparsity_weight": 1e-3, "contractive_weight": 1e-4, "noise": 0.5, "beta": 1.0,
     "image_size": None, "grayscale": False, "shape": None, "val_split": 0.1, "val_dir": None, "percentile": 99.0,
-    "epochs": None,
+    "score_pool": 2, "epochs": None,
 }
 ACTIVE = 0.05  # a code unit counts as active on an image when its activation exceeds this
 STAT_IMAGES = 512  # held-out images used for the Jacobian statistic
@@ -191,7 +191,8 @@ class FamilyTask:
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
-        train_scores = api.scores(model, data.train.float().div(255.0), device=device)
+        pool = int(o.get("score_pool", 1))
+        train_scores = api.scores(model, data.train.float().div(255.0), pool=pool)
         stats = api.code_stats(model, data.val if len(data.val) else data.train, device=device, images=STAT_IMAGES)
         if was_training:
             model.train()
@@ -205,7 +206,9 @@ class FamilyTask:
             "objective": {k: o[k] for k in ("loss", "optimizer", "dropout", "weight_l1", "l2")}
             | _kind_options(o),
             "anomaly": {
-                "score": "mean squared reconstruction error per pixel (0..1 scale)",
+                "score": "mean squared reconstruction error (0..1 scale) " + (
+                    f"of the residual's {pool}x{pool} block means" if pool > 1 else "per pixel"),
+                "pool": pool,
                 "threshold": float(np.percentile(train_scores, pct)),
                 "percentile": pct,
                 "train_mean": float(train_scores.mean()),

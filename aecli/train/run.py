@@ -177,6 +177,8 @@ def _family_options(data: Path, kind: str, channels: str | None, o: dict, steps:
             raise UserError(f"--{k.replace('_', '-')} must not be negative")
     if o.get("latent", 1) < 1 or (o.get("image_size") is not None and not 4 <= o["image_size"] <= 256):
         raise UserError("--latent-dim must be positive and --image-size 4..256")
+    if not 1 <= o.get("score_pool", 1) <= 64:
+        raise UserError("--score-pool must be 1..64")
     if o.get("epochs") is not None and o["epochs"] <= 0:
         raise UserError("--epochs must be positive")
     if o.get("val_dir") is not None and not Path(o["val_dir"]).exists():
