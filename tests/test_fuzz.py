@@ -1,0 +1,193 @@
+"""Smoke run of the .lat fuzz harness (benchmarks/fuzz_lat.py).
+
+The real run (100000 cases) is documented in docs/fuzz.md; here a few hundred cases with a
+fixed seed must come out clean, and deliberately broken readers/decoders must be caught, so
+that the harness itself is known to be able to fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aecli import format as latformat
+from aecli.errors import UserError
+
+HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_lat.py"
+
+
+def _load_harness():
+    spec = importlib.util.spec_from_file_location("fuzz_lat", HARNESS)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_lat"] = mod  # dataclasses look their module up by name
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fz = _load_harness()
+_CORPUS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def fuzz_models(tmp_path_factory):
+    return fz.prepare_models(tmp_path_factory.mktemp("fuzz-models"))
+
+
+@pytest.fixture
+def corpus(fuzz_models, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("AECLI_MODEL_PATH", str(fuzz_models))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny images: threads only add overhead (as in the harness)
+    try:
+        if fuzz_models not in _CORPUS:
+            _CORPUS[fuzz_models] = fz.build_corpus()
+        yield _CORPUS[fuzz_models]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_corpus_is_valid_and_varied(corpus):
+    lats = [s.lat for s in corpus]
+    assert {lat.mode for lat in lats} == set(latformat.MODES)
+    assert {lat.model for lat in lats} == {fz.HP_MODEL, fz.FP_MODEL}
+    assert {lat.quality for lat in lats} == {1, 2, 3}
+    assert any(lat.width == lat.height == 1 for lat in lats)
+    for s in corpus:
+        assert latformat.pack(s.lat) == s.data
+
+
+def test_smoke_run_is_clean(corpus, tmp_path):
+    t0 = time.perf_counter()
+    s = fz.fuzz(corpus, 300, seed=0, crash_dir=tmp_path / "crashes")
+    assert s["cases"] == 300
+    assert s["crashes"] == 0, s["crash_examples"]
+    assert s["hangs"] == 0, s["hang_examples"]
+    assert s["over_allocation"] == 0, s["over_allocation_examples"]
+    assert s["rss_over_bound"] == 0, s["rss_examples"]
+    assert not (tmp_path / "crashes").exists()
+    # the mutations reach every stage: reader rejections, decoder rejections, full decodes
+    assert s["rejected"] > 50 and s["parsed_ok"] > 50
+    assert s["decoder_rejected"] > 20 and s["decoded_ok"] > 10
+    assert s["crc_recomputed"] > 150
+    assert 0 < s["memory"]["reader_peak_over_bound_max"] < 1
+    assert 0 < s["memory"]["decoder_peak_over_bound_max"] < 1
+    assert time.perf_counter() - t0 < 60
+
+
+def test_cases_are_reproducible(corpus):
+    a = fz.mutate(random.Random("5:17"), corpus)
+    b = fz.mutate(random.Random("5:17"), corpus)
+    assert a == b
+
+
+def test_broken_decoder_counts_as_crash(corpus, tmp_path):
+    def broken(lat):
+        raise RuntimeError("boom")
+
+    s = fz.fuzz(corpus, 40, seed=1, decoder=broken, crash_dir=tmp_path)
+    assert s["decode_attempted"] > 0
+    assert s["crashes"] == s["decode_attempted"]
+    assert list(s["crash_signatures"]) == [next(iter(s["crash_signatures"]))]
+    assert next(iter(s["crash_signatures"])).startswith("decoder: RuntimeError at test_fuzz.py")
+    ex = s["crash_examples"][0]
+    data = bytes.fromhex(ex["hex"])
+    assert Path(ex["file"]).read_bytes() == data
+    latformat.unpack(data)  # it parsed, then the decoder blew up
+    assert len(list(tmp_path.glob("crash-*.lat"))) >= 1
+
+
+@pytest.mark.parametrize("exc,crash", [
+    (UserError("fine: one line"), False),
+    (latformat.FormatError("raised after parsing"), True),  # the CLI only converts it around unpack()
+    (ValueError("not a user error"), True),
+])
+def test_decoder_exception_kinds(corpus, exc, crash):
+    def stub(lat):
+        raise exc
+
+    s = fz.fuzz(corpus, 30, seed=2, decoder=stub)
+    assert s["decode_attempted"] > 0
+    assert s["crashes"] == (s["decode_attempted"] if crash else 0)
+    if not crash:
+        assert s["decoder_rejected"] == s["decode_attempted"]
+
+
+def test_broken_reader_counts_as_crash(corpus):
+    def reader(data):
+        if len(data) % 2:
+            return data[10**6]  # IndexError, as a careless parser would raise
+        return latformat.unpack(data)
+
+    s = fz.fuzz(corpus, 40, seed=3, reader=reader)
+    assert s["crashes"] > 0
+    assert all(c["stage"] == "reader" and c["error"] == "IndexError" for c in s["crash_examples"])
+
+
+def test_hang_is_detected_even_if_swallowed(corpus):
+    def slow(lat):
+        try:
+            time.sleep(2)
+        except Exception:  # a library's catch-all must not hide the time limit
+            raise UserError("swallowed")
+
+    t0 = time.perf_counter()
+    s = fz.fuzz(corpus, 12, seed=4, decoder=slow, time_limit=0.05, time_per_mpx=0.0)
+    assert s["decode_attempted"] > 0
+    assert s["hangs"] == s["decode_attempted"]
+    assert s["crashes"] == 0
+    assert time.perf_counter() - t0 < 0.5 * s["decode_attempted"] + 5
+
+
+def test_over_allocation_is_detected(corpus):
+    def greedy(lat):
+        keep = np.ones(fz.Bounds().decoder(lat, 0, (320, 192)) // 8 + 1024, dtype=np.float64)
+        return keep.nbytes
+
+    # only small claims are decoded, so that the stub's allocation (just over its bound) stays small
+    s = fz.fuzz(corpus, 30, seed=5, decoder=greedy, max_decode_pixels=1 << 14)
+    assert s["decode_attempted"] > 0
+    assert s["over_allocation"] == s["decode_attempted"]
+
+    # the real decoder and reader, against bounds that leave no room
+    tight = fz.Bounds(reader_per_byte=0, reader_const=16, per_pixel=0, per_symbol=0, per_byte=0, const=1024)
+    s = fz.fuzz(corpus, 20, seed=6, bounds=tight)
+    assert s["over_allocation"] >= s["decode_attempted"] > 0
+    assert {e["stage"] for e in s["over_allocation_examples"]} == {"reader", "decoder"}
+
+
+def test_absurd_header_claims_are_refused_before_allocating():
+    tiny = fz.Bounds()
+    claims = [
+        fz.Fields(1, 1, 2, fz.varint(100000), fz.varint(100000), 1, b"a", b"\0" * 4, 0, [], []),
+        fz.Fields(1, 1, 2, fz.varint(16384), fz.varint(16384), 1, b"a", b"\0" * 4, 8, [fz.varint(0xFFFFFFFF)] * 8, []),
+        fz.Fields(1, 1, 2, fz.varint(1), fz.varint(1), 1, b"a", b"\0" * 4, 1, [fz.varint(1 << 31)], [b"x" * 100]),
+    ]
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        for f in claims:
+            body = f.body()
+            res = fz.run_one(body + fz.crc_of(body), decode=False, reader=fz.cli_reader, decoder=None, bounds=tiny,
+                             time_limit=5, use_alarm=False, rss_base_kb=0)
+            r = res["reader"]
+            assert not r.ok and r.expected, r
+            assert r.peak < 16 * 1024
+    finally:
+        tracemalloc.stop()
+
+
+def test_message_class():
+    mc = fz.message_class
+    assert mc("invalid image size 0x55") == "invalid image size NxN"
+    assert mc("reserved bits set in mode byte 0x81") == "reserved bits set in mode byte <hex>"
+    assert mc("invalid model name (allowed: A-Z a-z 0-9 . _ -)") == "invalid model name (allowed: A-Z a-z 0-9 . _ -)"
+    assert mc("quality 9 is not offered by model 'x' (choose 1..3)") == "quality N is not offered by model '…' (choose N..N)"
