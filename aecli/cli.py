@@ -22,11 +22,13 @@ app = typer.Typer(
 
 
 def _guarded(fn):
-    """User errors become one line on stderr and exit code 1; Ctrl-C exits 130."""
+    """User errors become one line on stderr and exit code 1; Ctrl-C exits 130.  So do errors of the
+    environment that got past the library's own checks (errors.environment_error); other exceptions
+    are bugs and keep their traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .errors import UserError
+        from .errors import UserError, environment_error
 
         try:
             code = fn(*args, **kwargs)
@@ -37,6 +39,12 @@ def _guarded(fn):
             print("aecli: interrupted", file=sys.stderr)
             raise typer.Exit(130)
         except BrokenPipeError:
+            raise typer.Exit(1)
+        except Exception as exc:
+            msg = environment_error(exc)
+            if msg is None:
+                raise
+            print(f"aecli: error: {msg}", file=sys.stderr)
             raise typer.Exit(1)
         if code:
             raise typer.Exit(code)
@@ -74,13 +82,15 @@ def decompress(
     output: Optional[str] = typer.Argument(None, help="Image file (format from extension: png jpg webp tiff bmp), '-', or a folder."),
     format: Optional[str] = typer.Option(None, "--format", help="Output format when it cannot come from the extension (stdout, folders)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to decode with (default: the one the file names)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse files that claim a bigger image (padded to the model's "
+                                             "alignment), against decompression bombs (default: $AECLI_MAX_PIXELS or 67108864 = 2^26; 0: no limit)."),
     force: bool = FORCE,
     quiet: bool = QUIET,
 ):
     """Decode .lat files back to images."""
     from .codec import files
 
-    return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet)
+    return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet, max_pixels=max_pixels)
 
 
 @app.command()
@@ -136,8 +146,9 @@ def compare(
     from .codec.api import load_codec
     from .eval import codec_eval
 
-    rows = codec_eval.compare(inputs, model, quality)
+    rows, failed = codec_eval.compare(inputs, model, quality)
     print(codec_eval.to_json(rows) if json else codec_eval.format_compare(rows, load_codec(model).name))
+    return 1 if failed else 0
 
 
 @app.command("eval")
@@ -161,7 +172,7 @@ def evaluate(
         raise UserError(f"unknown baseline {bad[0]} (choose from jpeg, webp, avif)")
     result = codec_eval.evaluate(inputs, str(out), model, chosen, published, name)
     print((out / f"{name}.md").read_text())
-    return 0 if result else 1
+    return 0 if result and not result.get("unreadable") else 1
 
 
 @app.command()

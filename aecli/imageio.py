@@ -69,7 +69,10 @@ Writing policy (:func:`encode_image`, :func:`write_output`)
   (``.<name>.<random>.tmp``) in the destination's directory is written,
   flushed, fsync'ed and ``os.replace``d onto the destination.  On any failure,
   including KeyboardInterrupt, the temporary file is removed, so the
-  destination is either the old file or the complete new one.
+  destination is either the old file or the complete new one.  A process
+  killed outright (SIGKILL, power loss) cannot remove it: the destination is
+  still untouched or complete, but a stray ``.<name>.<random>.tmp`` may be left
+  beside it; it is never reused and can be deleted.
 * If the destination is a symlink, the file it points to is replaced (the
   link is kept).
 * Permissions: a new file gets ``0o666 & ~umask``; an existing file that is
@@ -226,10 +229,10 @@ def read_bytes(src: str | Path) -> bytes:
     except FileNotFoundError as e:
         raise UserError(f"input not found: {src}") from e
     except IsADirectoryError as e:
-        raise UserError(f"{src} is a directory (expected an image file)") from e
+        raise UserError(f"{src} is a directory (expected a file)") from e
     except PermissionError as e:
         if path.is_dir():  # Windows reports directories this way
-            raise UserError(f"{src} is a directory (expected an image file)") from e
+            raise UserError(f"{src} is a directory (expected a file)") from e
         raise UserError(f"cannot read {src}: permission denied") from e
     except OSError as e:
         raise UserError(f"cannot read {src}: {_reason(e)}") from e

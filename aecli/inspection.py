@@ -45,6 +45,11 @@ def format_info(d: dict) -> str:
 
 
 def model_rows(extra: list[Path] = ()) -> list[dict]:
+    for d in extra:
+        if not Path(d).exists():
+            raise UserError(f"model folder not found: {d}")
+        if not Path(d).is_dir():
+            raise UserError(f"--path {d} is not a folder")
     rows = []
     for m in registry.all_models(list(extra)):
         meta = m.meta

@@ -306,9 +306,9 @@ def main() -> None:
            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
     parts = [("seed", lambda: part_seed(mnist, fmnist, a.work, log, 2 if q else 50)),
              ("oneclass", lambda: part_oneclass(fmnist, a.work, log, 1 if q else 60, [0, 1] if q else list(range(10)))),
-             ("probe", lambda: part_probe(fmnist, a.work, log, 1 if q else 30)),
-             ("vae", lambda: part_vae(fmnist, a.work, log, 1 if q else 30)),
-             ("regularised", lambda: part_regularised(fmnist, a.work, log, 1 if q else 20))]
+             ("probe", lambda: part_probe(fmnist, a.work, log, 1 if q else 20)),
+             ("vae", lambda: part_vae(fmnist, a.work, log, 1 if q else 20)),
+             ("regularised", lambda: part_regularised(fmnist, a.work, log, 1 if q else 10))]
     with Progress(disable=not sys.stderr.isatty()) as bar:
         job = bar.add_task("family benchmarks", total=len(parts))
         for name, fn in parts:

@@ -37,6 +37,11 @@ class DecodeError(UserError):
     pass
 
 
+#: Default decode limit, in pixels of the padded image the decoder works on (see
+#: docs/format.md, "Reader policy"): 2^26, about 67 megapixels (8192 x 8192).
+DEFAULT_MAX_PIXELS = 1 << 26
+
+
 @dataclass
 class Codec:
     """A loaded codec model, ready to compress and decompress."""
@@ -147,6 +152,11 @@ class Codec:
         y_bytes, y_esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
         return [z_bytes, y_bytes, coding.pack_escapes(z_esc + y_esc)]
 
+    def streams_needed(self, mode: str) -> int:
+        """How many streams a file in this colour mode holds: y and escapes (plus z for a
+        hyperprior model), plus the alpha plane for modes with alpha."""
+        return (3 if self.hyper else 2) + (1 if mode in ("RGBA", "LA") else 0)
+
     @torch.inference_mode()
     def decode_streams(self, streams: list[bytes], qi: int, lh: int, lw: int) -> torch.Tensor:
         m = self.model.m
@@ -203,14 +213,26 @@ class Codec:
             return self.compress(img, q, y_base), q, False
         return best[0], best[1], True
 
-    def decompress(self, lat: latformat.LatFile) -> Image:
+    def decompress(self, lat: latformat.LatFile, max_pixels: int | None = None) -> Image:
+        """The image of ``lat``.  ``max_pixels``: refuse (before any allocation) a file whose
+        padded image, each side rounded up to the model's alignment, has more pixels; None or 0:
+        no limit beyond the format's."""
         if lat.model != self.name or lat.fingerprint != self.files.fingerprint:
             raise DecodeError(f"this file needs model '{lat.model}' ({lat.fingerprint.hex()}), not '{self.name}'")
         qi = self.index_of(lat.quality)
         a = self.model.align
         ph, pw = lat.height + (-lat.height) % a, lat.width + (-lat.width) % a
+        if max_pixels and pw * ph > max_pixels:
+            raise PixelLimitError(lat.width, lat.height, pw, ph, max_pixels)
         has_alpha = lat.mode in ("RGBA", "LA")
         streams = list(lat.streams)
+        needed = self.streams_needed(lat.mode)
+        if len(streams) < needed:
+            raise DecodeError(f"corrupt .lat file: missing streams ({len(streams)}, but a {lat.mode} file of "
+                              f"model '{self.name}' has {needed})")
+        if len(streams) > needed:
+            raise DecodeError(f"corrupt .lat file: {len(streams)} streams, but a {lat.mode} file of model "
+                              f"'{self.name}' has {needed}")
         alpha = None
         if has_alpha:
             if not streams:
@@ -225,6 +247,16 @@ class Codec:
         if lat.mode in ("L", "LA"):
             px = np.round(px.astype(np.float32).mean(axis=2)).astype(np.uint8)
         return Image(pixels=np.ascontiguousarray(px), alpha=alpha, mode=lat.mode, source_bits=8)
+
+
+class PixelLimitError(DecodeError):
+    """The file claims an image larger than the decode limit (a possible decompression bomb)."""
+
+    def __init__(self, width: int, height: int, pw: int, ph: int, limit: int):
+        padded = "" if (pw, ph) == (width, height) else f", {pw}x{ph} once padded for decoding"
+        super().__init__(f"image size {width}x{height}{padded} is over the decode limit of {limit} pixels; "
+                         f"if you trust this file, raise it with --max-pixels (or AECLI_MAX_PIXELS), 0 for no limit")
+        self.width, self.height, self.limit = width, height, limit
 
 
 def _inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:

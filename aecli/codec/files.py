@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .. import batch
@@ -67,29 +68,59 @@ def _image_exts():
     return IMAGE_EXTS
 
 
-def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool) -> str:
-    from .api import codec_for
+MAX_PIXELS_ENV = "AECLI_MAX_PIXELS"
 
+
+def max_pixels_policy(option: int | None) -> int:
+    """The decode pixel limit: --max-pixels, else $AECLI_MAX_PIXELS, else the default (2^26);
+    0 means no limit beyond the format's own (2^28)."""
+    from .api import DEFAULT_MAX_PIXELS
+
+    if option is not None:
+        if option < 0:
+            raise UserError("--max-pixels must be >= 0 (0: no limit)")
+        return option
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UserError(f"{MAX_PIXELS_ENV} must be a whole number of pixels >= 0 (0: no limit), not {raw!r}")
+    return value
+
+
+def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool, max_pixels: int) -> str:
+    from .api import DecodeError, codec_for
+
+    shown = "<stdin>" if _is_pipe(src) else src
     data = read_bytes(src)
     try:
         lat = latformat.unpack(data)
     except latformat.FormatError as exc:
-        raise UserError(f"{src}: {exc}") from None
+        raise UserError(f"{shown}: {exc}") from None
     codec = codec_for(lat, model)
-    img = codec.decompress(lat)
+    try:
+        img = codec.decompress(lat, max_pixels=max_pixels)
+    except DecodeError as exc:
+        raise UserError(f"{shown}: {exc}") from None
     out_fmt = fmt or format_from_path(dst, default="png")
     write_output(dst, encode_image(img, out_fmt), inputs=[src], force=force)
     return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, quality {lat.quality}, model {lat.model}"
 
 
-def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool) -> int:
+def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool,
+               max_pixels: int | None = None) -> int:
+    limit = max_pixels_policy(max_pixels)
     if dst is None:
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix("." + (fmt or "png")))
     if not _is_pipe(src) and Path(src).is_dir():
         suffix = "." + (fmt or "png")
         pairs = batch.plan(Path(src), Path(dst), (".lat",), suffix)
-        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True),
+        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit),
                       force=force, quiet=quiet, label="decompress")
         return 1 if s.failed else 0
-    batch.say(_decompress_one(src, dst, model, fmt, True), quiet)
+    batch.say(_decompress_one(src, dst, model, fmt, True, limit), quiet)
     return 0

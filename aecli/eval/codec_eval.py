@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .. import format as latformat
 from ..errors import UserError
-from ..imageio import Image, read_image, walk_images
+from ..imageio import Image, read_image, walk_images, write_output
 from ..progress import progress_bar
 from . import rd
 from .metrics import ms_ssim, psnr
@@ -40,7 +41,7 @@ def _inputs(paths: list[str]) -> list[Path]:
         else:
             raise UserError(f"input not found: {p}")
     if not files:
-        raise UserError("no images given")
+        raise UserError(f"no images found under {', '.join(paths)}" if paths else "no images given")
     return files
 
 
@@ -48,17 +49,35 @@ def _rgb(img: Image) -> np.ndarray:
     return img.pixels if img.pixels.ndim == 3 else np.repeat(img.pixels[..., None], 3, axis=2)
 
 
-def compare(paths: list[str], model: str | None = None, quality: int | None = None) -> list[dict]:
-    """Per image: our file at `quality`, and JPEG / WebP given the same number of bytes."""
+def _read_or_report(f: Path, files: list[Path]) -> Image | None:
+    """The image, or None after a one-line error on stderr when it cannot be read and other files
+    remain to be done (a single input's error is raised)."""
+    try:
+        return read_image(f)
+    except UserError as exc:
+        if len(files) == 1:
+            raise
+        print(f"aecli: error: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
+def compare(paths: list[str], model: str | None = None, quality: int | None = None) -> tuple[list[dict], int]:
+    """Per image: our file at `quality`, and JPEG / WebP given the same number of bytes.
+    Returns the rows and the number of unreadable files (each reported on stderr and skipped)."""
     from ..codec.api import load_codec
 
     codec = load_codec(model)
     rows = []
+    failed = 0
     files = _inputs(paths)
     with progress_bar() as bar:
         job = bar.add_task("compare", total=len(files), stats="")
         for f in files:
-            img = read_image(f)
+            img = _read_or_report(f, files)
+            if img is None:
+                failed += 1
+                bar.advance(job)
+                continue
             h, w = img.pixels.shape[:2]
             t0 = time.perf_counter()
             data = codec.compress(img, quality)
@@ -78,7 +97,7 @@ def compare(paths: list[str], model: str | None = None, quality: int | None = No
                     row[f"{name}_bytes"], row[f"{name}_psnr"] = None, None
             rows.append(row)
             bar.advance(job)
-    return rows
+    return rows, failed
 
 
 def format_compare(rows: list[dict], model_name: str) -> str:
@@ -133,10 +152,28 @@ def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None) 
 
 def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines: tuple[str, ...] = ("jpeg", "webp", "avif"),
              published: str | None = None, name: str = "rd") -> dict:
-    """RD sweep of our codec and the baselines; BD-rates; writes NAME.{md,csv,json} and NAME.png."""
+    """RD sweep of our codec and the baselines; BD-rates; writes NAME.{md,csv,json} and NAME.png.
+    Unreadable images are reported on stderr and left out (listed under "unreadable")."""
     files = _inputs(paths)
+    unreadable = [f for f in files if _read_or_report(f, files) is None]
+    bad = set(unreadable)
+    files = [f for f in files if f not in bad]
+    if not files:
+        raise UserError("no readable images")
+    if published:
+        try:
+            rd.load_published(published)
+        except FileNotFoundError:
+            raise UserError(f"published curves not found: {published}") from None
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise UserError(f"cannot read published curves {published}: {str(exc).splitlines()[0]}") from None
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} must be a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     images = None
     from ..codec.api import load_codec
 
@@ -164,7 +201,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
             "bd_rate_msssim": _safe(rd.bd_rate, br, [_db(p["ms_ssim"]) for p in curves[b]], ours_r, ours_m),
         }
     pub = {}
-    if published and Path(published).exists():
+    if published:
         for k, pts in rd.load_published(published).items():
             pub[k] = {"bd_rate_psnr": _safe(rd.bd_rate, [p[0] for p in pts], [p[1] for p in pts], ours_r, ours_p),
                       "note": "published curve; its bpp counts only the entropy-coded strings"}
@@ -178,14 +215,16 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
         "bd_rate_vs_published": pub,
         "note": "BD-rate of aecli relative to each codec: negative = aecli needs fewer bits at equal quality.",
     }
-    (out / f"{name}.json").write_text(json.dumps(_clean(result), indent=2) + "\n")
+    if unreadable:
+        result["unreadable"] = [str(f) for f in unreadable]
+    write_output(out / f"{name}.json", (json.dumps(_clean(result), indent=2) + "\n").encode())
     rows = [dict(p, codec=c) for c, pts in curves.items() for p in pts]
     rd.write_csv(rows, out / f"{name}.csv", columns=["codec", "quality", "bpp", "psnr", "ms_ssim"])
-    (out / f"{name}.md").write_text(markdown_report(result))
+    write_output(out / f"{name}.md", markdown_report(result).encode())
     try:
         plot = {"aecli (" + model_info["name"] + ")": [(p["bpp"], p["psnr"]) for p in ours]}
         plot.update({LABELS.get(b, b): [(p["bpp"], p["psnr"]) for p in curves[b]] for b in baselines})
-        if published and Path(published).exists():
+        if published:
             for k, pts in rd.load_published(published).items():
                 if "hyperprior" in k or "factorized" in k:
                     plot[k + " (published)"] = [(p[0], p[1]) for p in pts]

@@ -9,6 +9,7 @@ the root): `embed --plot` colours by it and the benchmarks use it as the class.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,15 +60,17 @@ def _label(path: Path, root: Path) -> str:
 def infer_shape(first: Path, image_size: int | None, grayscale: bool) -> tuple[int, int, int]:
     """(C, H, W) for a new model: --image-size (square) or the first image's size; gray when asked or when
     the first image has one channel."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with Image.open(first) as im:
+        with _open(first) as im:
             w, h = im.size
             gray_source = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") or (
                 im.mode == "P" and _palette_is_gray(im))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise UserError(f"cannot read {first}: {exc}") from None
+    except UserError as exc:
+        raise UserError(f"cannot read {exc}") from None
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UserError(f"cannot read {first}: {_reason(exc, first)}") from None
     c = 1 if grayscale or gray_source else 3
     if image_size:
         return (c, int(image_size), int(image_size))
@@ -84,11 +87,11 @@ def _palette_is_gray(im) -> bool:
 
 def load_one(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     """One image as (C, H, W) uint8 in the given shape; UserError when it is not a readable image."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     c, h, w = shape
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 a = np.asarray(im, dtype=np.float64)
@@ -98,14 +101,40 @@ def load_one(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
             if im.size != (w, h):
                 im = im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
             a = np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{path}: not a readable image ({exc})") from None
+    except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UserError(f"{path}: not a readable image ({_reason(exc, path)})") from None
     return a[None] if c == 1 else a.transpose(2, 0, 1)
+
+
+@contextmanager
+def _open(path: Path):
+    """Image.open, with Pillow's decompression-bomb warning (over Image.MAX_IMAGE_PIXELS, about 89
+    megapixels) made an error, and one-line errors for a missing file or a folder."""
+    import warnings
+
+    from PIL import Image
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not an image")
+    if not path.exists():
+        raise UserError(f"{path}: not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            yield im
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__).replace(f" '{path}'", "")
 
 
 def load_folder(src: Path, shape: tuple[int, int, int], *, quiet: bool = False, label: str = "load") -> ImageSet:
     """Every readable image below `src` (or the one file `src`) in `shape`; unreadable files are reported
-    and skipped. UserError when none is left."""
+    and skipped. UserError when none is left, or when `src` is one file that cannot be read."""
     from ..progress import progress_bar
 
     src = Path(src)
@@ -123,6 +152,8 @@ def load_folder(src: Path, shape: tuple[int, int, int], *, quiet: bool = False, 
                 out[len(kept)] = load_one(f, shape)
                 kept.append(f)
             except UserError as exc:
+                if src.is_file():  # one file: its own error, not a warning plus "no readable images"
+                    raise
                 skipped.append(str(exc))
                 if not quiet:
                     print(f"aecli: warning: skipped {exc}", file=sys.stderr)
