@@ -8,7 +8,8 @@
 #
 # History of this run: steps 0-5883 used a plain clamp as lower bound (gradient-passing bound
 # since); from step 18937 the per-quality gain vectors learn 10x faster (TrainConfig.gain_lr_scale)
-# and the optimizer state was reset once for the new parameter groups.
+# and the optimizer state was reset once for the new parameter groups. The committed checkpoint is at
+# step 26789 (held-out validation at step 26000: q1 0.629 bpp / 25.56 dB ... q8 2.175 bpp / 30.24 dB).
 #
 #   DATA=../shared/data/CBSD432 STEPS=200000 bash scripts/train_codec.sh
 set -euo pipefail
