@@ -66,3 +66,31 @@ def photo_like(h: int, w: int, rng, channels: int = 3) -> np.ndarray:
     img = np.stack(base, axis=2) + rng.normal(0, 8, (h, w, channels))
     img = np.clip(img, 0, 255).astype(np.uint8)
     return img[..., 0] if channels == 1 else img
+
+
+def make_digits(root, per_class: int):
+    """Two classes of 16x16 gray 'digits' under root/bar and root/dash: a vertical and a horizontal bar."""
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(0)
+    for lab in ("bar", "dash"):
+        (root / lab).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            a = rng.integers(0, 30, (16, 16)).astype(np.uint8)
+            if lab == "bar":
+                a[3:13, 6:10] = 220
+            else:
+                a[6:10, 3:13] = 220
+            PILImage.fromarray(a).save(root / lab / f"{i:02d}.png")
+    return root
+
+
+def make_training_images(d, rng):
+    """A small training folder: three photo-like images and, in a subfolder, one smaller than a crop."""
+    from PIL import Image as PILImage
+
+    (d / "sub").mkdir(parents=True)
+    for i in range(3):
+        PILImage.fromarray(photo_like(70 + i, 90, rng)).save(d / f"{i}.png")
+    PILImage.fromarray(photo_like(50, 60, rng)).save(d / "sub" / "small.jpg")
+    return d

@@ -18,15 +18,13 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from aecli.cli import app
 
-from conftest import photo_like
+from conftest import make_digits, make_training_images
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -126,29 +124,13 @@ def assert_same_weights(a, b):
 
 @pytest.fixture
 def images(tmp_path, rng):
-    d = tmp_path / "imgs"
-    (d / "sub").mkdir(parents=True)
-    for i in range(3):
-        PILImage.fromarray(photo_like(70 + i, 90, rng)).save(d / f"{i}.png")
-    PILImage.fromarray(photo_like(50, 60, rng)).save(d / "sub" / "small.jpg")
-    return d
+    return make_training_images(tmp_path / "imgs", rng)
 
 
 @pytest.fixture
 def digits(tmp_path):
     """16x16 gray images, two classes of 12."""
-    root = tmp_path / "digits"
-    rng = np.random.default_rng(0)
-    for lab in ("bar", "dash"):
-        (root / lab).mkdir(parents=True)
-        for i in range(12):
-            a = rng.integers(0, 30, (16, 16)).astype(np.uint8)
-            if lab == "bar":
-                a[3:13, 6:10] = 220
-            else:
-                a[6:10, 3:13] = 220
-            PILImage.fromarray(a).save(root / lab / f"{i:02d}.png")
-    return root
+    return make_digits(tmp_path / "digits", 12)
 
 
 def test_codec_two_processes_equal_one(tmp_path, images):

@@ -14,6 +14,8 @@ from aecli.cli import app
 from aecli.family import api
 from aecli.family import models as fm
 
+from conftest import make_digits
+
 runner = CliRunner()
 KINDS = ["dense", "conv", "vae", "sparse", "contractive", "denoising"]
 
@@ -21,18 +23,7 @@ KINDS = ["dense", "conv", "vae", "sparse", "contractive", "denoising"]
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """Two classes of 16x16 gray 'digits': a vertical bar and a horizontal bar, 20 each."""
-    root = tmp_path_factory.mktemp("digits")
-    rng = np.random.default_rng(0)
-    for lab in ("bar", "dash"):
-        (root / lab).mkdir()
-        for i in range(20):
-            a = rng.integers(0, 30, (16, 16)).astype(np.uint8)
-            if lab == "bar":
-                a[3:13, 6:10] = 220
-            else:
-                a[6:10, 3:13] = 220
-            PILImage.fromarray(a).save(root / lab / f"{i:02d}.png")
-    return root
+    return make_digits(tmp_path_factory.mktemp("digits"), 20)
 
 
 def train(*args):

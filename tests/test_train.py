@@ -4,12 +4,11 @@ import json
 
 import pytest
 import torch
-from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from aecli.cli import app
 
-from conftest import photo_like
+from conftest import make_training_images
 
 runner = CliRunner()
 TINY = ["--channels", "8,12", "--patch", "64", "--batch-size", "2", "--holdout", "1", "--log-every", "1",
@@ -18,12 +17,7 @@ TINY = ["--channels", "8,12", "--patch", "64", "--batch-size", "2", "--holdout",
 
 @pytest.fixture
 def images(tmp_path, rng):
-    d = tmp_path / "imgs"
-    (d / "sub").mkdir(parents=True)
-    for i in range(3):
-        PILImage.fromarray(photo_like(70 + i, 90, rng)).save(d / f"{i}.png")
-    PILImage.fromarray(photo_like(50, 60, rng)).save(d / "sub" / "small.jpg")  # smaller than a crop
-    return d
+    return make_training_images(tmp_path / "imgs", rng)
 
 
 def train(*args):
