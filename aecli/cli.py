@@ -258,7 +258,10 @@ def train(
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints (family: one epoch)."),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (family: one epoch)."),
     log_every: Optional[int] = typer.Option(None, "--log-every"),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps/--epochs may extend it)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps/--epochs may extend it, "
+                                "and --batch-size/--patch/--lr change it from here on when given)."),
+    time_limit: float = typer.Option(0.0, "--time-limit", help="Stop after this many seconds of training, with a checkpoint "
+                                     "and exported weights (0: no limit); --resume continues."),
 ):
     """Train a model on a folder of images (resumable; Ctrl-C writes a checkpoint)."""
     from .train import run as train_run
@@ -272,7 +275,7 @@ def train(
         data=data, out=out, task=task.value if task else None, model=model, quality=quality, steps=steps,
         batch_size=batch_size, patch=patch, lr=lr, channels=channels, blocks=blocks, sigma_range=sigma_range, seed=seed,
         device=device, threads=threads, holdout=holdout, ckpt_every=ckpt_every, val_every=val_every,
-        log_every=log_every, resume=resume, family=family,
+        log_every=log_every, resume=resume, family=family, time_limit=time_limit,
     )
 
 

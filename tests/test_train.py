@@ -60,6 +60,36 @@ def test_resume_matches_uninterrupted(tmp_path, images):
     assert len(la) == 4
 
 
+def test_resume_may_change_batch_crop_and_lr(tmp_path, images):
+    out = tmp_path / "m"
+    assert train(images, "--out", out, "--steps", "2", *TINY).exit_code == 0
+    r = train(images, "--out", out, "--steps", "3", "--resume", "--lr", "1e-5", "--batch-size", "3", "--channels", "8,12",
+              "--holdout", "1", "--threads", "1", "--log-every", "1")
+    assert r.exit_code == 0, r.output
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 3
+    assert state["config"]["lr"] == 1e-5 and state["config"]["batch_size"] == 3 and state["config"]["patch"] == 64
+    first, second = state["segments"]
+    assert (first["lr"], first["batch_size"], second["lr"], second["batch_size"]) == (1e-4, 2, 1e-5, 3)
+    assert "recipe change at step 2: batch_size 2 -> 3, lr 0.0001 -> 1e-05" in (out / "train.log").read_text()
+    assert [g["lr"] for g in state["opt"]["param_groups"]] == [1e-5, 1e-4]  # the gains' group learns 10x faster
+
+
+def test_time_limit_stops_with_a_checkpoint(tmp_path, images):
+    out = tmp_path / "m"
+    r = train(images, "--out", out, "--steps", "100000", "--time-limit", "0.001", *TINY)
+    assert r.exit_code == 0, r.output
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert 1 <= state["step"] < 100000
+    meta = json.loads((out / "m.json").read_text())
+    assert meta["training"]["steps"] == state["step"]
+    assert "time limit of 0.001 s reached" in (out / "train.log").read_text()
+    # the limit is per process: a resume with a longer step count goes on
+    r = train(images, "--out", out, "--steps", str(state["step"] + 1), "--resume", *TINY)
+    assert r.exit_code == 0, r.output
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == state["step"] + 1
+
+
 def test_single_quality_model(tmp_path, images):
     out = tmp_path / "q4"
     r = train(images, "--out", out, "--steps", "1", "--quality", "4", "--model", "factorized", *TINY)

@@ -57,6 +57,7 @@ class TrainConfig:
     ckpt_every: int = 500
     val_every: int = 2000
     threads: int = 0
+    time_limit: float = 0.0  # seconds of training for this process, then checkpoint and stop (0: none)
     extra: dict = field(default_factory=dict)
 
 
@@ -86,17 +87,28 @@ class Stop(Exception):
     pass
 
 
-def train(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
+# what a resumed run may change; the rest of the recipe comes from the checkpoint
+ALWAYS_NEW = ("steps", "device", "log_every", "ckpt_every", "val_every", "threads", "time_limit", "data", "out")
+RECIPE_CHANGES = ("batch_size", "patch", "lr")  # only where asked for explicitly (`changes`)
+
+
+def train(cfg: TrainConfig, resume: bool = False, log=print, changes: tuple[str, ...] = ()) -> Path:
+    """Train (or continue) the run `cfg` describes.
+
+    `changes`: fields of RECIPE_CHANGES that a resumed run takes from `cfg` instead of the
+    checkpoint (say, a larger batch on a GPU, or a lower learning rate for the last steps);
+    each segment of the run records its own batch size, crop and learning rate.
+    """
     from . import distributed
 
     group = distributed.setup(cfg.device)  # None unless launched by torchrun with several processes
-    out = _train(cfg, resume, log, group)
+    out = _train(cfg, resume, log, group, changes)
     if group is not None:  # (after an error, torchrun ends the other processes)
         group.close()  # waits for rank 0's last validation and checkpoint, so that all exit together
     return out
 
 
-def _train(cfg: TrainConfig, resume: bool, log, group) -> Path:
+def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] = ()) -> Path:
     from .tasks import get_task
 
     main = group is None or group.main  # the process that writes files and logs
@@ -116,8 +128,13 @@ def _train(cfg: TrainConfig, resume: bool, log, group) -> Path:
             raise FileNotFoundError(f"no checkpoint to resume at {ckpt_path}")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         saved = state["config"]
-        # the run's recipe comes from the checkpoint; only the length, logging and device may change
-        keep = {k: getattr(cfg, k) for k in ("steps", "device", "log_every", "ckpt_every", "val_every", "threads", "data", "out")}
+        # the run's recipe comes from the checkpoint; only the length, logging, device and the
+        # explicitly asked changes may differ
+        unknown = set(changes) - set(RECIPE_CHANGES)
+        if unknown:
+            raise ValueError(f"a resumed run cannot change {sorted(unknown)}")
+        keep = {k: getattr(cfg, k) for k in ALWAYS_NEW + tuple(changes)}
+        changed = [f"{k} {saved.get(k)} -> {keep[k]}" for k in changes if saved.get(k) != keep[k]]
         cfg = TrainConfig(**{**saved, **keep})
     local_batch = group.local_batch(cfg.batch_size) if group is not None else cfg.batch_size
 
@@ -143,10 +160,15 @@ def _train(cfg: TrainConfig, resume: bool, log, group) -> Path:
         step, seconds, history = state["step"], state["seconds"], state["history"]
         segments = state.get("segments", [])
         log(f"resumed from {ckpt_path} at step {step}")
+        if changed:
+            log(f"recipe change at step {step}: {', '.join(changed)}")
     if group is not None:
         group.broadcast_(model)
 
-    segment = {"from_step": step, "to_step": step, "hardware": hardware(device), "seconds": 0.0}
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
+    segment = {"from_step": step, "to_step": step, "hardware": hardware(device), "seconds": 0.0,
+               "batch_size": cfg.batch_size, "patch": cfg.patch, "lr": cfg.lr}
     if group is not None:
         segment["hardware"] = f"{group.world} processes x {hardware(device)}, {group.backend}"
         segment.update(processes=group.world, backend=group.backend)
@@ -206,6 +228,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group) -> Path:
         return cfg.lr * (0.1 if s >= cfg.lr_decay_at * cfg.steps else 1.0)
 
     model.train()
+    began = time.monotonic()  # for --time-limit
     running: dict[str, float] = {}
     counted = 0
     last_val = ""
@@ -240,6 +263,8 @@ def _train(cfg: TrainConfig, resume: bool, log, group) -> Path:
                     stats, stop["all"] = group.reduce_stats(stats, stop["flag"])
                 step += 1
                 seconds += time.perf_counter() - t0
+                if cfg.time_limit and time.monotonic() - began >= cfg.time_limit:
+                    stop["flag"] = stop["timed_out"] = True  # (data-parallel: agreed at the next step)
                 for k, v in stats.items():
                     running[k] = running.get(k, 0.0) + v
                 counted += 1
@@ -268,9 +293,11 @@ def _train(cfg: TrainConfig, resume: bool, log, group) -> Path:
             signal.signal(s, h)
     if not main:
         return out
-    if stop["flag" if group is None else "all"]:
+    if stop.get("timed_out"):
+        log(f"time limit of {cfg.time_limit:g} s reached at step {step}: writing a checkpoint (resume with --resume)")
+    elif stop["flag" if group is None else "all"]:
         log(f"interrupted at step {step}: writing a checkpoint (resume with --resume)")
-    if not history or "val" not in history[-1]:
+    if not any("val" in h and h["step"] == step for h in history):  # the exported figures are the final ones
         history.append({"step": step, "val": validate()})
     checkpoint()
     log(f"saved {out} at step {step}")

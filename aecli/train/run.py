@@ -59,12 +59,17 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
          batch_size: int | None = None, patch: int | None = None, lr: float | None = None, channels: str | None = None,
          seed: int = 0, device: str = "auto", threads: int = 0, holdout: int = 8, ckpt_every: int | None = None,
          val_every: int | None = None, log_every: int | None = None, resume: bool = False,
-         sigma_range: str | None = None, blocks: int | None = None, family: dict | None = None) -> int:
+         sigma_range: str | None = None, blocks: int | None = None, family: dict | None = None,
+         time_limit: float = 0.0) -> int:
     if not data.exists():
         raise UserError(f"training data not found: {data}")
     task = task_of(task, model)
     model = model or DEFAULT_MODEL[task]
     d = TASK_DEFAULTS[task]
+    if time_limit < 0:
+        raise UserError("--time-limit must not be negative")
+    # a resumed run keeps its checkpoint's recipe, except what is asked for here
+    changes = tuple(k for k, v in (("batch_size", batch_size), ("patch", patch), ("lr", lr)) if v is not None)
     batch_size = batch_size or d["batch_size"]
     lr = lr or d["lr"]
     patch = patch or d["patch"]
@@ -133,10 +138,10 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
     cfg = TrainConfig(data=str(data), out=str(out), task=task, model=model, n=n, m=m, quality=quality, steps=steps,
                       batch_size=batch_size, patch=patch, lr=lr, lr_decay_at=lr_decay_at, seed=seed, device=device,
                       holdout=holdout, log_every=log_every, ckpt_every=ckpt_every, val_every=val_every, threads=threads,
-                      extra=extra)
+                      time_limit=time_limit, extra=extra)
     if not is_rank0():  # data-parallel training (torchrun): rank 0 alone writes train.log and prints
         try:
-            train(cfg, resume=resume, log=lambda msg: None)
+            train(cfg, resume=resume, log=lambda msg: None, changes=changes)
         except FileNotFoundError as exc:
             raise UserError(str(exc)) from None
         return 0
@@ -148,7 +153,7 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
                 print(msg, file=sys.stderr, flush=True)
 
         try:
-            train(cfg, resume=resume, log=log)
+            train(cfg, resume=resume, log=log, changes=changes)
         except FileNotFoundError as exc:
             raise UserError(str(exc)) from None
     return 0
