@@ -44,32 +44,89 @@ def plan(src: Path, dst: Path, exts: Iterable[str], suffix: str) -> list[tuple[P
     return pairs
 
 
-def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None], *, force: bool, quiet: bool, label: str) -> Summary:
-    """Apply work(input, output) to each pair; work returns a message for the log or None."""
+def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None], *, force: bool, quiet: bool, label: str,
+        workers: int = 1) -> Summary:
+    """Apply work(input, output) to each pair; work returns a message for the log or None.
+
+    Outputs that exist are skipped unless `force`; with `workers` > 1 that many files are in
+    flight at once on threads sharing the one loaded model (the model's arithmetic and the image
+    codecs release the GIL), each with its share of torch's CPU threads. Messages, errors and
+    the summary come in input order whatever the number of workers.
+    """
     summary = Summary()
     seen: dict[Path, Path] = {}
+    todo: list[tuple[Path, Path]] = []
+    early: list[str] = []
+    for src, dst in pairs:
+        if dst in seen:
+            summary.failed += 1
+            early.append(f"{src} and {seen[dst]} would both be written to {dst}")
+            continue
+        seen[dst] = src
+        if dst.exists() and not force:
+            summary.skipped += 1
+            continue
+        todo.append((src, dst))
+    for msg in early:
+        summary.errors.append(msg)
+        say(f"aecli: error: {msg}")
+
+    def one(pair: tuple[Path, Path]) -> tuple[str, str | None]:
+        src, dst = pair
+        try:
+            return "done", work(src, dst)
+        except OutputExists:  # appeared since the plan was made
+            return "skipped", None
+        except UserError as exc:
+            return "failed", str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+
+    workers = max(1, min(workers, len(todo)))
     with progress_bar(None if not quiet else False) as bar:
-        job = bar.add_task(label, total=len(pairs), stats="")
-        for src, dst in pairs:
+        job = bar.add_task(label, total=len(pairs), completed=len(pairs) - len(todo), stats="")
+        with _thread_share(workers):
+            if workers == 1:
+                results = map(one, todo)
+                pool = None
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = ThreadPoolExecutor(workers, thread_name_prefix="aecli")
+                results = pool.map(one, todo)
             try:
-                if dst in seen:
-                    raise UserError(f"{src} and {seen[dst]} would both be written to {dst}")
-                seen[dst] = src
-                if dst.exists() and not force:
-                    summary.skipped += 1
-                    continue
-                msg = work(src, dst)
-                summary.done += 1
-                if msg and not sys.stderr.isatty():
-                    say(msg, quiet)
-            except OutputExists:
-                summary.skipped += 1
-            except UserError as exc:
-                summary.failed += 1
-                msg = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
-                summary.errors.append(msg)
-                say(f"aecli: error: {msg}")
+                for outcome, msg in results:
+                    if outcome == "done":
+                        summary.done += 1
+                        if msg and not sys.stderr.isatty():
+                            say(msg, quiet)
+                    elif outcome == "skipped":
+                        summary.skipped += 1
+                    else:
+                        summary.failed += 1
+                        summary.errors.append(msg)
+                        say(f"aecli: error: {msg}")
+                    bar.advance(job)
             finally:
-                bar.advance(job)
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
     say(f"{label}: {summary.line()}", quiet)
     return summary
+
+
+class _thread_share:
+    """While `workers` files run at once, give each 1/workers of torch's CPU threads."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.saved: int | None = None
+
+    def __enter__(self):
+        torch = sys.modules.get("torch")
+        if self.workers > 1 and torch is not None:
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(max(1, self.saved // self.workers))
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            sys.modules["torch"].set_num_threads(self.saved)
+        return False

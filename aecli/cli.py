@@ -54,6 +54,8 @@ def _guarded(fn):
 
 QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
 FORCE = typer.Option(False, "--force", "-f", help="Overwrite outputs that exist (folder batches skip them otherwise).")
+WORKERS = typer.Option(1, "--workers", "-j", min=1, max=256, help="Folders: files processed at once, sharing the CPU "
+                       "threads and the one loaded model (try the number of cores for many small images).")
 
 
 @app.command()
@@ -67,12 +69,13 @@ def compress(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'hp')."),
     force: bool = FORCE,
     quiet: bool = QUIET,
+    workers: int = WORKERS,
 ):
     """Compress images to .lat files with the learned codec."""
     from .codec import files
 
     return files.compress(input, output, model=model, quality=quality, target_bpp=target_bpp,
-                          max_bytes=max_bytes, force=force, quiet=quiet)
+                          max_bytes=max_bytes, force=force, quiet=quiet, workers=workers)
 
 
 @app.command()
@@ -86,11 +89,13 @@ def decompress(
                                              "alignment), against decompression bombs (default: $AECLI_MAX_PIXELS or 67108864 = 2^26; 0: no limit)."),
     force: bool = FORCE,
     quiet: bool = QUIET,
+    workers: int = WORKERS,
 ):
     """Decode .lat files back to images."""
     from .codec import files
 
-    return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet, max_pixels=max_pixels)
+    return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet, max_pixels=max_pixels,
+                            workers=workers)
 
 
 @app.command()
@@ -184,11 +189,12 @@ def denoise(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'dn')."),
     force: bool = FORCE,
     quiet: bool = QUIET,
+    workers: int = WORKERS,
 ):
     """Remove noise from images with the denoising autoencoder."""
     from .denoise import files
 
-    return files.denoise(input, output, model=model, sigma=sigma, force=force, quiet=quiet)
+    return files.denoise(input, output, model=model, sigma=sigma, force=force, quiet=quiet, workers=workers)
 
 
 @app.command()

@@ -46,8 +46,10 @@ Reading policy (:func:`decode_image`)
   ``source_bits`` is 16 for every source with more than 8 bits per sample
   (detected from the mode or from the decoder's raw mode), else 8.
 * ICC profiles are not applied; sample values are used as stored.
-* Decompression bombs: images with more than :data:`MAX_PIXELS` pixels
-  (``1 << 28``) are refused with ``UserError("X: image too large (W x H)")``.
+* Decompression bombs: images with more pixels than :func:`pixel_limit` allows
+  (``$AECLI_MAX_PIXELS``, default ``1 << 26`` = 67 megapixels, never more than
+  :data:`MAX_PIXELS` = ``1 << 28``) are refused, from the header alone, with
+  ``UserError("X: image too large (W x H) ...")``.
   Pillow's own limit is raised to this value only while we decode, and its
   ``DecompressionBombWarning`` is treated as an error.
 * Anything Pillow cannot decode (unknown format, truncated or corrupt data)
@@ -282,12 +284,41 @@ def decode_image(data: bytes, name: str = STDIO_NAME_IN) -> Image:
             PILImage.MAX_IMAGE_PIXELS = old_limit
 
 
+PIXELS_ENV = "AECLI_MAX_PIXELS"
+DEFAULT_PIXEL_LIMIT = 1 << 26  # 67 megapixels: a 50-MP photo passes, a small file claiming gigapixels does not
+
+
+def pixels_from_env() -> int | None:
+    """$AECLI_MAX_PIXELS as a number (0: no limit of ours), or None when it is not set."""
+    raw = os.environ.get(PIXELS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UserError(f"{PIXELS_ENV} must be a whole number of pixels >= 0 (0: no limit), not {raw!r}")
+    return value
+
+
+def pixel_limit() -> int:
+    """The most pixels an input image may have: $AECLI_MAX_PIXELS (0: the hard ceiling), else
+    DEFAULT_PIXEL_LIMIT; never more than MAX_PIXELS."""
+    value = pixels_from_env()
+    if value is None:
+        value = DEFAULT_PIXEL_LIMIT
+    return MAX_PIXELS if value == 0 else min(value, MAX_PIXELS)
+
+
 def _check_size(size: tuple[int, int], name: str) -> None:
     w, h = size
     if w <= 0 or h <= 0:
         raise UserError(f"{name} is not a readable image (empty image: {w} x {h})")
-    if w * h > MAX_PIXELS:
-        raise UserError(f"{name}: image too large ({w} x {h})")
+    limit = pixel_limit()
+    if w * h > limit:
+        raise UserError(f"{name}: image too large ({w} x {h}): more than {limit} pixels "
+                        f"(against decompression bombs; raise it with {PIXELS_ENV}, at most {MAX_PIXELS})")
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:

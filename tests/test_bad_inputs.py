@@ -57,7 +57,7 @@ def files(tmp_path_factory, model_dir):
     (d / "trunc.png").write_bytes(png[: len(png) // 2])
     (d / "trunc.lat").write_bytes(lat[: len(lat) // 2])
     (d / "bomb.png").write_bytes(bomb_png(100_000, 100_000))  # over Pillow's hard limit
-    (d / "bomb2.png").write_bytes(bomb_png(10_000, 10_000))  # over Pillow's warning limit, under ours
+    (d / "bomb2.png").write_bytes(bomb_png(10_000, 10_000))  # over Pillow's warning limit and our default one
     good = latformat.unpack(lat)
     (d / "bomb.lat").write_bytes(latformat.pack(dataclasses.replace(good, width=16384, height=16384,
                                                                     streams=(b"", b"", b""))))
@@ -118,7 +118,7 @@ BAD_IMAGES = {
     "truncated": ("trunc.png", "trunc.png"),
     "directory": ("adir.png", "adir.png"),
     "bomb": ("bomb.png", "bomb.png"),
-    "bomb-warning": ("bomb2.png", ""),
+    "bomb-warning": ("bomb2.png", "bomb2.png"),  # 10^8 pixels: over the default limit of 2^26
 }
 
 
@@ -127,8 +127,6 @@ BAD_IMAGES = {
 def test_bad_image_input(files, tmp_path, inputs_untouched, cmd, bad):
     d, fm = files
     name, message = BAD_IMAGES[bad]
-    if bad == "bomb-warning" and cmd not in ("embed", "score", "reconstruct", "sample", "train"):
-        pytest.skip("10000 x 10000 is a legal size for the codec's reader (limit 2^28 pixels)")
     out = tmp_path / "out"
     r = run(*IMAGE_CMDS[cmd](d / name, out, fm, d / "good.png"))
     check_one_line_error(r, message)
@@ -137,6 +135,20 @@ def test_bad_image_input(files, tmp_path, inputs_untouched, cmd, bad):
         assert not (out / "m" / "checkpoint.pt").exists()
     else:
         assert not out.exists(), sorted(out.rglob("*"))
+
+
+def test_pixel_limit_follows_the_environment(files, tmp_path, monkeypatch, inputs_untouched):
+    d, _ = files
+    out = tmp_path / "x.lat"
+    line = check_one_line_error(run("compress", d / "bomb2.png", out), "AECLI_MAX_PIXELS")
+    assert "10000 x 10000" in line and str(1 << 26) in line
+    monkeypatch.setenv("AECLI_MAX_PIXELS", str(10_000 * 10_000))  # allowed now: the header passes, the data is short
+    check_one_line_error(run("compress", d / "bomb2.png", out), "not a readable image")
+    monkeypatch.setenv("AECLI_MAX_PIXELS", "1000")  # smaller than the good image: refused
+    check_one_line_error(run("denoise", d / "good.png", tmp_path / "y.png"), "image too large (64 x 48)")
+    monkeypatch.setenv("AECLI_MAX_PIXELS", "lots")
+    check_one_line_error(run("compress", d / "good.png", out), "AECLI_MAX_PIXELS")
+    assert not out.exists()
 
 
 def test_codec_training_on_bad_images_is_one_line(files, tmp_path, inputs_untouched):

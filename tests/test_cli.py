@@ -106,6 +106,28 @@ def test_folder_batch(tmp_path, rng):
     assert (back / "a.png").exists() and (back / "sub" / "b.png").exists()
 
 
+def test_folder_batch_with_workers_matches_one_worker(tmp_path, rng):
+    src = tmp_path / "in"
+    for i in range(6):
+        save(src / f"{i}.png", photo_like(24 + 4 * i, 20, rng))
+    (src / "3.png").write_bytes(b"not an image")  # in the middle: the others still finish
+    outs = {}
+    for j in (1, 3):
+        dst = tmp_path / f"out{j}"
+        r = run("compress", src, dst, "-m", "tiny-hp", "--workers", j)
+        assert r.exit_code == 1
+        assert "3.png" in r.stderr and "done 5, skipped 0, failed 1" in r.stderr
+        outs[j] = {p.name: p.read_bytes() for p in sorted(dst.glob("*.lat"))}
+    assert len(outs[1]) == 5 and outs[1] == outs[3]  # the same bytes, whatever the number of workers
+    back = tmp_path / "back"
+    r = run("decompress", tmp_path / "out3", back, "-j", "2")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in back.glob("*.png")) == ["0.png", "1.png", "2.png", "4.png", "5.png"]
+    r = run("decompress", tmp_path / "out3", back, "-j", "2")
+    assert r.exit_code == 0 and "done 0, skipped 5, failed 0" in r.stderr
+    assert run("compress", src, tmp_path / "x", "-j", "0").exit_code == 2  # usage error
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

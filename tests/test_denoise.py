@@ -240,6 +240,9 @@ def test_denoise_folder_batch(tmp_path, rng):
     assert (dst / "a.png").stat().st_mtime_ns == before
     r = run("denoise", src, dst, "-m", "tiny-dn", "--force")
     assert r.exit_code == 0 and "done 3" in r.stderr
+    r = run("denoise", src, tmp_path / "out2", "-m", "tiny-dn", "--force", "--workers", "2")
+    assert r.exit_code == 0 and "done 3" in r.stderr
+    assert (tmp_path / "out2" / "a.png").read_bytes() == (dst / "a.png").read_bytes()
     # an output folder inside the input: its files are not taken as inputs the next time
     for _ in range(2):
         r = run("denoise", src, src / "clean", "-m", "tiny-dn", "--sigma", 10)

@@ -90,6 +90,22 @@ def test_time_limit_stops_with_a_checkpoint(tmp_path, images):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == state["step"] + 1
 
 
+def test_unreadable_training_file_is_skipped(tmp_path, images):
+    (images / "broken.png").write_bytes(b"not an image")
+    (images / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "m"
+    r = train(images, "--out", out, "--steps", "1", *TINY)
+    assert r.exit_code == 0, r.output
+    assert "skipping" in r.stderr and "broken.png" in r.stderr and "empty.jpg" in r.stderr
+    meta = json.loads((out / "m.json").read_text())
+    assert meta["training"]["unreadable_files_skipped"] == 2
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.png").write_bytes(b"junk")
+    r = train(only_bad, "--out", tmp_path / "m2", "--steps", "1", *TINY)
+    assert r.exit_code == 1 and "no readable images" in r.stderr and "Traceback" not in r.output
+
+
 def test_single_quality_model(tmp_path, images):
     out = tmp_path / "q4"
     r = train(images, "--out", out, "--steps", "1", "--quality", "4", "--model", "factorized", *TINY)

@@ -17,6 +17,7 @@ stays bounded by the tile size (plus the small latent tensors).
 
 from __future__ import annotations
 
+import threading
 import zlib
 from dataclasses import dataclass
 
@@ -272,14 +273,19 @@ def _inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:
 
 
 _CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()  # batch workers share one loaded model
+
+
+def _cached(files: registry.ModelFiles) -> Codec:
+    key = (str(files.weights), files.meta.get("fingerprint"))
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = Codec.load(files)
+        return _CACHE[key]
 
 
 def load_codec(spec: str | None = None) -> Codec:
-    files = registry.resolve(spec, "codec")
-    key = (str(files.weights), files.meta.get("fingerprint"))
-    if key not in _CACHE:
-        _CACHE[key] = Codec.load(files)
-    return _CACHE[key]
+    return _cached(registry.resolve(spec, "codec"))
 
 
 def codec_for(lat: latformat.LatFile, spec: str | None = None) -> Codec:
@@ -292,8 +298,4 @@ def codec_for(lat: latformat.LatFile, spec: str | None = None) -> Codec:
                 f"but --model gave '{c.name}' ({c.files.fingerprint.hex()})"
             )
         return c
-    files = registry.find_by_name(lat.model, lat.fingerprint, "codec")
-    key = (str(files.weights), files.meta.get("fingerprint"))
-    if key not in _CACHE:
-        _CACHE[key] = Codec.load(files)
-    return _CACHE[key]
+    return _cached(registry.find_by_name(lat.model, lat.fingerprint, "codec"))

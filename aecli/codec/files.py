@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .. import batch
 from .. import format as latformat
 from ..errors import UserError
-from ..imageio import encode_image, format_from_path, read_bytes, read_image, write_output
+from ..imageio import PIXELS_ENV, encode_image, format_from_path, pixels_from_env, read_bytes, read_image, write_output
 
 
 def _is_pipe(p: str) -> bool:
@@ -32,7 +31,7 @@ def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, for
 
 
 def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
-             max_bytes: int | None, force: bool, quiet: bool) -> int:
+             max_bytes: int | None, force: bool, quiet: bool, workers: int = 1) -> int:
     from .api import load_codec
 
     if target_bpp is not None and max_bytes is not None:
@@ -51,7 +50,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         if quality is not None:
             codec.index_of(quality)
         s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True),
-                      force=force, quiet=quiet, label="compress")
+                      force=force, quiet=quiet, label="compress", workers=workers)
         return 1 if s.failed else 0
     if not _is_pipe(src) and not Path(src).exists():
         raise UserError(f"input not found: {src}")
@@ -68,7 +67,6 @@ def _image_exts():
     return IMAGE_EXTS
 
 
-MAX_PIXELS_ENV = "AECLI_MAX_PIXELS"
 
 
 def max_pixels_policy(option: int | None) -> int:
@@ -80,16 +78,8 @@ def max_pixels_policy(option: int | None) -> int:
         if option < 0:
             raise UserError("--max-pixels must be >= 0 (0: no limit)")
         return option
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise UserError(f"{MAX_PIXELS_ENV} must be a whole number of pixels >= 0 (0: no limit), not {raw!r}")
-    return value
+    value = pixels_from_env()
+    return DEFAULT_MAX_PIXELS if value is None else value
 
 
 def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool, max_pixels: int) -> str:
@@ -112,7 +102,7 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
 
 
 def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool,
-               max_pixels: int | None = None) -> int:
+               max_pixels: int | None = None, workers: int = 1) -> int:
     limit = max_pixels_policy(max_pixels)
     if dst is None:
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix("." + (fmt or "png")))
@@ -120,7 +110,7 @@ def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None,
         suffix = "." + (fmt or "png")
         pairs = batch.plan(Path(src), Path(dst), (".lat",), suffix)
         s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit),
-                      force=force, quiet=quiet, label="decompress")
+                      force=force, quiet=quiet, label="decompress", workers=workers)
         return 1 if s.failed else 0
     batch.say(_decompress_one(src, dst, model, fmt, True, limit), quiet)
     return 0

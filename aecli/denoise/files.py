@@ -101,7 +101,8 @@ def _denoise_one(den, src: str, dst: str, sigma) -> str:
     return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {level}, model {den.name}"
 
 
-def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool) -> int:
+def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool,
+            workers: int = 1) -> int:
     parse_sigma(sigma)  # bad values fail before the model (and torch) loads
     if dst is None:
         dst = _default_output(src)
@@ -109,7 +110,7 @@ def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, 
         pairs = _plan(Path(src), Path(dst))
         den = _load(model)
         s = batch.run(pairs, lambda a, b: _denoise_one(den, str(a), str(b), sigma), force=force, quiet=quiet,
-                      label="denoise")
+                      label="denoise", workers=workers)
         return 1 if s.failed else 0
     _check_single(src, dst)
     den = _load(model)

@@ -415,23 +415,31 @@ def to_markdown(rows: Iterable, columns: Sequence[str] | None = None, digits: in
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(rows: Iterable, path, columns: Sequence[str] | None = None, digits: int = 4) -> Path:
+def _atomic_write(path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, then rename: never a half-written result."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_markdown(rows, columns, digits), encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_markdown(rows: Iterable, path, columns: Sequence[str] | None = None, digits: int = 4) -> Path:
+    return _atomic_write(path, to_markdown(rows, columns, digits).encode("utf-8"))
 
 
 def write_csv(rows: Iterable, path, columns: Sequence[str] | None = None) -> Path:
     rows = _rows(rows)
     cols = _columns(rows, columns)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return _atomic_write(path, buf.getvalue().encode("utf-8"))
 
 
 def _jsonable(obj):
@@ -450,10 +458,7 @@ def _jsonable(obj):
 
 def write_json(obj, path) -> Path:
     """Write results (dicts, lists, RDPoints, numpy scalars) as indented JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=2) + "\n", encoding="utf-8")
-    return path
+    return _atomic_write(path, (json.dumps(_jsonable(obj), indent=2) + "\n").encode("utf-8"))
 
 
 def write_table(rows: Iterable, path, columns: Sequence[str] | None = None) -> Path:
@@ -527,6 +532,6 @@ def plot_rd(
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    return _atomic_write(path, buf.getvalue())

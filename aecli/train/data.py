@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import UserError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".gif"}
 
@@ -20,6 +23,14 @@ def list_images(root: str | Path) -> list[Path]:
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(files)
+
+
+def _reason(exc: Exception) -> str:
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not a readable image"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -37,16 +48,26 @@ class CropDataset:
     """
 
     def __init__(self, root: str | Path, patch: int, holdout: int = 0, grayscale: bool = False):
-        files = list_images(root)
-        if not files:
-            raise ValueError(f"no images found under {root}")
-        if holdout >= len(files):
-            holdout = 0
-        self.files = files[: len(files) - holdout]
-        self.val_files = files[len(files) - holdout :]
         self.patch = patch
-        self.images = [self._load(f, grayscale) for f in self.files]
-        self.val_images = [self._load(f, grayscale) for f in self.val_files]
+        self.skipped: list[str] = []  # "path: reason" of files that could not be read
+        loaded = []
+        for f in list_images(root):
+            try:
+                loaded.append((f, self._load(f, grayscale)))
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop a training run
+                self.skipped.append(f"{f}: {_reason(exc)}")
+        if not loaded:
+            first = f" ({self.skipped[0]})" if self.skipped else ""
+            raise UserError(f"no readable images found under {root}{first}")
+        for line in self.skipped:
+            print(f"aecli: warning: skipping {line}", file=sys.stderr, flush=True)
+        if holdout >= len(loaded):
+            holdout = 0
+        cut = len(loaded) - holdout
+        self.files = [f for f, _ in loaded[:cut]]
+        self.val_files = [f for f, _ in loaded[cut:]]
+        self.images = [t for _, t in loaded[:cut]]
+        self.val_images = [t for _, t in loaded[cut:]]
 
     def _load(self, path: Path, grayscale: bool) -> torch.Tensor:
         arr = load_rgb(path)

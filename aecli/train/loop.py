@@ -199,6 +199,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
             "segments": [s for s in segments if s["to_step"] > s["from_step"]],
             "data": str(cfg.data),
             "images": len(data),
+            **({"unreadable_files_skipped": len(data.skipped)} if getattr(data, "skipped", None) else {}),
             "batch_size": cfg.batch_size,
             "patch": cfg.patch,
             "seed": cfg.seed,
