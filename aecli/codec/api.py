@@ -32,6 +32,8 @@ from .entropy import unpack_tables
 from .model import Z_LIMIT, HyperpriorCodec, build
 from ..tiling import tiled
 
+CL = torch.channels_last  # the transforms' memory layout: oneDNN's faster convolutions on CPU (docs/perf.md)
+
 
 
 class DecodeError(UserError):
@@ -62,6 +64,8 @@ class Codec:
         except RuntimeError as exc:
             raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
         model.eval()
+        model.g_a.to(memory_format=torch.channels_last)
+        model.g_s.to(memory_format=torch.channels_last)
         try:
             return cls(files, model, tensors)
         except (KeyError, ValueError) as exc:
@@ -113,7 +117,8 @@ class Codec:
     def analyse(self, img: Image) -> torch.Tensor:
         """The quality-independent latent g_a(x): (1, M, H/16, W/16)."""
         x, _, _ = self._to_tensor(img)
-        return tiled(lambda t: self.model.g_a(t.float().div_(255.0)), x, 16, up=False)
+        return tiled(lambda t: self.model.g_a(t.float().div_(255.0).contiguous(memory_format=CL)).contiguous(),
+                     x, 16, up=False)
 
     @torch.inference_mode()
     def synthesise(self, y_hat: torch.Tensor, qi: int) -> torch.Tensor:
@@ -121,7 +126,8 @@ class Codec:
         ig = torch.exp(self.model.inv_gain[qi]).view(1, -1, 1, 1)
 
         def run(t):
-            return self.model.g_s(t * ig).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+            t = (t * ig).contiguous(memory_format=CL)
+            return self.model.g_s(t).clamp_(0, 1).mul_(255).round_().to(torch.uint8).contiguous()
 
         return tiled(run, y_hat, 16, up=True)
 

@@ -28,6 +28,7 @@ from ..tiling import tiled
 from .model import UNetDenoiser, build
 from .noise import estimate_sigma, parse_sigma
 
+CL = torch.channels_last  # the model's memory layout: oneDNN's faster convolutions on CPU (docs/perf.md)
 TILE = 512  # pixels per tile side (about 0.6 GB peak for the default model with its halo)
 
 
@@ -59,7 +60,8 @@ def run_model(model: UNetDenoiser, pixels: np.ndarray, sigma: float | None, tile
     halo = halo_of(model) if halo is None else halo
     if tile <= 0 or tile % a or halo % a:
         raise ValueError(f"tile ({tile}) and halo ({halo}) must be multiples of {a}")
-    y = tiled(lambda t: model(t.to(device), level).cpu(), x, 1, up=False, tile=tile, halo=halo)[..., :h, :w]
+    y = tiled(lambda t: model(t.to(device).contiguous(memory_format=CL), level).contiguous().cpu(), x, 1, up=False,
+              tile=tile, halo=halo)[..., :h, :w]
     if model.in_ch == 1 and not gray:
         y = y.permute(1, 0, 2, 3)
     if gray:
@@ -87,6 +89,7 @@ class Denoiser:
         except RuntimeError as exc:
             raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
         model.eval()
+        model.to(memory_format=CL)
         return cls(files, model)
 
     @property
