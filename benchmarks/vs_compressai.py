@@ -25,14 +25,14 @@ import importlib.machinery
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import median_time  # noqa: E402
 
 OPTIONAL = ("torchvision", "torch_geometric", "pandas", "pointops", "open3d", "plyfile")
 
@@ -82,15 +82,6 @@ def _stub_optional_imports() -> list[str]:
     return missing
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", type=Path, default=ROOT / "samples" / "kodim23.png")
@@ -128,8 +119,8 @@ def main() -> int:
             data = ours.compress(img, q)
             lat = latformat.unpack(data)
             ours.decompress(lat)
-            enc = median_time(lambda: ours.compress(img, q), args.repeat)
-            dec = median_time(lambda: ours.decompress(lat), args.repeat)
+            enc = median_time(lambda: ours.compress(img, q), args.repeat, warmup=False)
+            dec = median_time(lambda: ours.decompress(lat), args.repeat, warmup=False)
             rows.append({"codec": "aecli hp", "quality": q, "bpp": 8 * len(data) / (h * w), "encode_s": enc, "decode_s": dec})
 
             pretrained = True
@@ -144,8 +135,8 @@ def main() -> int:
             xp = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
             out = net.compress(xp)
             net.decompress(out["strings"], out["shape"])
-            enc = median_time(lambda: net.compress(xp), args.repeat)
-            dec = median_time(lambda: net.decompress(out["strings"], out["shape"]), args.repeat)
+            enc = median_time(lambda: net.compress(xp), args.repeat, warmup=False)
+            dec = median_time(lambda: net.decompress(out["strings"], out["shape"]), args.repeat, warmup=False)
             nbytes = sum(len(s[0]) for s in out["strings"])
             rows.append({"codec": "CompressAI bmshj2018-hyperprior" + ("" if pretrained else " (initial weights)"),
                          "quality": q, "bpp": 8 * nbytes / (h * w), "encode_s": enc, "decode_s": dec,
