@@ -8,8 +8,13 @@
 #
 # History of this run: steps 0-5883 used a plain clamp as lower bound (gradient-passing bound
 # since); from step 18937 the per-quality gain vectors learn 10x faster (TrainConfig.gain_lr_scale)
-# and the optimizer state was reset once for the new parameter groups. The committed checkpoint is at
-# step 26789 (held-out validation at step 26000: q1 0.629 bpp / 25.56 dB ... q8 2.175 bpp / 30.24 dB).
+# and the optimizer state was reset once for the new parameter groups. Steps 0-26789 ran on CPU
+# (held-out validation at step 26000: q1 0.629 bpp / 25.56 dB ... q8 2.175 bpp / 30.24 dB).
+# Steps 26789-44444 ran on one H200 GPU with scripts/train_gpu.sh (batch 16 of 256x256 crops,
+# Adam moments restarted; lr 1e-4 to step 37016, then 1e-5), 10.3 minutes; held-out validation
+# at step 44444: q1 0.548 bpp / 25.92 dB ... q8 2.051 bpp / 31.15 dB. The committed checkpoint is
+# at step 44444 and carries that recipe: resuming it here continues with batch 16, crop 256,
+# lr 1e-5 unless --batch-size/--patch/--lr are given (on CPU, prefer the GPU script).
 #
 #   DATA=../shared/data/CBSD432 STEPS=200000 bash scripts/train_codec.sh
 set -euo pipefail

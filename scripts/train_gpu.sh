@@ -11,6 +11,14 @@
 # Each checkpoint records its segments (steps from/to, hardware, seconds, batch, crop, lr), so a
 # segment can be replayed exactly with --steps instead of --time-limit.
 #
+# The bundled weights came from one run of this script on an H200 (A_SECONDS=360 B_SECONDS=70),
+# then one more low-lr segment of 190 s for each model on the same machine:
+#   aecli train DATA --out runs/hp --task codec   --resume --lr 1e-5 --time-limit 190 --steps 100000000 --device cuda
+#   aecli train DATA --out runs/dn --task denoise --resume --lr 5e-5 --time-limit 190 --steps 100000000 --device cuda
+# codec: 26789 -> 37016 (lr 1e-4) -> 38840 -> 44444 (lr 1e-5); denoiser: 5200 -> 12702 (lr 5e-4)
+# -> 14107 -> 18193 (lr 5e-5). The exact step ranges are in each checkpoint's "segments".
+# The GPU ran at 55-70% utilisation with both (the Python side of each step is the limit).
+#
 # Then install the results with
 #   cp runs/hp/hp.safetensors runs/hp/hp.json runs/dn/dn.safetensors runs/dn/dn.json weights/
 #   cp runs/hp/checkpoint.pt checkpoints/hp/ && cp runs/dn/checkpoint.pt checkpoints/dn/

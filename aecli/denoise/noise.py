@@ -140,7 +140,9 @@ def estimate_sigma(pixels, patch: int = PATCH, max_patches: int = MAX_PATCHES, c
     if p < 3 or (h - p + 1) * (w - p + 1) < 8 * d:
         return float(np.mean([_laplacian_mad(x[:, :, k]) for k in range(c)]))
     pts = _patches(x, p, max_patches)
-    sigma = _pca_sigma(pts)
+    # second moments once (one matrix product); a subset's are the total minus the left-out rows'
+    moments = _Moments(pts)
+    sigma = _pca_sigma(moments.covariance())
     if not clipped_range:
         return sigma
     # 8-bit noisy files are clipped at 0 and 255, which hides part of the noise: keep the
@@ -150,17 +152,34 @@ def estimate_sigma(pixels, patch: int = PATCH, max_patches: int = MAX_PATCHES, c
         keep = (means > CLIP_MARGIN * sigma) & (means < 255.0 - CLIP_MARGIN * sigma)
         if keep.all() or keep.sum() < 8 * d:
             break
-        new = _pca_sigma(pts[keep])
+        new = _pca_sigma(moments.covariance(without=~keep))
         if abs(new - sigma) < 1e-3:
             return new
         sigma = new
     return sigma
 
 
-def _pca_sigma(pts: np.ndarray) -> float:
-    """sqrt of the mean of the smallest covariance eigenvalues whose mean does not exceed their median."""
-    pts = pts - pts.mean(axis=0, keepdims=True)
-    cov = pts.T @ pts / pts.shape[0]
+class _Moments:
+    """Sum and sum of outer products of the rows of `pts` (float64), for covariances of subsets."""
+
+    def __init__(self, pts: np.ndarray):
+        self.pts = pts
+        self.n = pts.shape[0]
+        self.total = pts.sum(axis=0)
+        self.outer = pts.T @ pts
+
+    def covariance(self, without: np.ndarray | None = None) -> np.ndarray:
+        n, total, outer = self.n, self.total, self.outer
+        if without is not None and without.any():
+            out = self.pts[without]
+            n, total, outer = n - out.shape[0], total - out.sum(axis=0), outer - out.T @ out
+        mean = total / n
+        return outer / n - np.outer(mean, mean)
+
+
+def _pca_sigma(cov: np.ndarray) -> float:
+    """sqrt of the mean of the smallest eigenvalues of the patch covariance `cov` whose mean does not
+    exceed their median."""
     lam = np.sort(np.clip(np.linalg.eigvalsh(cov), 0, None))  # ascending
     for k in range(lam.size, 0, -1):  # drop the largest until the rest look like noise
         rest = lam[:k]
