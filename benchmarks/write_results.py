@@ -29,20 +29,36 @@ def main() -> None:
 
     out += ["## Bundled models", ""]
     out += ["| model | task | architecture | steps | hardware | training time | data | batch x patch | seed |", "|---|---|---|---|---|---|---|---|---|"]
-    for meta_path in sorted((ROOT / "weights").glob("*.json")):
-        m = json.loads(meta_path.read_text())
+    metas = [json.loads(p.read_text()) for p in sorted((ROOT / "weights").glob("*.json"))]
+    for m in metas:
         t = m.get("training", {})
         a = m.get("architecture", {})
         arch = ", ".join(f"{k}={v}" for k, v in a.items() if k != "lambdas")
         out.append(f"| {m['name']} | {m['task']} | {arch} | {t.get('steps')} | {t.get('hardware')} | "
                    f"{t.get('seconds', 0) / 3600:.2f} h | {t.get('data')} ({t.get('images')} images) | "
                    f"{t.get('batch_size')} x {t.get('patch')} | {t.get('seed')} |")
+    out.append("")
+    for m in metas:
+        t = m.get("training", {})
         val = (m.get("validation") or {}).get("estimated_rd")
         if val:
-            out += ["", f"Validation of `{m['name']}` on its {len(m['validation'].get('images', []))} held-out CBSD432 images "
+            out += [f"Validation of `{m['name']}` on its {len(m['validation'].get('images', []))} held-out CBSD432 images "
                     "(bpp estimated from the model's likelihoods, PSNR of the rounded reconstruction):", "",
                     "| quality | bpp | PSNR (dB) |", "|---|---|---|"]
             out += [f"| {r['quality']} | {r['bpp']:.4f} | {r['psnr']:.2f} |" for r in val]
+        dval = (m.get("validation") or {}).get("psnr")
+        if dval:
+            out += [f"Validation of `{m['name']}` on its {len(m['validation'].get('images', []))} held-out CBSD432 images "
+                    f"({m['validation'].get('noise', 'Gaussian noise')}):", "",
+                    "| sigma | PSNR, true sigma (dB) | PSNR, blind (dB) | mean estimated sigma |", "|---|---|---|---|"]
+            out += [f"| {r['sigma']} | {r['psnr']:.2f} | {r['psnr_blind']:.2f} | {r['sigma_estimated']:.2f} |" for r in dval]
+        segs = t.get("segments") or []
+        if segs:
+            out += ["", f"Training segments of `{m['name']}` (one per process; batch, crop and lr where recorded):", "",
+                    "| steps | hardware | seconds | batch x crop | lr |", "|---|---|---|---|---|"]
+            for g in segs:
+                bc = f"{g['batch_size']} x {g['patch']}" if "batch_size" in g else "recipe"
+                out.append(f"| {g['from_step']}-{g['to_step']} | {g['hardware']} | {g['seconds']:.0f} | {bc} | {g.get('lr', 'recipe')} |")
         out.append("")
 
     rd = load("rd_kodak.json")
