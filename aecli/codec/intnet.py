@@ -33,6 +33,9 @@ class IntLayer:
     def __init__(self, kind: str, weight: torch.Tensor, bias: torch.Tensor, shift: int, stride: int, padding: int, output_padding: int, relu: bool):
         self.kind, self.weight, self.bias, self.shift = kind, weight, bias, shift
         self.stride, self.padding, self.output_padding, self.relu = stride, padding, output_padding, relu
+        # the integers as float64 once (exact: |w| < 2**15, |b| < 2**53)
+        self._w = weight.to(torch.float64)
+        self._b = bias.to(torch.float64)
 
     def fan_in(self) -> int:
         w = self.weight
@@ -41,16 +44,16 @@ class IntLayer:
         return w.shape[1] * w.shape[2] * w.shape[3]
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(torch.float64)
+        # the bias goes into the convolution's own sum: every partial sum is an integer below
+        # 2**53 (checked at export), so the order of the additions cannot change the result
         if self.kind == "deconv":
-            acc = F.conv_transpose2d(a, w, None, self.stride, self.padding, self.output_padding)
+            acc = F.conv_transpose2d(a, self._w, self._b, self.stride, self.padding, self.output_padding)
         else:
-            acc = F.conv2d(a, w, None, self.stride, self.padding)
-        acc = acc + self.bias.to(torch.float64).view(1, -1, 1, 1)
-        out = torch.floor(acc * (2.0 ** -self.shift) + 0.5)
+            acc = F.conv2d(a, self._w, self._b, self.stride, self.padding)
+        out = acc.mul_(2.0 ** -self.shift).add_(0.5).floor_()  # x 2**-shift is exact; round half up
         if self.relu:
-            out = out.clamp_min(0)
-        return out.clamp(-ACT_LIMIT, ACT_LIMIT)
+            out = out.clamp_min_(0)
+        return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 def _geometry(layer: nn.Module) -> tuple[str, int, int, int]:

@@ -1,0 +1,89 @@
+"""Where the CPU time of compress, decompress and denoise goes (py-spy, sampled).
+
+    pip install py-spy
+    python benchmarks/profile_cpu.py [--rounds 6] [--top 8]
+
+Runs each operation --rounds times on samples/kodim23.png (768x512, quality 5; denoise on its
+481x321 crop, blind) under `py-spy record --format raw`, in a fresh process per operation, and
+prints the functions with the largest share of the samples taken inside that operation (self
+time, and the inclusive time of aecli's own functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORK = r"""
+import sys
+import numpy as np
+from aecli import format as lf
+from aecli.imageio import read_image
+op, rounds = sys.argv[1], int(sys.argv[2])
+img = read_image("samples/kodim23.png")
+if op == "denoise":
+    from aecli.denoise.api import load_denoiser
+    from aecli.denoise.noise import add_gaussian
+    den = load_denoiser(None)
+    noisy = add_gaussian(np.ascontiguousarray(img.pixels[:321, :481]), 25, 1)
+    def run(): den.denoise_array(noisy)
+else:
+    from aecli.codec.api import load_codec
+    codec = load_codec(None)
+    lat = lf.unpack(codec.compress(img, 5))
+    run = (lambda: codec.compress(img, 5)) if op == "compress" else (lambda: codec.decompress(lat))
+run()
+def timed_region():
+    for _ in range(rounds):
+        run()
+timed_region()
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--top", type=int, default=8)
+    args = ap.parse_args()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "work.py"
+        script.write_text(WORK)
+        for op in ("compress", "decompress", "denoise"):
+            raw = Path(tmp) / f"{op}.txt"
+            subprocess.run(["py-spy", "record", "--format", "raw", "--rate", "200", "--output", str(raw), "--",
+                            sys.executable, str(script), op, str(args.rounds)], check=True, cwd=ROOT, env=env,
+                           capture_output=True)
+            own, incl, total = Counter(), Counter(), 0
+            for line in raw.read_text().splitlines():
+                stack, n = line.rsplit(" ", 1)
+                frames = stack.split(";")
+                if not any(f.startswith("timed_region") for f in frames):
+                    continue  # start-up, model loading, warm-up
+                n = int(n)
+                total += n
+                own[frames[-1]] += n
+                for f in set(frames):
+                    incl[f] += n
+            print(f"\n## {op}: {total} samples in the timed loop\n")
+            print("| share | self time in |\n|---:|---|")
+            for f, n in own.most_common(args.top):
+                print(f"| {100 * n / total:.1f}% | `{f}` |")
+            print("\n| share | inclusive, aecli functions |\n|---:|---|")
+            shown = 0
+            for f, n in incl.most_common():
+                if "aecli/" in f and "timed_region" not in f and shown < args.top:
+                    print(f"| {100 * n / total:.1f}% | `{f}` |")
+                    shown += 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
