@@ -136,6 +136,9 @@ def test_tiled_equals_untiled(monkeypatch, rng):
     y_whole = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=10**6)
     y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3)
     assert torch.allclose(y_whole, y_tiled, atol=1e-4)
+    y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3,
+                           halo=tiling.ANALYSIS_HALO)  # the analysis's own, smaller halo
+    assert torch.allclose(y_whole, y_tiled, atol=1e-4)
     tiled = codec.decompress(latformat.unpack(codec.compress(img, 3, y_base=None))).pixels
     diff = np.abs(whole.astype(int) - tiled.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.01

@@ -30,9 +30,16 @@ from ..imageio import Image, UserError
 from . import coding, intnet
 from .entropy import unpack_tables
 from .model import Z_LIMIT, HyperpriorCodec, build
+from .. import tiling
 from ..tiling import tiled
 
-CL = torch.channels_last  # the transforms' memory layout: oneDNN's faster convolutions on CPU (docs/perf.md)
+# memory layouts of the transforms: channels-last, which oneDNN convolves faster on x86 CPUs
+# (measured against plain NCHW in docs/perf_layout.md)
+ANALYSIS_LAYOUT = torch.channels_last
+HYPER_TILE = 32  # hyper-latent cells per tile side of the integer hyper-synthesis: its float64
+# convolutions take buffers of about 400 MB per tile at 32 (800 MB at 48); the halo stays 4 cells,
+# its whole receptive field (3.25 cells), so that the integers are exactly those of one piece
+SYNTHESIS_LAYOUT = torch.channels_last
 
 
 
@@ -64,8 +71,8 @@ class Codec:
         except RuntimeError as exc:
             raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
         model.eval()
-        model.g_a.to(memory_format=torch.channels_last)
-        model.g_s.to(memory_format=torch.channels_last)
+        model.g_a.to(memory_format=ANALYSIS_LAYOUT)
+        model.g_s.to(memory_format=SYNTHESIS_LAYOUT)
         try:
             return cls(files, model, tensors)
         except (KeyError, ValueError) as exc:
@@ -110,15 +117,18 @@ class Codec:
             px = np.repeat(px[..., None], 3, axis=2)
         h, w = px.shape[:2]
         a = self.model.align
-        px = np.pad(px, ((0, (-h) % a), (0, (-w) % a), (0, 0)), mode="edge")
-        return torch.from_numpy(np.ascontiguousarray(px.transpose(2, 0, 1)))[None], h, w
+        ph, pw = (-h) % a, (-w) % a
+        if ph or pw or not px.flags.writeable:
+            px = np.pad(px, ((0, ph), (0, pw), (0, 0)), mode="edge")  # a copy
+        # (1, 3, H, W) as a view of the HxWx3 pixels: channels-last memory, one copy of the image at most
+        return torch.from_numpy(px).permute(2, 0, 1)[None], h, w
 
     @torch.inference_mode()
     def analyse(self, img: Image) -> torch.Tensor:
         """The quality-independent latent g_a(x): (1, M, H/16, W/16)."""
         x, _, _ = self._to_tensor(img)
-        return tiled(lambda t: self.model.g_a(t.float().div_(255.0).contiguous(memory_format=CL)).contiguous(),
-                     x, 16, up=False)
+        return tiled(lambda t: self.model.g_a(t.float().div_(255.0).contiguous(memory_format=ANALYSIS_LAYOUT)).contiguous(),
+                     x, 16, up=False, halo=tiling.ANALYSIS_HALO)
 
     @torch.inference_mode()
     def synthesise(self, y_hat: torch.Tensor, qi: int) -> torch.Tensor:
@@ -126,36 +136,46 @@ class Codec:
         ig = torch.exp(self.model.inv_gain[qi]).view(1, -1, 1, 1)
 
         def run(t):
-            t = (t * ig).contiguous(memory_format=CL)
+            t = (t * ig).contiguous(memory_format=SYNTHESIS_LAYOUT)
             return self.model.g_s(t).clamp_(0, 1).mul_(255).round_().to(torch.uint8).contiguous()
 
-        return tiled(run, y_hat, 16, up=True)
+        return tiled(run, y_hat, 16, up=True, halo=tiling.SYNTHESIS_HALO)
 
     def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
-        """Exact table indexes and means of y from the integer hyper-synthesis."""
+        """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
+        made compact tile by tile (the float64 output of a whole large image is never held)."""
         a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1)
-        out = tiled(lambda t: intnet.run(self.h_s, t), a, 4, up=True)
-        scales, means = out.chunk(2, dim=1)
-        idx = torch.searchsorted(self.thresholds, scales.contiguous(), right=False)
-        idx = idx.clamp_(0, len(self.y_pmfs) - 1)
-        return idx.numpy(), (means * 2.0**-intnet.ACT_BITS).to(torch.float32)
+        top = len(self.y_pmfs) - 1
+        small = torch.uint8 if top < 256 else torch.int32
+
+        def run(t):
+            scales, means = intnet.run(self.h_s, t).chunk(2, dim=1)
+            idx = torch.searchsorted(self.thresholds, scales.contiguous(), right=False).clamp_(0, top)
+            return idx.to(small), (means * 2.0**-intnet.ACT_BITS).to(torch.float32)
+
+        idx, means = tiled(run, a, 4, up=True, tile=HYPER_TILE)
+        return idx.numpy(), means
 
     # ---- coding --------------------------------------------------------------------------
     @torch.inference_mode()
     def encode_streams(self, y_base: torch.Tensor, qi: int) -> list[bytes]:
         y = y_base * torch.exp(self.model.gain[qi]).view(1, -1, 1, 1)
         if not self.hyper:
-            sym = torch.round(y).to(torch.int64).numpy()
-            idx = np.broadcast_to(np.arange(y.shape[1]).reshape(1, -1, 1, 1), sym.shape)
+            sym = torch.round(y).clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
+            idx = np.broadcast_to(np.arange(y.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), sym.shape)
             y_bytes, esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
             return [y_bytes, coding.pack_escapes(esc)]
         hg = torch.exp(self.model.hgain[qi]).view(1, -1, 1, 1)
         z = torch.round(self.model.h_a(y) * hg).clamp_(-Z_LIMIT, Z_LIMIT)
         z_sym = z.to(torch.int64)
-        z_idx = np.broadcast_to(np.arange(z.shape[1]).reshape(1, -1, 1, 1), z.shape)
+        z_idx = np.broadcast_to(np.arange(z.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), z.shape)
         z_bytes, z_esc = coding.encode(z_sym.numpy(), z_idx, self.z_pmfs, self.z_offsets)
         idx, means = self._hyper_params(z_sym, qi)
-        sym = torch.round(y - means).to(torch.int64).numpy()
+        # round(y - means), computed in the means' own storage (no longer needed): one latent-sized float less
+        res = means.neg_().add_(y).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1)
+        del means
+        sym = res.to(torch.int32).numpy()
+        del res
         y_bytes, y_esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
         return [z_bytes, y_bytes, coding.pack_escapes(z_esc + y_esc)]
 
@@ -171,7 +191,7 @@ class Codec:
             if len(streams) < 2:
                 raise DecodeError("corrupt .lat file: missing streams")
             esc = coding.EscapeReader(streams[1])
-            idx = np.broadcast_to(np.arange(m).reshape(1, -1, 1, 1), (1, m, lh, lw))
+            idx = np.broadcast_to(np.arange(m, dtype=np.int32).reshape(1, -1, 1, 1), (1, m, lh, lw))
             sym = coding.decode(streams[0], idx, self.y_pmfs, self.y_offsets, esc)
             esc.finish()
             return torch.from_numpy(sym).float()
@@ -179,7 +199,7 @@ class Codec:
             raise DecodeError("corrupt .lat file: missing streams")
         n = self.model.n
         esc = coding.EscapeReader(streams[2])
-        z_idx = np.broadcast_to(np.arange(n).reshape(1, -1, 1, 1), (1, n, lh // 4, lw // 4))
+        z_idx = np.broadcast_to(np.arange(n, dtype=np.int32).reshape(1, -1, 1, 1), (1, n, lh // 4, lw // 4))
         z_sym = coding.decode(streams[0], z_idx, self.z_pmfs, self.z_offsets, esc)
         z_sym = torch.from_numpy(z_sym).clamp_(-Z_LIMIT, Z_LIMIT)
         idx, means = self._hyper_params(z_sym, qi)

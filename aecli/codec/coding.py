@@ -31,6 +31,14 @@ def _model(pmf: np.ndarray):
     return c.stream.model.Categorical(pmf.astype(np.float64), perfect=False)
 
 
+def _integers(a) -> np.ndarray:
+    """A flat integer array, without copying where it already is one (any integer width)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        a = a.astype(np.int64)
+    return a.ravel()
+
+
 def _groups(indexes: np.ndarray):
     """Coding order: (order, [(table, start, end), ...]) grouping equal table indexes."""
     order = np.argsort(indexes, kind="stable")
@@ -47,8 +55,8 @@ def encode(symbols: np.ndarray, indexes: np.ndarray, pmfs: list[np.ndarray], off
     Returns the compressed bytes and the list of escaped values, in coding order.
     """
     c = _constriction()
-    symbols = np.asarray(symbols, dtype=np.int64).ravel()
-    indexes = np.asarray(indexes, dtype=np.int64).ravel()
+    symbols = _integers(symbols)  # int32 or int64 as given: no widening copy of a large image's symbols
+    indexes = _integers(indexes)
     order, groups = _groups(indexes)
     sorted_sym = symbols[order]
     encoder = c.stream.queue.RangeEncoder()
@@ -72,17 +80,17 @@ def decode(data: bytes, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np
     if len(data) % 4:
         raise CodingError("corrupt entropy-coded stream (length not a multiple of 4)")
     shape = np.shape(indexes)
-    indexes = np.asarray(indexes, dtype=np.int64).ravel()
+    indexes = _integers(indexes)
     if indexes.size and (indexes.min() < 0 or indexes.max() >= len(pmfs)):
         raise CodingError("table index out of range")
     order, groups = _groups(indexes)
     decoder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    sorted_sym = np.empty(len(indexes), dtype=np.int64)
+    sorted_sym = np.empty(len(indexes), dtype=np.int32)  # |symbols| <= ESCAPE_LIMIT < 2**31
     for t, s, e in groups:
         pmf = pmfs[t]
         n = len(pmf) - 1
         try:
-            v = np.asarray(decoder.decode(_model(pmf), int(e - s)), dtype=np.int64)
+            v = np.asarray(decoder.decode(_model(pmf), int(e - s)), dtype=np.int32)
         except Exception as exc:  # constriction reports invalid data as an exception
             raise CodingError(f"corrupt entropy-coded stream ({exc})") from None
         out = v == n
@@ -133,7 +141,10 @@ class EscapeReader:
                 shift += 7
                 if not b & 0x80:
                     break
-            vals[i] = (u >> 1) if not u & 1 else -((u + 1) >> 1)
+            v = (u >> 1) if not u & 1 else -((u + 1) >> 1)
+            if not -ESCAPE_LIMIT <= v < ESCAPE_LIMIT:
+                raise CodingError("corrupt escape stream (value out of range)")
+            vals[i] = v
         return vals
 
     def finish(self) -> None:
