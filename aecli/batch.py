@@ -8,6 +8,7 @@ output folder (subfolders mirrored, suffix replaced), skips outputs that exist u
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -112,21 +113,16 @@ def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None]
     return summary
 
 
-class _thread_share:
+@contextmanager
+def _thread_share(workers: int):
     """While `workers` files run at once, give each 1/workers of torch's CPU threads."""
-
-    def __init__(self, workers: int):
-        self.workers = workers
-        self.saved: int | None = None
-
-    def __enter__(self):
-        torch = sys.modules.get("torch")
-        if self.workers > 1 and torch is not None:
-            self.saved = torch.get_num_threads()
-            torch.set_num_threads(max(1, self.saved // self.workers))
-        return self
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            sys.modules["torch"].set_num_threads(self.saved)
-        return False
+    torch = sys.modules.get("torch") if workers > 1 else None
+    if torch is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(max(1, saved // workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

@@ -416,16 +416,11 @@ def to_markdown(rows: Iterable, columns: Sequence[str] | None = None, digits: in
 
 
 def _atomic_write(path, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename: never a half-written result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write through the package's atomic writer (temporary file beside it, then rename)."""
+    from ..imageio import write_output
+
+    write_output(path, data)
+    return Path(path)
 
 
 def write_markdown(rows: Iterable, path, columns: Sequence[str] | None = None, digits: int = 4) -> Path:

@@ -28,9 +28,9 @@ def list_images(root: str | Path) -> list[Path]:
 def _reason(exc: Exception) -> str:
     from PIL import UnidentifiedImageError
 
-    if isinstance(exc, UnidentifiedImageError):
-        return "not a readable image"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    from ..imageio import _reason as describe
+
+    return "not a readable image" if isinstance(exc, UnidentifiedImageError) else describe(exc)
 
 
 def load_rgb(path: Path) -> np.ndarray:
