@@ -56,6 +56,8 @@ QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
 FORCE = typer.Option(False, "--force", "-f", help="Overwrite outputs that exist (folder batches skip them otherwise).")
 WORKERS = typer.Option(1, "--workers", "-j", min=1, max=256, help="Folders: files processed at once, sharing the CPU "
                        "threads and the one loaded model (try the number of cores for many small images).")
+DEVICE = typer.Option("cpu", "--device", help="Where the transforms run: cpu, cuda, cuda:N, mps or auto. Files decode "
+                      "alike everywhere (docs/codec.md, 'Determinism').")
 
 
 @app.command()
@@ -70,12 +72,13 @@ def compress(
     force: bool = FORCE,
     quiet: bool = QUIET,
     workers: int = WORKERS,
+    device: str = DEVICE,
 ):
     """Compress images to .lat files with the learned codec."""
     from .codec import files
 
     return files.compress(input, output, model=model, quality=quality, target_bpp=target_bpp,
-                          max_bytes=max_bytes, force=force, quiet=quiet, workers=workers)
+                          max_bytes=max_bytes, force=force, quiet=quiet, workers=workers, device=device)
 
 
 @app.command()
@@ -90,12 +93,13 @@ def decompress(
     force: bool = FORCE,
     quiet: bool = QUIET,
     workers: int = WORKERS,
+    device: str = DEVICE,
 ):
     """Decode .lat files back to images."""
     from .codec import files
 
     return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet, max_pixels=max_pixels,
-                            workers=workers)
+                            workers=workers, device=device)
 
 
 @app.command()
@@ -190,11 +194,13 @@ def denoise(
     force: bool = FORCE,
     quiet: bool = QUIET,
     workers: int = WORKERS,
+    device: str = typer.Option("cpu", "--device", help="Where the network runs: cpu, cuda, cuda:N, mps or auto."),
 ):
     """Remove noise from images with the denoising autoencoder."""
     from .denoise import files
 
-    return files.denoise(input, output, model=model, sigma=sigma, force=force, quiet=quiet, workers=workers)
+    return files.denoise(input, output, model=model, sigma=sigma, force=force, quiet=quiet, workers=workers,
+                         device=device)
 
 
 @app.command()

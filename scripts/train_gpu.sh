@@ -11,13 +11,17 @@
 # Each checkpoint records its segments (steps from/to, hardware, seconds, batch, crop, lr), so a
 # segment can be replayed exactly with --steps instead of --time-limit.
 #
-# The bundled weights came from one run of this script on an H200 (A_SECONDS=360 B_SECONDS=70),
-# then one more low-lr segment of 190 s for each model on the same machine:
-#   aecli train DATA --out runs/hp --task codec   --resume --lr 1e-5 --time-limit 190 --steps 100000000 --device cuda
+# The bundled denoiser came from one run of this script on an H200 (A_SECONDS=360 B_SECONDS=70),
+# then one more low-lr segment of 190 s on the same machine:
 #   aecli train DATA --out runs/dn --task denoise --resume --lr 5e-5 --time-limit 190 --steps 100000000 --device cuda
-# codec: 26789 -> 37016 (lr 1e-4) -> 38840 -> 44444 (lr 1e-5); denoiser: 5200 -> 12702 (lr 5e-4)
-# -> 14107 -> 18193 (lr 5e-5). The exact step ranges are in each checkpoint's "segments".
-# The GPU ran at 55-70% utilisation with both (the Python side of each step is the limit).
+# denoiser: 5200 -> 12702 (lr 5e-4) -> 14107 -> 18193 (lr 5e-5). The GPU ran at 55-70% with both models.
+# The bundled codec had that run too (26789 -> 37016 at lr 1e-4 -> 38840 -> 44444 at lr 1e-5, batch 16),
+# then, in a second session, the codec alone with a batch of 32 (the uint8 crops go to the GPU and the
+# step's statistics stay there until logged: 34.5 steps/s, GPU at about 38%):
+#   ONLY=hp HP_BATCH=32 A_SECONDS=345 B_SECONDS=105 bash scripts/train_gpu.sh   # 44444 -> 56274 -> 60238
+#   aecli train DATA --out runs/hp --task codec --resume --lr 1e-5 --time-limit 150 (+ the common options below)
+#                                                                               # 60238 -> 65420
+# The exact step ranges are in each checkpoint's "segments".
 #
 # Then install the results with
 #   cp runs/hp/hp.safetensors runs/hp/hp.json runs/dn/dn.safetensors runs/dn/dn.json weights/
@@ -33,27 +37,28 @@ DEVICE=${DEVICE:-cuda}
 HP_SEED=${HP_SEED:-checkpoints/hp/checkpoint.pt}
 DN_SEED=${DN_SEED:-checkpoints/dn/checkpoint.pt}
 AECLI=${AECLI:-aecli}  # where the package is not installed: AECLI="python3 -m aecli"
+ONLY=${ONLY:-}  # "hp" or "dn": continue one model alone (it then has the GPU to itself)
+HP_BATCH=${HP_BATCH:-16}
 
 for pair in "$HP_SEED:$RUNS/hp" "$DN_SEED:$RUNS/dn"; do
   src=${pair%%:*} dst=${pair#*:}
+  case "$ONLY:$dst" in hp:*/dn|dn:*/hp) continue ;; esac
   if [ ! -f "$dst/checkpoint.pt" ]; then mkdir -p "$dst" && cp "$src" "$dst/checkpoint.pt"; fi
 done
 
 common=(--resume --steps 100000000 --device "$DEVICE" --threads 4 --log-every 200 --ckpt-every 2000
         --val-every 100000000 --holdout 8)  # validation at the end of each segment
 codec() {
-  $AECLI train "$DATA" --out "$RUNS/hp" --task codec --batch-size 16 --patch 256 --lr "$1" --time-limit "$2" "${common[@]}"
+  $AECLI train "$DATA" --out "$RUNS/hp" --task codec --batch-size "$HP_BATCH" --patch 256 --lr "$1" --time-limit "$2" "${common[@]}"
 }
 denoise() {
   $AECLI train "$DATA" --out "$RUNS/dn" --task denoise --batch-size 64 --patch 128 --lr "$1" --time-limit "$2" "${common[@]}"
 }
 
-(codec 1e-4 "$A" && codec 1e-5 "$B") >"$RUNS/hp.gpu.log" 2>&1 &
-hp=$!
-(denoise 5e-4 "$A" && denoise 5e-5 "$B") >"$RUNS/dn.gpu.log" 2>&1 &
-dn=$!
-wait $hp; rc_hp=$?
-wait $dn; rc_dn=$?
+rc_hp=0 rc_dn=0
+if [ "$ONLY" != dn ]; then (codec 1e-4 "$A" && codec 1e-5 "$B") >"$RUNS/hp.gpu.log" 2>&1 & hp=$!; fi
+if [ "$ONLY" != hp ]; then (denoise 5e-4 "$A" && denoise 5e-5 "$B") >"$RUNS/dn.gpu.log" 2>&1 & dn=$!; fi
+if [ "$ONLY" != dn ]; then wait $hp; rc_hp=$?; tail -n 4 "$RUNS/hp.gpu.log"; fi
+if [ "$ONLY" != hp ]; then wait $dn; rc_dn=$?; tail -n 4 "$RUNS/dn.gpu.log"; fi
 echo "codec exit $rc_hp, denoiser exit $rc_dn"
-tail -n 4 "$RUNS/hp.gpu.log" "$RUNS/dn.gpu.log"
 exit $((rc_hp || rc_dn))

@@ -142,6 +142,8 @@ def test_folder_batch_with_workers_matches_one_worker(tmp_path, rng):
         (["decompress", "{tmp}/good.lat", "{tmp}/x.png", "-m", "tiny-fp"], "needs model 'tiny-hp'"),
         (["decompress", "{tmp}/good.lat", "{tmp}/x.xyz"], "xyz"),
         (["info", "{tmp}/truncated.lat"], "truncated"),
+        (["compress", "{tmp}/photo.png", "{tmp}/x.lat", "--device", "tpu9"], "unknown device 'tpu9'"),
+        (["decompress", "{tmp}/good.lat", "{tmp}/x.png", "--device", "nonsense"], "unknown device 'nonsense'"),
         (["train", "{tmp}/missing", "--out", "{tmp}/m"], "not found"),
     ],
 )

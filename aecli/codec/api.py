@@ -26,6 +26,7 @@ import torch
 
 from .. import format as latformat
 from .. import registry
+from ..devices import exact_float32, pick_device
 from ..imageio import Image, UserError
 from . import coding, intnet
 from .entropy import unpack_tables
@@ -59,9 +60,12 @@ class Codec:
     files: registry.ModelFiles
     model: torch.nn.Module
     tensors: dict
+    device: torch.device = torch.device("cpu")
 
     @classmethod
-    def load(cls, files: registry.ModelFiles) -> "Codec":
+    def load(cls, files: registry.ModelFiles, device: str | torch.device = "cpu") -> "Codec":
+        """The model of `files`, its transforms run on `device` (entropy coding always runs on the
+        CPU; the integer hyper-synthesis gives the same integers on any device)."""
         tensors = registry.load_tensors(files)
         arch = files.meta["architecture"]
         model = build(arch)
@@ -70,11 +74,12 @@ class Codec:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
-        model.eval()
+        device = torch.device(device)
+        model.eval().to(device)
         model.g_a.to(memory_format=ANALYSIS_LAYOUT)
         model.g_s.to(memory_format=SYNTHESIS_LAYOUT)
         try:
-            return cls(files, model, tensors)
+            return cls(files, model, tensors, device)
         except (KeyError, ValueError) as exc:
             raise UserError(f"model '{files.name}': damaged or incompatible weights ({exc})") from None
 
@@ -86,10 +91,10 @@ class Codec:
         if self.hyper:
             self.z_pmfs = unpack_tables(t["tables.z.pmf"].numpy(), t["tables.z.len"].numpy())
             self.z_offsets = t["tables.z.offset"].numpy()
-            self.thresholds = t["tables.y.thresholds"].to(torch.float64)
-            self.inv_hgain = t["int.inv_hgain"].to(torch.float64)
+            self.thresholds = t["tables.y.thresholds"].to(self.device, torch.float64)
+            self.inv_hgain = t["int.inv_hgain"].to(self.device, torch.float64)
             hs = {k[len("int.h_s."):]: v for k, v in t.items() if k.startswith("int.h_s.")}
-            self.h_s = intnet.load(hs, self.model.h_s)
+            self.h_s = intnet.load(hs, self.model.h_s, self.device)
 
     # ---- identity -------------------------------------------------------------------
     @property
@@ -127,8 +132,14 @@ class Codec:
     def analyse(self, img: Image) -> torch.Tensor:
         """The quality-independent latent g_a(x): (1, M, H/16, W/16)."""
         x, _, _ = self._to_tensor(img)
-        return tiled(lambda t: self.model.g_a(t.float().div_(255.0).contiguous(memory_format=ANALYSIS_LAYOUT)).contiguous(),
-                     x, 16, up=False, halo=tiling.ANALYSIS_HALO)
+        dev = self.device
+
+        def run(t):
+            t = t.to(dev).float().div_(255.0).contiguous(memory_format=ANALYSIS_LAYOUT)
+            return self.model.g_a(t).contiguous().cpu()
+
+        with exact_float32(dev):
+            return tiled(run, x, 16, up=False, halo=tiling.ANALYSIS_HALO)
 
     @torch.inference_mode()
     def synthesise(self, y_hat: torch.Tensor, qi: int) -> torch.Tensor:
@@ -136,22 +147,23 @@ class Codec:
         ig = torch.exp(self.model.inv_gain[qi]).view(1, -1, 1, 1)
 
         def run(t):
-            t = (t * ig).contiguous(memory_format=SYNTHESIS_LAYOUT)
-            return self.model.g_s(t).clamp_(0, 1).mul_(255).round_().to(torch.uint8).contiguous()
+            t = (t.to(self.device) * ig).contiguous(memory_format=SYNTHESIS_LAYOUT)
+            return self.model.g_s(t).clamp_(0, 1).mul_(255).round_().to(torch.uint8).contiguous().cpu()
 
-        return tiled(run, y_hat, 16, up=True, halo=tiling.SYNTHESIS_HALO)
+        with exact_float32(self.device):
+            return tiled(run, y_hat, 16, up=True, halo=tiling.SYNTHESIS_HALO)
 
     def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
         """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
         made compact tile by tile (the float64 output of a whole large image is never held)."""
-        a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1)
+        a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1).cpu()
         top = len(self.y_pmfs) - 1
         small = torch.uint8 if top < 256 else torch.int32
 
         def run(t):
-            scales, means = intnet.run(self.h_s, t).chunk(2, dim=1)
+            scales, means = intnet.run(self.h_s, t.to(self.device)).chunk(2, dim=1)
             idx = torch.searchsorted(self.thresholds, scales.contiguous(), right=False).clamp_(0, top)
-            return idx.to(small), (means * 2.0**-intnet.ACT_BITS).to(torch.float32)
+            return idx.to(small).cpu(), (means * 2.0**-intnet.ACT_BITS).to(torch.float32).cpu()
 
         idx, means = tiled(run, a, 4, up=True, tile=HYPER_TILE)
         return idx.numpy(), means
@@ -159,14 +171,15 @@ class Codec:
     # ---- coding --------------------------------------------------------------------------
     @torch.inference_mode()
     def encode_streams(self, y_base: torch.Tensor, qi: int) -> list[bytes]:
-        y = y_base * torch.exp(self.model.gain[qi]).view(1, -1, 1, 1)
+        y = y_base * torch.exp(self.model.gain[qi]).cpu().view(1, -1, 1, 1)
         if not self.hyper:
             sym = torch.round(y).clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
             idx = np.broadcast_to(np.arange(y.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), sym.shape)
             y_bytes, esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
             return [y_bytes, coding.pack_escapes(esc)]
         hg = torch.exp(self.model.hgain[qi]).view(1, -1, 1, 1)
-        z = torch.round(self.model.h_a(y) * hg).clamp_(-Z_LIMIT, Z_LIMIT)
+        with exact_float32(self.device):
+            z = torch.round(self.model.h_a(y.to(self.device)) * hg).clamp_(-Z_LIMIT, Z_LIMIT).cpu()
         z_sym = z.to(torch.int64)
         z_idx = np.broadcast_to(np.arange(z.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), z.shape)
         z_bytes, z_esc = coding.encode(z_sym.numpy(), z_idx, self.z_pmfs, self.z_offsets)
@@ -302,26 +315,27 @@ _CACHE: dict = {}
 _CACHE_LOCK = threading.Lock()  # batch workers share one loaded model
 
 
-def _cached(files: registry.ModelFiles) -> Codec:
-    key = (str(files.weights), files.meta.get("fingerprint"))
+def _cached(files: registry.ModelFiles, device: str = "cpu") -> Codec:
+    dev = pick_device(device)
+    key = (str(files.weights), files.meta.get("fingerprint"), str(dev))
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = Codec.load(files)
+            _CACHE[key] = Codec.load(files, dev)
         return _CACHE[key]
 
 
-def load_codec(spec: str | None = None) -> Codec:
-    return _cached(registry.resolve(spec, "codec"))
+def load_codec(spec: str | None = None, device: str = "cpu") -> Codec:
+    return _cached(registry.resolve(spec, "codec"), device)
 
 
-def codec_for(lat: latformat.LatFile, spec: str | None = None) -> Codec:
+def codec_for(lat: latformat.LatFile, spec: str | None = None, device: str = "cpu") -> Codec:
     """The model a file needs: the one given with --model (checked), else found by name."""
     if spec:
-        c = load_codec(spec)
+        c = load_codec(spec, device)
         if c.name != lat.model or c.files.fingerprint != lat.fingerprint:
             raise UserError(
                 f"this file needs model '{lat.model}' (fingerprint {lat.fingerprint.hex()}), "
                 f"but --model gave '{c.name}' ({c.files.fingerprint.hex()})"
             )
         return c
-    return _cached(registry.find_by_name(lat.model, lat.fingerprint, "codec"))
+    return _cached(registry.find_by_name(lat.model, lat.fingerprint, "codec"), device)

@@ -31,7 +31,7 @@ def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, for
 
 
 def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
-             max_bytes: int | None, force: bool, quiet: bool, workers: int = 1) -> int:
+             max_bytes: int | None, force: bool, quiet: bool, workers: int = 1, device: str = "cpu") -> int:
     from .api import load_codec
 
     if target_bpp is not None and max_bytes is not None:
@@ -46,7 +46,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix(".lat"))
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
-        codec = load_codec(model)
+        codec = load_codec(model, device)
         if quality is not None:
             codec.index_of(quality)
         s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True),
@@ -54,7 +54,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         return 1 if s.failed else 0
     if not _is_pipe(src) and not Path(src).exists():
         raise UserError(f"input not found: {src}")
-    codec = load_codec(model)
+    codec = load_codec(model, device)
     if quality is not None:
         codec.index_of(quality)
     batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, True), quiet)
@@ -82,7 +82,8 @@ def max_pixels_policy(option: int | None) -> int:
     return DEFAULT_MAX_PIXELS if value is None else value
 
 
-def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool, max_pixels: int) -> str:
+def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool, max_pixels: int,
+                    device: str = "cpu") -> str:
     from .api import DecodeError, codec_for
 
     shown = "<stdin>" if _is_pipe(src) else src
@@ -91,7 +92,7 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
         lat = latformat.unpack(data)
     except latformat.FormatError as exc:
         raise UserError(f"{shown}: {exc}") from None
-    codec = codec_for(lat, model)
+    codec = codec_for(lat, model, device)
     try:
         img = codec.decompress(lat, max_pixels=max_pixels)
     except DecodeError as exc:
@@ -102,15 +103,18 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
 
 
 def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool,
-               max_pixels: int | None = None, workers: int = 1) -> int:
+               max_pixels: int | None = None, workers: int = 1, device: str = "cpu") -> int:
+    from ..devices import pick_device
+
     limit = max_pixels_policy(max_pixels)
+    pick_device(device)  # a missing device is an error before any file is read
     if dst is None:
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix("." + (fmt or "png")))
     if not _is_pipe(src) and Path(src).is_dir():
         suffix = "." + (fmt or "png")
         pairs = batch.plan(Path(src), Path(dst), (".lat",), suffix)
-        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit),
+        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit, device),
                       force=force, quiet=quiet, label="decompress", workers=workers)
         return 1 if s.failed else 0
-    batch.say(_decompress_one(src, dst, model, fmt, True, limit), quiet)
+    batch.say(_decompress_one(src, dst, model, fmt, True, limit, device), quiet)
     return 0

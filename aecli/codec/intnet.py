@@ -30,12 +30,13 @@ EXACT_LIMIT = 1 << 53
 
 
 class IntLayer:
-    def __init__(self, kind: str, weight: torch.Tensor, bias: torch.Tensor, shift: int, stride: int, padding: int, output_padding: int, relu: bool):
+    def __init__(self, kind: str, weight: torch.Tensor, bias: torch.Tensor, shift: int, stride: int, padding: int,
+                 output_padding: int, relu: bool, device: torch.device | str = "cpu"):
         self.kind, self.weight, self.bias, self.shift = kind, weight, bias, shift
         self.stride, self.padding, self.output_padding, self.relu = stride, padding, output_padding, relu
         # the integers as float64 once (exact: |w| < 2**15, |b| < 2**53)
-        self._w = weight.to(torch.float64)
-        self._b = bias.to(torch.float64)
+        self._w = weight.to(device, torch.float64)
+        self._b = bias.to(device, torch.float64)
 
     def fan_in(self) -> int:
         w = self.weight
@@ -46,10 +47,13 @@ class IntLayer:
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         # the bias goes into the convolution's own sum: every partial sum is an integer below
         # 2**53 (checked at export), so the order of the additions cannot change the result
-        if self.kind == "deconv":
-            acc = F.conv_transpose2d(a, self._w, self._b, self.stride, self.padding, self.output_padding)
-        else:
-            acc = F.conv2d(a, self._w, self._b, self.stride, self.padding)
+        # cuDNN is kept out: its FFT and Winograd algorithms transform the integers (inexact);
+        # without it, CUDA convolves by im2col and an FP64 matrix product, exact like the CPU's
+        with torch.backends.cudnn.flags(enabled=False):
+            if self.kind == "deconv":
+                acc = F.conv_transpose2d(a, self._w, self._b, self.stride, self.padding, self.output_padding)
+            else:
+                acc = F.conv2d(a, self._w, self._b, self.stride, self.padding)
         out = acc.mul_(2.0 ** -self.shift).add_(0.5).floor_()  # x 2**-shift is exact; round half up
         if self.relu:
             out = out.clamp_min_(0)
@@ -86,8 +90,8 @@ def export(seq: nn.Sequential) -> dict[str, torch.Tensor]:
     return out
 
 
-def load(tensors: dict[str, torch.Tensor], template: nn.Sequential) -> list[IntLayer]:
-    """Build the integer layers from exported tensors, using `template` for geometry."""
+def load(tensors: dict[str, torch.Tensor], template: nn.Sequential, device: torch.device | str = "cpu") -> list[IntLayer]:
+    """Build the integer layers from exported tensors, using `template` for geometry, on `device`."""
     convs = [m for m in template if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     net = []
     for i, layer in enumerate(convs):
@@ -102,6 +106,7 @@ def load(tensors: dict[str, torch.Tensor], template: nn.Sequential) -> list[IntL
                 padding,
                 output_padding,
                 relu=i < len(convs) - 1,
+                device=device,
             )
         )
     return net

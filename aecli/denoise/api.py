@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import registry
+from ..devices import exact_float32, pick_device
 from ..errors import UserError
 from ..imageio import Image
 from ..tiling import tiled
@@ -87,7 +88,8 @@ def run_model(model: UNetDenoiser, pixels: np.ndarray, sigma: float | None, tile
         y = y.mul_(255.0)
         return y.round_().clamp_(0, 255).to(torch.uint8) if rounded else y
 
-    y = tiled(run, x, 1, up=False, tile=tile, halo=halo)[0, :, :h, :w]
+    with exact_float32(device):
+        y = tiled(run, x, 1, up=False, tile=tile, halo=halo)[0, :, :h, :w]
     out = np.ascontiguousarray(y.permute(1, 2, 0).numpy())
     return out[:, :, 0] if gray else out
 
@@ -100,7 +102,7 @@ class Denoiser:
     model: UNetDenoiser
 
     @classmethod
-    def load(cls, files: registry.ModelFiles) -> "Denoiser":
+    def load(cls, files: registry.ModelFiles, device: str | torch.device = "cpu") -> "Denoiser":
         tensors = registry.load_tensors(files)
         try:
             model = build(files.meta["architecture"])
@@ -110,7 +112,7 @@ class Denoiser:
             model.load_state_dict(tensors)
         except RuntimeError as exc:
             raise UserError(f"model '{files.name}': weights do not match its architecture ({str(exc).splitlines()[0]})") from None
-        model.eval()
+        model.eval().to(device)
         model.to(memory_format=LAYOUT)
         return cls(files, model)
 
@@ -162,7 +164,7 @@ class Denoiser:
 _CACHE: dict = {}
 
 
-def load_denoiser(spec: str | None = None) -> Denoiser:
+def load_denoiser(spec: str | None = None, device: str = "cpu") -> Denoiser:
     """A model by path or name (default: the bundled 'dn'), loaded once per process."""
     try:
         files = registry.resolve(spec, "denoise")
@@ -174,7 +176,8 @@ def load_denoiser(spec: str | None = None) -> Denoiser:
             f"model '{default}' not found: the bundled denoising weights are not installed "
             f"(train them with scripts/train_denoise.sh, or give --model)"
         ) from None
-    key = (str(files.weights), files.meta.get("fingerprint"))
+    dev = pick_device(device)
+    key = (str(files.weights), files.meta.get("fingerprint"), str(dev))
     if key not in _CACHE:
-        _CACHE[key] = Denoiser.load(files)
+        _CACHE[key] = Denoiser.load(files, dev)
     return _CACHE[key]

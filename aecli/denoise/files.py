@@ -102,26 +102,26 @@ def _denoise_one(den, src: str, dst: str, sigma) -> str:
 
 
 def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool,
-            workers: int = 1) -> int:
+            workers: int = 1, device: str = "cpu") -> int:
     parse_sigma(sigma)  # bad values fail before the model (and torch) loads
     if dst is None:
         dst = _default_output(src)
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = _plan(Path(src), Path(dst))
-        den = _load(model)
+        den = _load(model, device)
         s = batch.run(pairs, lambda a, b: _denoise_one(den, str(a), str(b), sigma), force=force, quiet=quiet,
                       label="denoise", workers=workers)
         return 1 if s.failed else 0
     _check_single(src, dst)
-    den = _load(model)
+    den = _load(model, device)
     batch.say(_denoise_one(den, src, dst, sigma), quiet)
     return 0
 
 
-def _load(model: str | None):
+def _load(model: str | None, device: str = "cpu"):
     from .api import load_denoiser
 
-    return load_denoiser(model)
+    return load_denoiser(model, device)
 
 
 # --------------------------------------------------------------------------------------

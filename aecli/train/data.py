@@ -85,6 +85,10 @@ class CropDataset:
 
     def batch(self, size: int, gen: torch.Generator) -> torch.Tensor:
         """(size, C, patch, patch) float in [0, 1]."""
+        return self.batch_u8(size, gen).float().div_(255.0)
+
+    def batch_u8(self, size: int, gen: torch.Generator) -> torch.Tensor:
+        """(size, C, patch, patch) uint8: the same crops as `batch`, four times smaller to move to a GPU."""
         p = self.patch
         out = []
         idx = torch.randint(len(self.images), (size,), generator=gen).tolist()
@@ -100,4 +104,4 @@ class CropDataset:
             if flips[1]:
                 crop = crop.flip(1)
             out.append(crop)
-        return torch.stack(out).float().div_(255.0)
+        return torch.stack(out)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ..devices import pick_device
 from ..progress import progress_bar
 
 
@@ -59,16 +60,6 @@ class TrainConfig:
     threads: int = 0
     time_limit: float = 0.0  # seconds of training for this process, then checkpoint and stop (0: none)
     extra: dict = field(default_factory=dict)
-
-
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def hardware(device: torch.device) -> str:
@@ -240,10 +231,13 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                 t0 = time.perf_counter()
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
-                batch = data.batch(cfg.batch_size, gen)
-                if group is not None:
-                    batch = group.shard(batch)
-                batch = batch.to(device)
+                if hasattr(data, "batch_u8"):  # 8-bit crops go to the device, which makes them floats
+                    batch = data.batch_u8(cfg.batch_size, gen)
+                    batch = group.shard(batch) if group is not None else batch
+                    batch = batch.to(device).float().div_(255.0)
+                else:
+                    batch = data.batch(cfg.batch_size, gen)
+                    batch = (group.shard(batch) if group is not None else batch).to(device)
                 with same_random():
                     loss, stats = task.loss(model, batch, gen)
                 opt.zero_grad(set_to_none=True)
@@ -259,18 +253,21 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                     aux = model.aux_loss()
                     aux.backward()
                     aux_opt.step()
-                    stats["aux"] = aux.item()
+                    stats["aux"] = aux.detach()
                 if group is not None:  # the global batch's stats; a stop asked on any rank stops all
-                    stats, stop["all"] = group.reduce_stats(stats, stop["flag"])
+                    stats, stop["all"] = group.reduce_stats({k: float(v) for k, v in stats.items()}, stop["flag"])
                 step += 1
                 seconds += time.perf_counter() - t0
                 if cfg.time_limit and time.monotonic() - began >= cfg.time_limit:
                     stop["flag"] = stop["timed_out"] = True  # (data-parallel: agreed at the next step)
-                for k, v in stats.items():
+                for k, v in stats.items():  # (device tensors or floats: summed without waiting for the GPU)
                     running[k] = running.get(k, 0.0) + v
                 counted += 1
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    mean = {k: v / counted for k, v in running.items()}
+                logging = step % cfg.log_every == 0 or step == cfg.steps
+                if logging or (step % cfg.val_every == 0 and main) or (step % cfg.ckpt_every == 0 and main):
+                    finite(running, step)  # never log, validate or save a diverged model
+                if logging:
+                    mean = {k: float(v) / counted for k, v in running.items()}
                     running.clear()
                     counted = 0
                     history.append({"step": step, **{k: round(v, 5) for k, v in mean.items()}})
@@ -279,8 +276,6 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                     log(f"step {step} {text} ({seconds:.0f}s)")
                 else:
                     bar.update(job, completed=step)
-                if not math.isfinite(stats["loss"]):
-                    raise FloatingPointError(f"loss is {float(loss)} at step {step}")
                 if step % cfg.val_every == 0 and main:
                     val = validate()
                     history.append({"step": step, "val": val})
@@ -303,6 +298,14 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
     checkpoint()
     log(f"saved {out} at step {step}")
     return out
+
+
+def finite(running: dict, step: int) -> None:
+    """Raise if the loss summed since the last log is not finite (a NaN at any step shows there)."""
+    total = float(running.get("loss", 0.0))
+    if not math.isfinite(total):
+        raise FloatingPointError(f"loss became {total} by step {step} (diverged; resume from the last checkpoint "
+                                 "with a lower --lr)")
 
 
 def _quiet(msg: str) -> None:

@@ -55,7 +55,8 @@ class CodecTask:
         _, bpp, mse = self._rd(model, x, q)
         loss = (model.lambda_of(q) * 255**2 * mse + bpp).mean()
         psnr = (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()
-        return loss, {"loss": loss.item(), "bpp": bpp.mean().item(), "psnr": psnr.item()}
+        # stats stay on the device (no wait for the GPU at every step); the loop reads them when it logs
+        return loss, {"loss": loss.detach(), "bpp": bpp.mean().detach(), "psnr": psnr.detach()}
 
     @torch.no_grad()
     def validate(self, model, data: CropDataset, device) -> list[dict]:
