@@ -234,7 +234,7 @@ def train(
     task: Optional[Task] = typer.Option(None, "--task", help="What to train (default: from --model; codec when neither is given)."),
     model: Optional[str] = typer.Option(None, "--model", help="codec: hyperprior (default), factorized; denoise: unet; "
                                         "autoencoder family: dense, conv, vae, sparse, contractive, denoising."),
-    quality: Optional[int] = typer.Option(None, "--quality", help="codec: train a single quality level (1..8) instead of all."),
+    quality: Optional[int] = typer.Option(None, "--quality", help="codec: train a single quality level (1..11) instead of all."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="family: passes over the training images (default 20; --steps wins)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="codec 8, denoise 16, family 256."),

@@ -86,7 +86,7 @@ def prepare_models(folder: Path) -> Path:
     if not (folder / f"{FP_MODEL}.safetensors").exists():
         state = torch.random.get_rng_state()
         torch.manual_seed(2024)
-        m = codec_model.build({"kind": "factorized", "n": 8, "m": 12, "lambdas": list(codec_model.LAMBDAS[:3])})
+        m = codec_model.build({"kind": "factorized", "n": 8, "m": 12, "lambdas": list(codec_model.COMPRESSAI_LAMBDAS[:3])})
         torch.random.set_rng_state(state)
         with torch.no_grad():  # large gains, so that it codes many symbols (as tests/conftest.py)
             m.gain.copy_(torch.linspace(1.0, 4.0, 3).unsqueeze(1).expand_as(m.gain))

@@ -57,15 +57,19 @@ def measure(image: Path, quality: int, mp: float, threads: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", type=Path, default=Path("samples/kodim23.png"))
-    ap.add_argument("--qualities", default="1,2,3,4,5,6,7,8")
+    ap.add_argument("--qualities", default="", help="comma-separated levels (default: all of the bundled model's)")
     ap.add_argument("--big-mp", type=float, default=25.0, help="megapixels of the large test (0: skip)")
-    ap.add_argument("--big-quality", type=int, default=5)
+    ap.add_argument("--big-quality", type=int, default=0, help="level of the large test (default: the model's default)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--out", type=Path, default=Path("docs/speed.json"))
     args = ap.parse_args()
     from aecli.progress import progress_bar
 
-    qs = [int(q) for q in args.qualities.split(",") if q]
+    from aecli.codec.api import load_codec
+
+    codec = load_codec(None)
+    qs = [int(q) for q in args.qualities.split(",") if q] or codec.qualities
+    args.big_quality = args.big_quality or codec.default_quality
     rows = []
     with progress_bar() as bar:
         job = bar.add_task("speed", total=len(qs) + (1 if args.big_mp > 0 else 0), stats="")

@@ -85,7 +85,7 @@ def _stub_optional_imports() -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", type=Path, default=ROOT / "samples" / "kodim23.png")
-    ap.add_argument("--qualities", default="1,5,8", help="the same number for both codecs")
+    ap.add_argument("--qualities", default="1,5,8", help="CompressAI's quality numbers; aecli runs the level of the same lambda")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--compressai-path", type=Path, default=None, help="folder where CompressAI was installed with --target")
@@ -116,12 +116,13 @@ def main() -> int:
     with progress_bar() as bar, torch.inference_mode():
         job = bar.add_task("vs compressai", total=len(qualities), stats="")
         for q in qualities:
-            data = ours.compress(img, q)
+            mine = ours_quality(ours, q)
+            data = ours.compress(img, mine)
             lat = latformat.unpack(data)
             ours.decompress(lat)
-            enc = median_time(lambda: ours.compress(img, q), args.repeat, warmup=False)
+            enc = median_time(lambda: ours.compress(img, mine), args.repeat, warmup=False)
             dec = median_time(lambda: ours.decompress(lat), args.repeat, warmup=False)
-            rows.append({"codec": "aecli hp", "quality": q, "bpp": 8 * len(data) / (h * w), "encode_s": enc, "decode_s": dec})
+            rows.append({"codec": "aecli hp", "quality": mine, "bpp": 8 * len(data) / (h * w), "encode_s": enc, "decode_s": dec})
 
             pretrained = True
             try:
@@ -165,6 +166,16 @@ def main() -> int:
     print("\n".join(L))
     return 0
 
+
+
+
+def ours_quality(codec, compressai_quality: int) -> int:
+    """aecli's level trained with the lambda of CompressAI's quality number (aecli has lower levels in front)."""
+    from aecli.codec.model import COMPRESSAI_LAMBDAS
+
+    lam = COMPRESSAI_LAMBDAS[compressai_quality - 1]
+    lambdas = list(codec.model.lambdas)
+    return codec.qualities[min(range(len(lambdas)), key=lambda i: abs(lambdas[i] - lam))]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -21,7 +21,7 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 
 def tiny_model(kind: str, name: str, out: Path) -> registry.ModelFiles:
     torch.manual_seed(1234)
-    m = codec_model.build({"kind": kind, "n": 8, "m": 12, "lambdas": codec_model.LAMBDAS[:3]})
+    m = codec_model.build({"kind": kind, "n": 8, "m": 12, "lambdas": codec_model.COMPRESSAI_LAMBDAS[:3]})
     with torch.no_grad():  # large gains: an untrained model then still codes many symbols
         m.gain.copy_(torch.linspace(1.0, 4.0, 3).unsqueeze(1).expand_as(m.gain))
         m.inv_gain.copy_(-m.gain)

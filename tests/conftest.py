@@ -16,7 +16,7 @@ def make_tiny_codec(kind: str, name: str, out: Path, seed: int = 1234):
     from aecli.codec import model as codec_model
 
     torch.manual_seed(seed)
-    m = codec_model.build({"kind": kind, "n": 8, "m": 12, "lambdas": codec_model.LAMBDAS[:3]})
+    m = codec_model.build({"kind": kind, "n": 8, "m": 12, "lambdas": codec_model.COMPRESSAI_LAMBDAS[:3]})
     with torch.no_grad():
         m.gain.copy_(torch.linspace(1.0, 4.0, 3).unsqueeze(1).expand_as(m.gain))
         m.inv_gain.copy_(-m.gain)

@@ -29,7 +29,7 @@ def test_train_export_and_use(tmp_path, images):
     r = train(images, "--out", out, "--steps", "3", *TINY)
     assert r.exit_code == 0, r.output
     meta = json.loads((out / "mymodel.json").read_text())
-    assert meta["task"] == "codec" and meta["qualities"] == list(range(1, 9))
+    assert meta["task"] == "codec" and meta["qualities"] == list(range(1, 12)) and meta["default_quality"] == 8
     assert meta["training"]["steps"] == 3 and meta["validation"]["estimated_rd"]
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 3
@@ -112,4 +112,97 @@ def test_single_quality_model(tmp_path, images):
     assert r.exit_code == 0, r.output
     meta = json.loads((out / "q4.json").read_text())
     assert meta["qualities"] == [4] and meta["architecture"]["kind"] == "factorized"
-    assert meta["architecture"]["lambdas"] == [0.013]
+    assert meta["architecture"]["lambdas"] == [0.0018]  # the fourth of the eleven levels
+
+
+def _extend_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "extend_qualities.py"
+    spec = importlib.util.spec_from_file_location("extend_qualities", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_checkpoints_without_recorded_levels_keep_compressai_levels():
+    from aecli.codec.model import COMPRESSAI_LAMBDAS, LAMBDAS, default_quality
+    from aecli.train.loop import TrainConfig
+    from aecli.train.tasks import CodecTask
+
+    task = CodecTask()
+    assert task.lambdas(TrainConfig(data="d", out="o")) == COMPRESSAI_LAMBDAS
+    assert task.lambdas(TrainConfig(data="d", out="o", quality=2)) == (COMPRESSAI_LAMBDAS[1],)
+    assert task.lambdas(TrainConfig(data="d", out="o", extra={"lambdas": list(LAMBDAS)})) == LAMBDAS
+    assert LAMBDAS[3:] == COMPRESSAI_LAMBDAS and len(LAMBDAS) == 11
+    assert default_quality(COMPRESSAI_LAMBDAS, range(1, 9)) == 5 and default_quality(LAMBDAS, range(1, 12)) == 8
+
+
+def test_extending_levels_keeps_the_old_ones(tmp_path, images):
+    """New lower levels come first; the old levels code the same streams under their new numbers,
+    and training the new levels' gains leaves the old gains exactly as they were."""
+    from aecli import format as latformat
+    from aecli import registry
+    from aecli.codec import model as codec_model
+    from aecli.codec.api import Codec
+    from aecli.imageio import read_image
+    from aecli.train.data import CropDataset
+
+    ext = _extend_script()
+    torch.manual_seed(5)
+    old = codec_model.build({"kind": "hyperprior", "n": 8, "m": 12, "lambdas": [0.0018, 0.0035, 0.0067]})
+    new = ext.extended(old, (0.0005, 0.0009, 0.0018, 0.0035, 0.0067))
+    g = old.gain.detach()
+    assert torch.allclose(new.gain[1], g[0] - (g[1] - g[0])) and torch.allclose(new.gain[0], g[0] - 2 * (g[1] - g[0]))
+    before = {n: getattr(new, n).detach().clone() for n in ext.GAINS}
+    history = ext.fine_tune(new, CropDataset(images, 64), steps=2, batch=2, lr=1e-2, added=2, seed=1, log=lambda m: None)
+    assert history[-1]["step"] == 2
+    for n in ext.GAINS:
+        assert torch.equal(getattr(new, n)[2:], before[n][2:])  # old levels untouched
+    assert not torch.equal(new.gain[:2], before["gain"][:2]) and not torch.equal(new.inv_gain[:2], before["inv_gain"][:2])
+    new.eval()
+    img = read_image(str(images / "0.png"))
+    codecs = []
+    for name, m, q in (("a", old, [1, 2, 3]), ("b", new, [1, 2, 3, 4, 5])):
+        meta = {"name": name, "task": "codec", "architecture": m.config(), "qualities": q, "default_quality": 1}
+        registry.save(codec_model.export_tensors(m), meta, tmp_path / f"{name}.safetensors")
+        codecs.append(Codec.load(registry.resolve(str(tmp_path / f"{name}.safetensors"), "codec")))
+    a, b = codecs
+    for q in (1, 2, 3):
+        assert latformat.unpack(a.compress(img, q)).streams == latformat.unpack(b.compress(img, q + 2)).streams
+
+
+def test_widened_codec_codes_as_before_and_trains_on(tmp_path, images):
+    """scripts/widen_codec.py: wider transforms, same function (the same streams), and a run that
+    `aecli train --resume` continues."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from aecli import format as latformat
+    from aecli.codec.api import Codec
+    from aecli import registry
+    from aecli.imageio import read_image
+
+    out = tmp_path / "base"
+    r = train(images, "--out", out, "--steps", "2", *TINY)
+    assert r.exit_code == 0, r.output
+    root = Path(__file__).resolve().parents[1]
+    wide = tmp_path / "wide"
+    p = subprocess.run([sys.executable, str(root / "scripts" / "widen_codec.py"), str(out / "checkpoint.pt"),
+                        "--n", "16", "--out", str(wide)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((wide / "wide.json").read_text())
+    assert meta["architecture"]["n"] == 16 and meta["architecture"]["nh"] == 8
+    assert meta["training"]["extensions"][0]["kind"] == "widen"
+    a = Codec.load(registry.resolve(str(out / "base.safetensors"), "codec"))
+    b = Codec.load(registry.resolve(str(wide / "wide.safetensors"), "codec"))
+    img = read_image(str(images / "1.png"))
+    for q in (1, 6, 11):
+        assert latformat.unpack(a.compress(img, q)).streams == latformat.unpack(b.compress(img, q)).streams
+    r = train(images, "--out", wide, "--steps", "4", "--resume", *TINY)
+    assert r.exit_code == 0, r.output
+    ckpt = torch.load(wide / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 4 and ckpt["config"]["n"] == 16 and ckpt["extensions"][0]["n"] == [8, 16]
+    assert ckpt["model"]["g_a.0.weight"].shape[0] == 16 and ckpt["model"]["h_a.0.weight"].shape[0] == 8

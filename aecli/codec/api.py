@@ -210,7 +210,7 @@ class Codec:
             return torch.from_numpy(sym).float()
         if len(streams) < 3:
             raise DecodeError("corrupt .lat file: missing streams")
-        n = self.model.n
+        n = self.model.nh  # hyper-latent channels
         esc = coding.EscapeReader(streams[2])
         z_idx = np.broadcast_to(np.arange(n, dtype=np.int32).reshape(1, -1, 1, 1), (1, n, lh // 4, lw // 4))
         z_sym = coding.decode(streams[0], z_idx, self.z_pmfs, self.z_offsets, esc)

@@ -18,8 +18,20 @@ from . import entropy, intnet
 from .entropy import FactorizedDensity, gaussian_likelihood
 from .layers import GDN, conv, deconv
 
-# CompressAI's MSE lambdas for its qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
-LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+# CompressAI's MSE lambdas for its qualities 1..8 (loss = lambda * 255^2 * MSE + bpp): the levels of
+# every codec checkpoint that does not record its own (TrainConfig.extra["lambdas"]).
+COMPRESSAI_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+# aecli's levels: three lower ones first, so that quality 1 reaches about 0.1 bpp on Kodak24
+LAMBDAS = (0.00025, 0.0005, 0.0009) + COMPRESSAI_LAMBDAS
+DEFAULT_LAMBDA = 0.025  # a model's default quality is the level nearest to this lambda
+
+
+def default_quality(lambdas, qualities) -> int:
+    """The quality whose lambda is nearest (in log scale) to DEFAULT_LAMBDA."""
+    import math
+
+    best = min(range(len(lambdas)), key=lambda i: abs(math.log(lambdas[i] / DEFAULT_LAMBDA)))
+    return list(qualities)[best]
 Z_LIMIT = 1 << 10  # hyper-latent symbols are clamped to +-Z_LIMIT
 
 
@@ -80,20 +92,28 @@ class HyperpriorCodec(_GainedCodec):
     kind = "hyperprior"
     align = 64
 
-    def __init__(self, n: int = 64, m: int = 128, lambdas=LAMBDAS):
+    def __init__(self, n: int = 64, m: int = 128, lambdas=LAMBDAS, nh: int | None = None):
         super().__init__(n, m, lambdas)
         q = self.qualities
+        nh = n if nh is None else nh  # width of the hyper-transforms and hyper-latent (z) channels
+        self.nh = nh
         self.h_a = nn.Sequential(
-            conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n)
+            conv(m, nh, 3, 1), nn.LeakyReLU(inplace=True), conv(nh, nh), nn.LeakyReLU(inplace=True), conv(nh, nh)
         )
         self.h_s = nn.Sequential(
-            deconv(n, m), nn.ReLU(inplace=True), deconv(m, m * 3 // 2), nn.ReLU(inplace=True),
+            deconv(nh, m), nn.ReLU(inplace=True), deconv(m, m * 3 // 2), nn.ReLU(inplace=True),
             conv(m * 3 // 2, 2 * m, 3, 1),
         )
-        self.z_density = FactorizedDensity(n)
+        self.z_density = FactorizedDensity(nh)
         init = torch.linspace(-0.5, 0.5, q).unsqueeze(1)
-        self.hgain = nn.Parameter(init.repeat(1, n))
-        self.inv_hgain = nn.Parameter(-init.repeat(1, n))
+        self.hgain = nn.Parameter(init.repeat(1, nh))
+        self.inv_hgain = nn.Parameter(-init.repeat(1, nh))
+
+    def config(self) -> dict:
+        c = super().config()
+        if self.nh != self.n:  # (a model whose hyper width is n records no "nh")
+            c["nh"] = self.nh
+        return c
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict:
         y = self.g_a(x) * self._pick(self.gain, q)
@@ -140,7 +160,76 @@ KINDS = {"hyperprior": HyperpriorCodec, "factorized": FactorizedCodec}
 
 def build(config: dict) -> _GainedCodec:
     cls = KINDS[config["kind"]]
+    if config.get("nh") is not None:
+        if cls is not HyperpriorCodec:
+            raise ValueError("only a hyperprior model has a hyper width (nh)")
+        return cls(int(config["n"]), int(config["m"]), tuple(config["lambdas"]), int(config["nh"]))
     return cls(int(config["n"]), int(config["m"]), tuple(config["lambdas"]))
+
+
+# ---- widening a trained model ---------------------------------------------------------------------
+
+def _grow(old: torch.Tensor, shape, fresh: torch.Tensor, keep: tuple, zero: tuple = ()) -> torch.Tensor:
+    """A tensor of `shape` holding `old` in its leading corner (`keep` = its slices), `fresh` values
+    elsewhere, and zeros in the `zero` slices (connections from new channels into old ones)."""
+    out = fresh.clone().reshape(shape)
+    out[keep] = old
+    for z in zero:
+        out[z] = 0
+    return out
+
+
+def widened(model: HyperpriorCodec | FactorizedCodec, n: int, seed: int = 0) -> _GainedCodec:
+    """The same codec with analysis/synthesis transforms `n` channels wide (hyper part unchanged).
+
+    Function-preserving: the new channels start from a fresh initialisation, and every connection
+    from a new channel into an old one (convolution weights, GDN gammas) starts at zero, so the
+    widened model computes what the old one did (up to float summation order) and training grows
+    the new capacity from there. The latent (M) keeps its width: new latent channels would be
+    quantised to zero and never receive a gradient."""
+    old_n = model.n
+    if n <= old_n:
+        raise ValueError(f"the new width ({n}) must be larger than the old one ({old_n})")
+    cfg = model.config()
+    cfg.update(n=n)
+    if isinstance(model, HyperpriorCodec):
+        cfg["nh"] = model.nh
+    torch.manual_seed(seed)
+    new = build(cfg)
+    fresh = new.state_dict()
+    state = dict(model.state_dict())
+    ped = 2.0**-18
+    o = slice(0, old_n)
+    for prefix in ("g_a", "g_s"):
+        for name, t in model.state_dict().items():
+            if not name.startswith(prefix + "."):
+                continue
+            f = fresh[name]
+            if t.shape == f.shape:
+                continue
+            if name.endswith(".beta"):
+                state[name] = _grow(t, f.shape, f, (o,))
+            elif name.endswith(".gamma"):  # gamma[i, j]: channel j's weight in channel i's norm
+                g = _grow(t, f.shape, f, (o, o))
+                g[o, old_n:] = ped**0.5  # old channels ignore new ones (stored sqrt(0 + pedestal))
+                state[name] = g
+            elif name.endswith(".bias"):
+                state[name] = _grow(t, f.shape, f, (o,))
+            elif name.endswith(".weight"):
+                conv_t = prefix == "g_s"  # ConvTranspose2d weights are (in, out, k, k)
+                d_out, d_in = (1, 0) if conv_t else (0, 1)
+                keep = [slice(None)] * 4
+                zero = [slice(None)] * 4
+                grow_out, grow_in = t.shape[d_out] != f.shape[d_out], t.shape[d_in] != f.shape[d_in]
+                if grow_out:
+                    keep[d_out] = o
+                if grow_in:
+                    keep[d_in] = o
+                    zero[d_in] = slice(old_n, None)
+                    zero[d_out] = slice(0, t.shape[d_out])  # old (or all, if not grown) outputs
+                state[name] = _grow(t, f.shape, f, tuple(keep), (tuple(zero),) if grow_in else ())
+    new.load_state_dict(state)
+    return new
 
 
 def export_tensors(model: _GainedCodec) -> dict[str, torch.Tensor]:

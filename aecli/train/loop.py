@@ -137,6 +137,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list = []
     segments: list = []  # one entry per process that trained this run: steps, hardware, seconds
+    extensions: list = []
     step, seconds = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -150,6 +151,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
         torch.set_rng_state(state["torch_rng"])
         step, seconds, history = state["step"], state["seconds"], state["history"]
         segments = state.get("segments", [])
+        extensions = state.get("extensions", [])  # changes made outside this loop (scripts/extend_qualities.py)
         log(f"resumed from {ckpt_path} at step {step}")
         if changed:
             log(f"recipe change at step {step}: {', '.join(changed)}")
@@ -180,6 +182,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                 "seconds": seconds,
                 "history": history,
                 "segments": segments,
+                **({"extensions": extensions} if extensions else {}),
             },
             ckpt_path,
         )
@@ -195,6 +198,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
             "patch": cfg.patch,
             "seed": cfg.seed,
             "torch": torch.__version__,
+            **({"extensions": [{k: v for k, v in e.items() if k != "history"} for e in extensions]} if extensions else {}),
         }
         task.export(model, cfg, out, record, history)
 

@@ -93,6 +93,8 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
             raise UserError("--channels must be two integers N,M such as 64,128")
         n, m = vals
         widths = vals
+        # the levels go into the recipe, so that a resumed run keeps them whatever the default becomes
+        extra = {"lambdas": [LAMBDAS[quality - 1]] if quality is not None else list(LAMBDAS)}
     elif task == "denoise":
         if quality is not None:
             raise UserError("--quality is for --task codec")

@@ -23,12 +23,18 @@ class CodecTask:
         return CropDataset(cfg.data, cfg.patch, holdout=cfg.holdout)
 
     def lambdas(self, cfg: TrainConfig) -> tuple[float, ...]:
+        """The run's levels: recorded in its recipe (extra["lambdas"]); a checkpoint from before
+        they were recorded has CompressAI's eight."""
+        if cfg.extra.get("lambdas"):
+            return tuple(float(v) for v in cfg.extra["lambdas"])
         if cfg.quality:
-            return (codec_model.LAMBDAS[cfg.quality - 1],)
-        return codec_model.LAMBDAS
+            return (codec_model.COMPRESSAI_LAMBDAS[cfg.quality - 1],)
+        return codec_model.COMPRESSAI_LAMBDAS
 
     def build(self, cfg: TrainConfig):
-        return codec_model.build({"kind": cfg.model, "n": cfg.n, "m": cfg.m, "lambdas": self.lambdas(cfg)})
+        # extra["nh"]: the hyper width of a widened model (scripts/widen_codec.py), else n
+        return codec_model.build({"kind": cfg.model, "n": cfg.n, "m": cfg.m, "lambdas": self.lambdas(cfg),
+                                  "nh": cfg.extra.get("nh")})
 
     GAINS = ("gain", "inv_gain", "hgain", "inv_hgain")
 
@@ -88,7 +94,7 @@ class CodecTask:
             "task": "codec",
             "architecture": model.config(),
             "qualities": qualities,
-            "default_quality": qualities[len(qualities) // 2] if len(qualities) > 1 else qualities[0],
+            "default_quality": codec_model.default_quality(model.lambdas, qualities),
             "training": {**record, "loss": "lambda*255^2*MSE + bpp", "lr": cfg.lr},
             "validation": {"images": [str(p.name) for p in self._val_files(cfg)], "estimated_rd": vals[-1] if vals else None},
         }

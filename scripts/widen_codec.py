@@ -1,0 +1,86 @@
+"""Widen a trained codec's analysis and synthesis transforms, keeping what it has learned.
+
+    python scripts/widen_codec.py checkpoints/hp/checkpoint.pt --n 128 --out runs/hpw/hp
+
+The new checkpoint holds `aecli.codec.model.widened(model, n)`: the same function as the old model
+(new channels start from a fresh initialisation and every connection from a new channel into an old
+one starts at zero), with the transforms `n` channels wide; the hyper-transforms and the latent keep
+their widths. `aecli train --resume` continues it like any run (its recipe records the hyper width
+as extra["nh"]); Adam's moments restart, since every transform tensor changed shape. The export
+(weights + JSON, held-out validation) shows that the widened model codes as the old one did.
+
+Why: the bundled codec (N=64) gains little PSNR at its top qualities (docs/results.md); published
+hyperprior models use N=128 to 192. Training a wider model from scratch would throw away the
+steps already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aecli.codec import model as codec_model  # noqa: E402
+from aecli.train.loop import TrainConfig, _atomic_save, hardware  # noqa: E402
+from aecli.train.tasks import CodecTask  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("--n", type=int, required=True, help="new width of the analysis/synthesis transforms")
+    ap.add_argument("--out", required=True, help="folder of the new run (its name is the model's name)")
+    ap.add_argument("--data", default=None, help="training images (default: the checkpoint's)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the new channels' initialisation")
+    ap.add_argument("--no-export", action="store_true", help="write the checkpoint only (no validation)")
+    args = ap.parse_args()
+
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    cfg = TrainConfig(**state["config"])
+    task = CodecTask()
+    old = task.build(cfg)
+    old.load_state_dict(state["model"])
+    model = codec_model.widened(old, args.n, seed=args.seed)
+    extra = dict(cfg.extra)
+    if isinstance(model, codec_model.HyperpriorCodec):
+        extra["nh"] = model.nh
+    extra.setdefault("lambdas", list(old.lambdas))
+    data_path = args.data or cfg.data
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig(**{**state["config"], "n": args.n, "data": data_path, "out": str(out), "extra": extra})
+    opt, aux_opt = task.optimizers(model, cfg)
+    if aux_opt is not None and state.get("aux_opt"):
+        aux_opt.load_state_dict(state["aux_opt"])  # the hyper-latent's density is unchanged
+    extension = {"kind": "widen", "at_step": state["step"], "n": [old.n, args.n], "seed": args.seed,
+                 "command": "python scripts/widen_codec.py " + " ".join(sys.argv[1:]),
+                 "hardware": hardware(torch.device("cpu"))}
+    new_state = {**state, "config": {**state["config"], "n": args.n, "data": data_path, "extra": extra},
+                 "model": model.state_dict(), "opt": opt.state_dict(),
+                 "aux_opt": aux_opt.state_dict() if aux_opt is not None else {},
+                 "extensions": [*state.get("extensions", []), extension]}
+    _atomic_save(new_state, out / "checkpoint.pt")
+    print(f"widened {old.config()} -> {model.config()} at step {state['step']}: {out / 'checkpoint.pt'}", file=sys.stderr)
+    if args.no_export:
+        return 0
+    data = task.dataset(cfg)
+    model.eval()
+    val = task.validate(model, data, torch.device("cpu"))
+    print(f"validation: {json.dumps(val)}", file=sys.stderr)
+    segments = [s for s in state.get("segments", []) if s["to_step"] > s["from_step"]]
+    record = {"steps": state["step"], "seconds": round(state["seconds"], 1),
+              "hardware": ", ".join(sorted({s["hardware"] for s in segments})), "segments": segments,
+              "data": data_path, "images": len(data), "batch_size": cfg.batch_size, "patch": cfg.patch,
+              "seed": cfg.seed, "torch": torch.__version__, "extensions": new_state["extensions"]}
+    task.export(model, cfg, out, record, [*state["history"], {"step": state["step"], "val": val}])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
