@@ -149,7 +149,10 @@ def save(tensors: dict, meta: dict, weights_path: Path) -> ModelFiles:
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights_path.with_name(f".{weights_path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"name": meta["name"], "task": meta["task"]})
+    # one metadata entry: safetensors writes several in no fixed order, and the fingerprint hashes the
+    # file, so the same weights must always give the same bytes
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
+              metadata={"aecli": json.dumps({"name": meta["name"], "task": meta["task"]}, sort_keys=True)})
     meta = dict(meta, fingerprint=fingerprint_of(tmp))
     meta_path = weights_path.with_suffix(".json")
     tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp")

@@ -206,3 +206,21 @@ def test_bad_model_file_is_a_user_error(tmp_path, rng):
     (tmp_path / "broken.json").write_text(files.weights.with_suffix(".json").read_text())
     with pytest.raises(UserError, match="fingerprint|cannot read"):
         api.load_codec(str(bad))
+
+
+def test_saving_the_same_weights_gives_the_same_bytes(tmp_path):
+    """The fingerprint hashes the weights file: saving equal weights must give equal files (a
+    re-export of a checkpoint must still decode the .lat files of the first export)."""
+    import hashlib
+
+    import torch
+
+    from aecli import registry
+
+    tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(4, dtype=torch.int64)}
+    meta = {"name": "same", "task": "codec", "architecture": {}, "qualities": [1]}
+    digests = set()
+    for i in range(12):
+        registry.save(tensors, meta, tmp_path / f"r{i}" / "same.safetensors")
+        digests.add(hashlib.sha256((tmp_path / f"r{i}" / "same.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1
