@@ -11,6 +11,8 @@ y (B, M, H/16, W/16); z (B, N, H/64, W/64).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -26,13 +28,13 @@ LAMBDAS = (0.00025, 0.0005, 0.0009) + COMPRESSAI_LAMBDAS
 DEFAULT_LAMBDA = 0.025  # a model's default quality is the level nearest to this lambda
 
 
+Z_LIMIT = 1 << 10  # hyper-latent symbols are clamped to +-Z_LIMIT
+
+
 def default_quality(lambdas, qualities) -> int:
     """The quality whose lambda is nearest (in log scale) to DEFAULT_LAMBDA."""
-    import math
-
     best = min(range(len(lambdas)), key=lambda i: abs(math.log(lambdas[i] / DEFAULT_LAMBDA)))
     return list(qualities)[best]
-Z_LIMIT = 1 << 10  # hyper-latent symbols are clamped to +-Z_LIMIT
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
