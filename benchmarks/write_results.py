@@ -59,6 +59,12 @@ def main() -> None:
             for g in segs:
                 bc = f"{g['batch_size']} x {g['patch']}" if "batch_size" in g else "recipe"
                 out.append(f"| {g['from_step']}-{g['to_step']} | {g['hardware']} | {g['seconds']:.0f} | {bc} | {g.get('lr', 'recipe')} |")
+        for e in t.get("extensions") or []:  # changes made outside the training loop
+            what = {"levels": f"levels with lambda {e.get('lambdas_added')} added, {e.get('gain_steps')} steps of their gains alone "
+                              f"(batch {e.get('batch_size')} x {e.get('patch')}, lr {e.get('lr')})",
+                    "widen": f"transforms widened from N={e.get('n', ['?', '?'])[0]} to N={e.get('n', ['?', '?'])[1]}"}.get(e.get("kind"), e.get("kind"))
+            out += ["", f"At step {e.get('at_step')}: {what}; {e.get('hardware', '')}"
+                        + (f", {e['seconds']:.0f} s" if "seconds" in e else "") + f" (`{e.get('command', '')}`)."]
         out.append("")
 
     rd = load("rd_kodak.json")
