@@ -94,12 +94,14 @@ def decompress(
     quiet: bool = QUIET,
     workers: int = WORKERS,
     device: str = DEVICE,
+    exact: bool = typer.Option(False, "--exact", help="Fixed-point synthesis: the same pixels on every machine, CPU or GPU "
+                               "(about 4x slower; without it, pixels may differ by one level between devices)."),
 ):
     """Decode .lat files back to images."""
     from .codec import files
 
     return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet, max_pixels=max_pixels,
-                            workers=workers, device=device)
+                            workers=workers, device=device, exact=exact)
 
 
 @app.command()

@@ -90,6 +90,10 @@ def pixels(img: Image) -> np.ndarray:
     return px
 
 
+def pixel_digest(img: Image) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels(img)).tobytes()).hexdigest()
+
+
 def diff(a: np.ndarray, b: np.ndarray) -> dict:
     d = np.abs(a.astype(np.int16) - b.astype(np.int16))
     return {"identical": bool(not d.any()), "pixels_differing": int(d.any(axis=2).sum()),
@@ -132,6 +136,9 @@ def write(args) -> int:
                 "latent_device": latent_digest(dev, lat), "latent_cpu": latent_digest(cpu, lat),
                 "device_vs_its_cpu": diff(pixels(on_dev), pixels(on_cpu)),
                 "cpu_encode_same_bytes": cpu.compress(img, q) == data,
+                # decompress --exact: fixed-point synthesis, meant to be the same everywhere
+                "exact_device": pixel_digest(dev.decompress(lat, exact=True)),
+                "exact_cpu": pixel_digest(cpu.decompress(lat, exact=True)),
             })
             r = rows[-1]
             print(f"{stem}: {len(data)} bytes, latent same on its CPU: {r['latent_device'] == r['latent_cpu']}, "
@@ -183,6 +190,8 @@ def check(args) -> int:
             "latent_here_same": latent_digest(cpu, lat) == r["latent_device"],
             "here_vs_device": diff(pixels(here), pixels(gpu_img)),
             "here_encode_same_bytes": cpu.compress(img, r["quality"]) == data,
+            **({"exact_here_same": pixel_digest(cpu.decompress(lat, exact=True)) == r["exact_device"]}
+               if "exact_device" in r else {}),
         })
     n = len(rows)
     summary = {
@@ -196,6 +205,9 @@ def check(args) -> int:
         "pixels_total": sum(r["here_vs_device"]["values"] // (4 if "rgba" in r["image"] else 1 if "gray" in r["image"] else 3)
                             for r in rows),
         "encode_same_bytes_here": sum(r["here_encode_same_bytes"] for r in rows),
+        **({"exact_identical_here": sum(r["exact_here_same"] for r in rows),
+            "exact_identical_its_cpu": sum(r["exact_cpu"] == r["exact_device"] for r in rows)}
+           if all("exact_device" in r for r in rows) else {}),
         "here": {"cpu": __import__("platform").machine(), "threads": torch.get_num_threads(), "torch": torch.__version__},
     }
     print(json.dumps(summary, indent=1))
@@ -231,6 +243,9 @@ def report(manifest: dict, rows: list[dict], s: dict) -> str:
         f"{s['max_abs_here_vs_device']} level(s).",
         f"- A CPU encode here gives the same bytes as the GPU's encode for {s['encode_same_bytes_here']}/{s['files']} "
         "files (the analysis transform is float; either file decodes exactly everywhere).",
+        (f"- `decompress --exact` (fixed-point synthesis): pixels identical to the GPU's for {s['exact_identical_here']}/"
+         f"{s['files']} files here and {s['exact_identical_its_cpu']}/{s['files']} on the GPU machine's CPU."
+         if "exact_identical_here" in s else "- `decompress --exact` did not exist when these files were written."),
         "",
         "| file | bytes | latent same here | pixels differing here vs GPU (max) | pixels differing GPU machine CPU vs GPU (max) | CPU encode same bytes |",
         "|---|---|---|---|---|---|",

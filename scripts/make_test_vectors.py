@@ -4,6 +4,8 @@
 
 The model is untrained (seeded random weights): the vectors pin the format and the decoder's
 arithmetic, not compression quality.  Only rerun this when the format or decoder changes on purpose.
+`small.exact.png` is the fixed-point decode (`decompress --exact`), the same on every machine; it was
+added later, from the committed model and .lat (`--exact-only` writes just that file).
 """
 
 from pathlib import Path
@@ -30,7 +32,19 @@ def tiny_model(kind: str, name: str, out: Path) -> registry.ModelFiles:
     return registry.save(codec_model.export_tensors(m), meta, out / f"{name}.safetensors")
 
 
+def write_exact(codec: Codec, data: bytes) -> None:
+    from aecli import format as latformat
+
+    back = codec.decompress(latformat.unpack(data), exact=True)
+    (OUT / "small.exact.png").write_bytes(encode_image(back, "png"))
+
+
 def main() -> None:
+    import sys
+
+    if "--exact-only" in sys.argv:
+        write_exact(Codec.load(registry.resolve(str(OUT / "vector-hp.safetensors"), "codec")), (OUT / "small.lat").read_bytes())
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     files = tiny_model("hyperprior", "vector-hp", OUT)
     codec = Codec.load(files)
@@ -46,6 +60,7 @@ def main() -> None:
 
     back = codec.decompress(latformat.unpack(data))
     (OUT / "small.decoded.png").write_bytes(encode_image(back, "png"))
+    write_exact(codec, data)
     print(f"wrote {OUT}: small.lat {len(data)} bytes")
 
 

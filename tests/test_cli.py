@@ -219,3 +219,16 @@ def test_compare_and_eval(tmp_path, rng):
     assert (out / "t.csv").exists()
     r = run("eval", imgs, "-m", "tiny-hp", "--baselines", "gif")
     assert r.exit_code == 1 and "unknown baseline" in r.stderr
+
+
+def test_decompress_exact(tmp_path, photo):
+    from aecli.codec import api
+
+    lat = tmp_path / "photo.lat"
+    assert run("compress", photo, lat, "-m", "tiny-hp").exit_code == 0
+    r = run("decompress", lat, tmp_path / "exact.png", "--exact")
+    assert r.exit_code == 0, r.output
+    codec = api.load_codec("tiny-hp")
+    want = codec.decompress(latformat.unpack(lat.read_bytes()), exact=True).pixels
+    with PILImage.open(tmp_path / "exact.png") as im:
+        assert np.array_equal(np.asarray(im), want)

@@ -84,6 +84,8 @@ def test_committed_vector_decodes_bit_exactly():
     back = codec.decompress(lat)
     expected = decode_image((VECTORS / "small.decoded.png").read_bytes())
     assert np.array_equal(back.pixels, expected.pixels)
+    exact = decode_image((VECTORS / "small.exact.png").read_bytes())  # fixed point: the same on every machine
+    assert np.array_equal(codec.decompress(lat, exact=True).pixels, exact.pixels)
     # and the encoder still writes the same bytes from the source image
     src = decode_image((VECTORS / "small.source.png").read_bytes())
     assert codec.compress(src, lat.quality) == (VECTORS / "small.lat").read_bytes()
@@ -224,3 +226,50 @@ def test_saving_the_same_weights_gives_the_same_bytes(tmp_path):
         registry.save(tensors, meta, tmp_path / f"r{i}" / "same.safetensors")
         digests.add(hashlib.sha256((tmp_path / f"r{i}" / "same.safetensors").read_bytes()).hexdigest())
     assert len(digests) == 1
+
+
+def test_exact_decoding_is_one_function_of_the_file(rng, monkeypatch):
+    """decompress(exact=True): fixed-point synthesis, so the same pixels whatever the thread count,
+    memory layout or tiling, and within a level or two of the float decode."""
+    from aecli import tiling
+
+    codec = api.load_codec("tiny-hp")
+    lat = latformat.unpack(codec.compress(_img(photo_like(150, 170, rng)), 3))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.decompress(lat, exact=True).pixels
+        torch.set_num_threads(2)
+        two = codec.decompress(lat, exact=True).pixels
+    finally:
+        torch.set_num_threads(old)
+    assert np.array_equal(one, two)
+    monkeypatch.setattr(tiling, "TILE", 3)  # 48-pixel tiles with their full-receptive-field halo
+    assert np.array_equal(codec.decompress(lat, exact=True).pixels, one)
+    y_hat = torch.randn(1, codec.model.m, 4, 5) * 3
+    a = codec.synthesise_exact(y_hat, 1)
+    b = codec.synthesise_exact(y_hat.contiguous(memory_format=torch.channels_last), 1)
+    assert torch.equal(a, b)
+    monkeypatch.undo()
+    float_px = codec.decompress(lat).pixels.astype(int)
+    d = np.abs(float_px - one.astype(int))
+    assert d.max() <= 2 and d.mean() < 0.2
+
+
+def test_exact_integer_synthesis_is_order_free():
+    """Each fixed-point layer sums integers below 2**53: splitting a transposed convolution over its
+    input channels and adding the parts gives exactly the whole (any summation order would)."""
+    import torch.nn.functional as F
+
+    from aecli.codec import intnet
+
+    codec = api.load_codec("tiny-hp")
+    net = intnet.synthesis(codec.model.g_s)
+    first = net[0]
+    a = torch.randint(-(1 << 22) + 1, 1 << 22, (1, codec.model.m, 5, 6)).double()
+    whole = F.conv_transpose2d(a, first._w, first._b, first.stride, first.padding, first.output_padding)
+    h = a.shape[1] // 2
+    parts = (F.conv_transpose2d(a[:, :h], first._w[:h], None, first.stride, first.padding, first.output_padding)
+             + F.conv_transpose2d(a[:, h:], first._w[h:], first._b, first.stride, first.padding, first.output_padding))
+    assert torch.equal(whole, parts) and torch.equal(whole, torch.round(whole))
+    assert [type(layer).__name__ for layer in net] == ["IntLayer", "IntIGDN"] * 3 + ["IntLayer"]

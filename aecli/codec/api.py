@@ -17,6 +17,7 @@ stays bounded by the tile size (plus the small latent tensors).
 
 from __future__ import annotations
 
+import math
 import threading
 import zlib
 from dataclasses import dataclass
@@ -153,6 +154,29 @@ class Codec:
         with exact_float32(self.device):
             return tiled(run, y_hat, 16, up=True, halo=tiling.SYNTHESIS_HALO)
 
+    @torch.inference_mode()
+    def synthesise_exact(self, y_hat: torch.Tensor, qi: int) -> torch.Tensor:
+        """uint8 image (1, 3, H, W) from the fixed-point synthesis (intnet.synthesis): every value
+        is an integer computed exactly, so the pixels are the same on every machine and device.
+        Tiles take the full receptive field as halo (tiling.HALO), so tiling changes nothing."""
+        if getattr(self, "_int_g_s", None) is None:
+            self._int_g_s = intnet.synthesis(self.model.g_s, self.device)
+            # the per-level input gains as integers at 2**-ACT_BITS (math.exp, then an exact rounding)
+            gains = self.model.inv_gain.detach().double().cpu().tolist()
+            self._int_ig = torch.tensor([[math.floor(math.exp(v) * 2.0**intnet.ACT_BITS + 0.5) for v in row] for row in gains],
+                                        dtype=torch.float64, device=self.device)
+        net, ig = self._int_g_s, self._int_ig[qi].view(1, -1, 1, 1)
+        unit = 2.0**intnet.ACT_BITS
+
+        def run(t):
+            a = t.to(self.device, torch.float64).mul_(unit).add_(0.5).floor_()  # y_hat: integer + 12-bit mean
+            a = a.mul_(ig).mul_(1.0 / unit).add_(0.5).floor_().clamp_(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
+            for layer in net:
+                a = layer(a)
+            return a.mul_(255.0 / unit).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).cpu()
+
+        return tiled(run, y_hat, 16, up=True, halo=tiling.HALO)
+
     def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
         """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
         made compact tile by tile (the float64 output of a whole large image is never held)."""
@@ -253,10 +277,11 @@ class Codec:
             return self.compress(img, q, y_base), q, False
         return best[0], best[1], True
 
-    def decompress(self, lat: latformat.LatFile, max_pixels: int | None = None) -> Image:
+    def decompress(self, lat: latformat.LatFile, max_pixels: int | None = None, exact: bool = False) -> Image:
         """The image of ``lat``.  ``max_pixels``: refuse (before any allocation) a file whose
         padded image, each side rounded up to the model's alignment, has more pixels; None or 0:
-        no limit beyond the format's."""
+        no limit beyond the format's.  ``exact``: the fixed-point synthesis, whose pixels are the
+        same on every machine and device (slower)."""
         if lat.model != self.name or lat.fingerprint != self.files.fingerprint:
             raise DecodeError(f"this file needs model '{lat.model}' ({lat.fingerprint.hex()}), not '{self.name}'")
         qi = self.index_of(lat.quality)
@@ -282,7 +307,7 @@ class Codec:
             y_hat = self.decode_streams(streams, qi, ph // 16, pw // 16)
         except coding.CodingError as exc:
             raise DecodeError(f"corrupt .lat file: {exc}") from None
-        x = self.synthesise(y_hat, qi)[0, :, : lat.height, : lat.width]
+        x = (self.synthesise_exact if exact else self.synthesise)(y_hat, qi)[0, :, : lat.height, : lat.width]
         px = x.permute(1, 2, 0).numpy()
         if lat.mode in ("L", "LA"):
             px = np.round(px.astype(np.float32).mean(axis=2)).astype(np.uint8)

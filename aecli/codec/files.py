@@ -83,7 +83,7 @@ def max_pixels_policy(option: int | None) -> int:
 
 
 def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool, max_pixels: int,
-                    device: str = "cpu") -> str:
+                    device: str = "cpu", exact: bool = False) -> str:
     from .api import DecodeError, codec_for
 
     shown = "<stdin>" if _is_pipe(src) else src
@@ -94,7 +94,7 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
         raise UserError(f"{shown}: {exc}") from None
     codec = codec_for(lat, model, device)
     try:
-        img = codec.decompress(lat, max_pixels=max_pixels)
+        img = codec.decompress(lat, max_pixels=max_pixels, exact=exact)
     except DecodeError as exc:
         raise UserError(f"{shown}: {exc}") from None
     out_fmt = fmt or format_from_path(dst, default="png")
@@ -103,7 +103,7 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
 
 
 def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool,
-               max_pixels: int | None = None, workers: int = 1, device: str = "cpu") -> int:
+               max_pixels: int | None = None, workers: int = 1, device: str = "cpu", exact: bool = False) -> int:
     from ..devices import pick_device
 
     limit = max_pixels_policy(max_pixels)
@@ -113,8 +113,8 @@ def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None,
     if not _is_pipe(src) and Path(src).is_dir():
         suffix = "." + (fmt or "png")
         pairs = batch.plan(Path(src), Path(dst), (".lat",), suffix)
-        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit, device),
+        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit, device, exact),
                       force=force, quiet=quiet, label="decompress", workers=workers)
         return 1 if s.failed else 0
-    batch.say(_decompress_one(src, dst, model, fmt, True, limit, device), quiet)
+    batch.say(_decompress_one(src, dst, model, fmt, True, limit, device, exact), quiet)
     return 0

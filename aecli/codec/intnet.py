@@ -118,3 +118,72 @@ def run(net: list[IntLayer], a: torch.Tensor) -> torch.Tensor:
     for layer in net:
         a = layer(a)
     return a
+
+
+# ---- the synthesis transform in fixed point (decoding with --exact) --------------------------------
+
+NORM_LIMIT = (1 << 26) - 1  # an IGDN norm, in units of 2**-ACT_BITS (a real norm below 16384)
+
+
+def weight_shift(peak: float) -> int:
+    """The largest s <= 24 with peak * 2**s <= WEIGHT_LIMIT, by exact comparisons (no log: the same
+    on every machine)."""
+    if peak <= 0:
+        return 24
+    s = 24
+    while s > -64 and peak * 2.0**s > WEIGHT_LIMIT:  # x 2**s is exact in float64
+        s -= 1
+    return s
+
+
+class IntIGDN:
+    """Inverse GDN, y_i = x_i * (beta_i + sum_j gamma_ij |x_j|), on integer activations.
+
+    The norm is an integer convolution of |a| (exact, like IntLayer), rescaled to ACT_BITS
+    fractional bits and saturated to NORM_LIMIT; the product a * norm stays below 2**48, exact in
+    float64, and is rescaled by 2**-ACT_BITS with round half up."""
+
+    def __init__(self, beta: torch.Tensor, gamma: torch.Tensor, device: torch.device | str = "cpu"):
+        beta, gamma = beta.double(), gamma.double()
+        self.shift = weight_shift(float(gamma.abs().max()))
+        c = gamma.shape[0]
+        self._w = torch.round(gamma * 2.0**self.shift).reshape(c, c, 1, 1).to(device)
+        self._b = torch.round(beta * 2.0 ** (self.shift + ACT_BITS)).to(device)
+        bound = ACT_LIMIT * WEIGHT_LIMIT * c + float(self._b.abs().max())
+        if bound >= EXACT_LIMIT:
+            raise ValueError("integer IGDN could exceed float64's exact range")
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        with torch.backends.cudnn.flags(enabled=False):
+            acc = F.conv2d(a.abs(), self._w, self._b)
+        norm = acc.mul_(2.0**-self.shift).add_(0.5).floor_().clamp_(0, NORM_LIMIT)
+        out = norm.mul_(a).mul_(2.0**-ACT_BITS).add_(0.5).floor_()  # |a * norm| < 2**48: exact
+        return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+def synthesis(seq: nn.Sequential, device: torch.device | str = "cpu") -> list:
+    """The fixed-point version of a synthesis Sequential of transposed convolutions and inverse GDNs,
+    computed from its float weights (rounded to integers by exact operations: the same integers on
+    every machine)."""
+    from .layers import GDN
+
+    net = []
+    for layer in seq:
+        if isinstance(layer, GDN):
+            if not layer.inverse:
+                raise TypeError("only inverse GDN is converted (the synthesis side)")
+            with torch.no_grad():
+                beta = layer._nonneg(layer.beta.detach().double(), layer._beta_floor)
+                gamma = layer._nonneg(layer.gamma.detach().double(), 0.0)
+            net.append(IntIGDN(beta, gamma, device))
+            continue
+        kind, stride, padding, output_padding = _geometry(layer)
+        w = layer.weight.detach().double()
+        shift = weight_shift(float(w.abs().max()))
+        w_int = torch.round(w * 2.0**shift).to(torch.int32)
+        b_int = torch.round(layer.bias.detach().double() * 2.0 ** (shift + ACT_BITS)).to(torch.int64)
+        int_layer = IntLayer(kind, w_int, b_int, shift, stride, padding, output_padding, relu=False, device=device)
+        if ACT_LIMIT * WEIGHT_LIMIT * int_layer.fan_in() + int(b_int.abs().max()) >= EXACT_LIMIT:
+            raise ValueError("integer synthesis could exceed float64's exact range")
+        net.append(int_layer)
+    return net
