@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train.loop import TrainConfig, _atomic_save, hardware  # noqa: E402
-from aecli.train.tasks import CodecTask  # noqa: E402
+from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record  # noqa: E402
+from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
 
 GAINS = ("gain", "inv_gain", "hgain", "inv_hgain")
 
@@ -111,11 +111,8 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    cfg = TrainConfig(**state["config"])
+    state, cfg, old = load_codec_run(args.checkpoint)
     task = CodecTask()
-    old = task.build(cfg)
-    old.load_state_dict(state["model"])
     new_lambdas = tuple(float(v) for v in args.lambdas.split(","))
     model = extended(old, new_lambdas)
     added = len(new_lambdas) - len(old.lambdas)
@@ -154,12 +151,8 @@ def main() -> int:
                  "opt": opt_state, "extensions": [*state.get("extensions", []), extension],
                  "history": [*state["history"], {"step": state["step"], "val": val}]}
     _atomic_save(new_state, out / "checkpoint.pt")
-    segments = [s for s in state.get("segments", []) if s["to_step"] > s["from_step"]]
-    record = {"steps": state["step"], "seconds": round(state["seconds"], 1),
-              "hardware": ", ".join(sorted({s["hardware"] for s in segments})), "segments": segments,
-              "data": args.data, "images": len(data), "batch_size": cfg.batch_size,
-              "patch": cfg.patch, "seed": cfg.seed, "torch": torch.__version__,
-              "extensions": [{k: v for k, v in e.items() if k != "history"} for e in new_state["extensions"]]}
+    record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
+                             new_state["extensions"], torch.device("cpu"))
     task.export(model, cfg, out, record, new_state["history"])
     log(f"saved {out}")
     return 0

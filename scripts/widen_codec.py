@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train.loop import TrainConfig, _atomic_save, hardware  # noqa: E402
-from aecli.train.tasks import CodecTask  # noqa: E402
+from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record  # noqa: E402
+from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
 
 
 def main() -> int:
@@ -41,11 +41,8 @@ def main() -> int:
     ap.add_argument("--no-export", action="store_true", help="write the checkpoint only (no validation)")
     args = ap.parse_args()
 
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    cfg = TrainConfig(**state["config"])
+    state, cfg, old = load_codec_run(args.checkpoint)
     task = CodecTask()
-    old = task.build(cfg)
-    old.load_state_dict(state["model"])
     model = codec_model.widened(old, args.n, seed=args.seed)
     extra = dict(cfg.extra)
     if isinstance(model, codec_model.HyperpriorCodec):
@@ -73,11 +70,8 @@ def main() -> int:
     model.eval()
     val = task.validate(model, data, torch.device("cpu"))
     print(f"validation: {json.dumps(val)}", file=sys.stderr)
-    segments = [s for s in state.get("segments", []) if s["to_step"] > s["from_step"]]
-    record = {"steps": state["step"], "seconds": round(state["seconds"], 1),
-              "hardware": ", ".join(sorted({s["hardware"] for s in segments})), "segments": segments,
-              "data": data_path, "images": len(data), "batch_size": cfg.batch_size, "patch": cfg.patch,
-              "seed": cfg.seed, "torch": torch.__version__, "extensions": new_state["extensions"]}
+    record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
+                             new_state["extensions"], torch.device("cpu"))
     task.export(model, cfg, out, record, [*state["history"], {"step": state["step"], "val": val}])
     return 0
 

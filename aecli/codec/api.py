@@ -21,6 +21,7 @@ import math
 import threading
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -154,18 +155,21 @@ class Codec:
         with exact_float32(self.device):
             return tiled(run, y_hat, 16, up=True, halo=tiling.SYNTHESIS_HALO)
 
+    @cached_property
+    def _fixed_point_synthesis(self) -> tuple[list, torch.Tensor]:
+        """The integer synthesis layers and the per-level input gains as integers at 2**-ACT_BITS
+        (math.exp, then an exact rounding), built on first use."""
+        gains = self.model.inv_gain.detach().double().cpu().tolist()
+        ints = [[math.floor(math.exp(v) * 2.0**intnet.ACT_BITS + 0.5) for v in row] for row in gains]
+        return intnet.synthesis(self.model.g_s, self.device), torch.tensor(ints, dtype=torch.float64, device=self.device)
+
     @torch.inference_mode()
     def synthesise_exact(self, y_hat: torch.Tensor, qi: int) -> torch.Tensor:
         """uint8 image (1, 3, H, W) from the fixed-point synthesis (intnet.synthesis): every value
         is an integer computed exactly, so the pixels are the same on every machine and device.
         Tiles take the full receptive field as halo (tiling.HALO), so tiling changes nothing."""
-        if getattr(self, "_int_g_s", None) is None:
-            self._int_g_s = intnet.synthesis(self.model.g_s, self.device)
-            # the per-level input gains as integers at 2**-ACT_BITS (math.exp, then an exact rounding)
-            gains = self.model.inv_gain.detach().double().cpu().tolist()
-            self._int_ig = torch.tensor([[math.floor(math.exp(v) * 2.0**intnet.ACT_BITS + 0.5) for v in row] for row in gains],
-                                        dtype=torch.float64, device=self.device)
-        net, ig = self._int_g_s, self._int_ig[qi].view(1, -1, 1, 1)
+        net, gains = self._fixed_point_synthesis
+        ig = gains[qi].view(1, -1, 1, 1)
         unit = 2.0**intnet.ACT_BITS
 
         def run(t):

@@ -17,8 +17,6 @@ which is exact too.  The result is a pure function of the stored integers.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -37,6 +35,8 @@ class IntLayer:
         # the integers as float64 once (exact: |w| < 2**15, |b| < 2**53)
         self._w = weight.to(device, torch.float64)
         self._b = bias.to(device, torch.float64)
+        if ACT_LIMIT * WEIGHT_LIMIT * self.fan_in() + int(bias.abs().max()) >= EXACT_LIMIT:
+            raise ValueError("an integer layer could exceed float64's exact range")
 
     def fan_in(self) -> int:
         w = self.weight
@@ -73,21 +73,21 @@ def export(seq: nn.Sequential) -> dict[str, torch.Tensor]:
     layers = [m for m in seq if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     out: dict[str, torch.Tensor] = {}
     for i, layer in enumerate(layers):
-        w = layer.weight.detach().double()
-        b = layer.bias.detach().double()
-        peak = float(w.abs().max())
-        shift = min(24, int(math.floor(math.log2(WEIGHT_LIMIT / peak)))) if peak > 0 else 24
-        w_int = torch.round(w * 2.0**shift).to(torch.int32)
-        b_int = torch.round(b * 2.0 ** (shift + ACT_BITS)).to(torch.int64)
+        w_int, b_int, shift = _integers(layer)
         out[f"{i}.weight"] = w_int
         out[f"{i}.bias"] = b_int
         out[f"{i}.shift"] = torch.tensor([shift], dtype=torch.int32)
-    net = load(out, seq)
-    for layer in net:
-        bound = ACT_LIMIT * WEIGHT_LIMIT * layer.fan_in() + int(layer.bias.abs().max())
-        if bound >= EXACT_LIMIT:
-            raise ValueError("integer hyper-synthesis could exceed float64's exact range")
+    load(out, seq)  # checks every accumulator's bound
     return out
+
+
+def _integers(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A (transposed) convolution's weights as integers at 2**-shift, its bias at 2**-(shift + ACT_BITS)."""
+    w = layer.weight.detach().double()
+    shift = weight_shift(float(w.abs().max()))
+    w_int = torch.round(w * 2.0**shift).to(torch.int32)
+    b_int = torch.round(layer.bias.detach().double() * 2.0 ** (shift + ACT_BITS)).to(torch.int64)
+    return w_int, b_int, shift
 
 
 def load(tensors: dict[str, torch.Tensor], template: nn.Sequential, device: torch.device | str = "cpu") -> list[IntLayer]:
@@ -178,12 +178,6 @@ def synthesis(seq: nn.Sequential, device: torch.device | str = "cpu") -> list:
             net.append(IntIGDN(beta, gamma, device))
             continue
         kind, stride, padding, output_padding = _geometry(layer)
-        w = layer.weight.detach().double()
-        shift = weight_shift(float(w.abs().max()))
-        w_int = torch.round(w * 2.0**shift).to(torch.int32)
-        b_int = torch.round(layer.bias.detach().double() * 2.0 ** (shift + ACT_BITS)).to(torch.int64)
-        int_layer = IntLayer(kind, w_int, b_int, shift, stride, padding, output_padding, relu=False, device=device)
-        if ACT_LIMIT * WEIGHT_LIMIT * int_layer.fan_in() + int(b_int.abs().max()) >= EXACT_LIMIT:
-            raise ValueError("integer synthesis could exceed float64's exact range")
-        net.append(int_layer)
+        w_int, b_int, shift = _integers(layer)
+        net.append(IntLayer(kind, w_int, b_int, shift, stride, padding, output_padding, relu=False, device=device))
     return net

@@ -186,20 +186,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
             },
             ckpt_path,
         )
-        record = {
-            "steps": step,
-            "seconds": round(seconds, 1),
-            "hardware": ", ".join(sorted({s["hardware"] for s in segments if s["to_step"] > s["from_step"]})) or hardware(device),
-            "segments": [s for s in segments if s["to_step"] > s["from_step"]],
-            "data": str(cfg.data),
-            "images": len(data),
-            **({"unreadable_files_skipped": len(data.skipped)} if getattr(data, "skipped", None) else {}),
-            "batch_size": cfg.batch_size,
-            "patch": cfg.patch,
-            "seed": cfg.seed,
-            "torch": torch.__version__,
-            **({"extensions": [{k: v for k, v in e.items() if k != "history"} for e in extensions]} if extensions else {}),
-        }
+        record = training_record(cfg, data, step, seconds, segments, extensions, device)
         task.export(model, cfg, out, record, history)
 
     def validate():
@@ -302,6 +289,27 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
     checkpoint()
     log(f"saved {out} at step {step}")
     return out
+
+
+def training_record(cfg: TrainConfig, data, step: int, seconds: float, segments: list, extensions: list,
+                    device: torch.device) -> dict:
+    """The "training" block of an exported model's JSON: steps, time, hardware and segments that
+    trained, data, recipe, and the changes made outside this loop (`extensions`)."""
+    trained = [s for s in segments if s["to_step"] > s["from_step"]]
+    return {
+        "steps": step,
+        "seconds": round(seconds, 1),
+        "hardware": ", ".join(sorted({s["hardware"] for s in trained})) or hardware(device),
+        "segments": trained,
+        "data": str(cfg.data),
+        "images": len(data),
+        **({"unreadable_files_skipped": len(data.skipped)} if getattr(data, "skipped", None) else {}),
+        "batch_size": cfg.batch_size,
+        "patch": cfg.patch,
+        "seed": cfg.seed,
+        "torch": torch.__version__,
+        **({"extensions": [{k: v for k, v in e.items() if k != "history"} for e in extensions]} if extensions else {}),
+    }
 
 
 def finite(running: dict, step: int) -> None:

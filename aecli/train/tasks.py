@@ -110,6 +110,15 @@ class CodecTask:
         return files[len(files) - cfg.holdout :] if cfg.holdout < len(files) else []
 
 
+def load_codec_run(path) -> tuple[dict, TrainConfig, torch.nn.Module]:
+    """A codec checkpoint as (its state, its recipe, its model with the saved weights)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = TrainConfig(**state["config"])
+    model = CodecTask().build(cfg)
+    model.load_state_dict(state["model"])
+    return state, cfg, model
+
+
 def get_task(cfg: TrainConfig):
     if cfg.task == "codec":
         return CodecTask()
