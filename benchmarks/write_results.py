@@ -42,8 +42,11 @@ def main() -> None:
         t = m.get("training", {})
         val = (m.get("validation") or {}).get("estimated_rd")
         if val:
+            how = ("bpp: code length of the rounded latents under the model's densities, within a few percent of "
+                   "the coded streams" if m["validation"].get("rate") else
+                   "bpp estimated from the model's likelihoods at noisy latents, which overstates low rates")
             out += [f"Validation of `{m['name']}` on its {len(m['validation'].get('images', []))} held-out CBSD432 images "
-                    "(bpp estimated from the model's likelihoods, PSNR of the rounded reconstruction):", "",
+                    f"({how}; PSNR of the rounded 8-bit reconstruction):", "",
                     "| quality | bpp | PSNR (dB) |", "|---|---|---|"]
             out += [f"| {r['quality']} | {r['bpp']:.4f} | {r['psnr']:.2f} |" for r in val]
         dval = (m.get("validation") or {}).get("psnr")

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record  # noqa: E402
+from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record, validation_entry  # noqa: E402
 from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
 
 GAINS = ("gain", "inv_gain", "hgain", "inv_hgain")
@@ -149,7 +149,7 @@ def main() -> int:
                  "param_groups": opt_state["param_groups"]}
     new_state = {**state, "config": {**state["config"], "extra": cfg.extra}, "model": model.state_dict(),
                  "opt": opt_state, "extensions": [*state.get("extensions", []), extension],
-                 "history": [*state["history"], {"step": state["step"], "val": val}]}
+                 "history": [*state["history"], validation_entry(task, state["step"], val)]}
     _atomic_save(new_state, out / "checkpoint.pt")
     record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
                              new_state["extensions"], torch.device("cpu"))

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record  # noqa: E402
+from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record, validation_entry  # noqa: E402
 from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
 
 
@@ -72,7 +72,7 @@ def main() -> int:
     print(f"validation: {json.dumps(val)}", file=sys.stderr)
     record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
                              new_state["extensions"], torch.device("cpu"))
-    task.export(model, cfg, out, record, [*state["history"], {"step": state["step"], "val": val}])
+    task.export(model, cfg, out, record, [*state["history"], validation_entry(task, state["step"], val)])
     return 0
 
 

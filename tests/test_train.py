@@ -42,6 +42,26 @@ def test_train_export_and_use(tmp_path, images):
     assert r.exit_code == 1 and "--resume" in r.stderr
 
 
+def test_export_redoes_validation_from_an_older_method(tmp_path, images):
+    """A checkpoint whose last validation was made the old way (likelihoods at noisy latents, no
+    "method") exports fresh figures, not the stale ones."""
+    from aecli.train.loop import _atomic_save
+
+    out = tmp_path / "m"
+    assert train(images, "--out", out, "--steps", "2", *TINY).exit_code == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    fresh = [h for h in ckpt["history"] if "val" in h][-1]
+    assert fresh["method"] == "rounded"
+    stale = [{"quality": r["quality"], "bpp": 123.0, "psnr": 1.0} for r in fresh["val"]]
+    ckpt["history"] = [h for h in ckpt["history"] if "val" not in h] + [{"step": 2, "val": stale}]
+    _atomic_save(ckpt, out / "checkpoint.pt")
+    r = train(images, "--out", out, "--steps", "2", "--resume", *TINY)  # no steps left: export only
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "m.json").read_text())
+    assert meta["validation"]["estimated_rd"] == fresh["val"]
+    assert meta["validation"]["rate"] == "code length of the rounded latents"
+
+
 def test_resume_matches_uninterrupted(tmp_path, images):
     a, b = tmp_path / "a", tmp_path / "b"
     assert train(images, "--out", a, "--steps", "4", *TINY).exit_code == 0

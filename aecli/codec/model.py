@@ -42,6 +42,15 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def rate_proxy(v: torch.Tensor, training: bool) -> torch.Tensor:
+    """Where the likelihoods are taken: v plus uniform noise in training (a differentiable stand-in
+    for rounding), round(v) otherwise, so that a model in eval mode reports the code length of the
+    symbols actually coded (at low rates the noisy estimate is several times larger)."""
+    if training:
+        return v + torch.empty_like(v).uniform_(-0.5, 0.5)
+    return torch.round(v)
+
+
 def analysis(n: int, m: int) -> nn.Sequential:
     return nn.Sequential(
         conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
@@ -120,13 +129,11 @@ class HyperpriorCodec(_GainedCodec):
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict:
         y = self.g_a(x) * self._pick(self.gain, q)
         z = self.h_a(y) * self._pick(self.hgain, q)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_hat = ste_round(z)
         params = self.h_s(z_hat * self._pick(self.inv_hgain, q))
         scales, means = params.chunk(2, dim=1)
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        y_lik = gaussian_likelihood(y_noisy - means, scales)
-        z_lik = self.z_density.likelihood(z_noisy)
+        y_lik = gaussian_likelihood(rate_proxy(y - means, self.training), scales)
+        z_lik = self.z_density.likelihood(rate_proxy(z, self.training))
         y_hat = ste_round(y - means) + means
         x_hat = self.g_s(y_hat * self._pick(self.inv_gain, q))
         return {"x_hat": x_hat, "likelihoods": (y_lik, z_lik)}
@@ -147,8 +154,7 @@ class FactorizedCodec(_GainedCodec):
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict:
         y = self.g_a(x) * self._pick(self.gain, q)
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        y_lik = self.y_density.likelihood(y_noisy)
+        y_lik = self.y_density.likelihood(rate_proxy(y, self.training))
         y_hat = ste_round(y)
         x_hat = self.g_s(y_hat * self._pick(self.inv_gain, q))
         return {"x_hat": x_hat, "likelihoods": (y_lik,)}

@@ -269,7 +269,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                     bar.update(job, completed=step)
                 if step % cfg.val_every == 0 and main:
                     val = validate()
-                    history.append({"step": step, "val": val})
+                    history.append(validation_entry(task, step, val))
                     if isinstance(val, dict) and "loss" in val:
                         last_val = f" val_loss={val['loss']:.4g}"
                     log(f"validation at step {step}: {json.dumps(val)}")
@@ -284,11 +284,24 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
         log(f"time limit of {cfg.time_limit:g} s reached at step {step}: writing a checkpoint (resume with --resume)")
     elif stop["flag" if group is None else "all"]:
         log(f"interrupted at step {step}: writing a checkpoint (resume with --resume)")
-    if not any("val" in h and h["step"] == step for h in history):  # the exported figures are the final ones
-        history.append({"step": step, "val": validate()})
+    if not any(h["step"] == step for h in validations(task, history)):  # the exported figures are the final ones
+        history.append(validation_entry(task, step, validate()))
     checkpoint()
     log(f"saved {out} at step {step}")
     return out
+
+
+def validation_entry(task, step: int, val) -> dict:
+    """A history entry for a validation. It names the task's validation method where the task has one
+    (`task.validation_method`), so that figures measured by an older method are redone, not exported."""
+    method = getattr(task, "validation_method", None)
+    return {"step": step, "val": val, **({"method": method} if method else {})}
+
+
+def validations(task, history: list) -> list[dict]:
+    """The history's validations made by the task's current method, oldest first."""
+    method = getattr(task, "validation_method", None)
+    return [h for h in history if "val" in h and h.get("method") == method]
 
 
 def training_record(cfg: TrainConfig, data, step: int, seconds: float, segments: list, extensions: list,
