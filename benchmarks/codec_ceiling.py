@@ -15,6 +15,11 @@ every quality level:
 
 If the real PSNR of the top levels sits just under the unquantised one, more bits cannot help: only
 better transforms (a wider or longer-trained network) can.
+
+For scale, a linear block transform: the principal components of 16x16x3 pixel blocks (one latent
+position's worth) of --pca-images training images (the held-out ones excluded), keeping the first
+K of 768 coefficients, on the same held-out images. It shows how much a latent of M=K values per
+block can hold at best linearly.
 """
 
 from __future__ import annotations
@@ -38,11 +43,38 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * math.log10(255**2 / max(mse, 1e-10))
 
 
+def block_pca_psnr(train_files, test_images, ks, block: int = 16) -> dict[int, float]:
+    """Mean PSNR of the test images rebuilt from the first k principal components of their
+    block x block x 3 blocks (components fitted on train_files), for each k."""
+    from PIL import Image as PILImage
+
+    def blocks(a: np.ndarray) -> np.ndarray:
+        h, w = a.shape[0] // block * block, a.shape[1] // block * block
+        a = a[:h, :w].astype(np.float64)
+        return a.reshape(h // block, block, w // block, block, 3).transpose(0, 2, 1, 3, 4).reshape(-1, block * block * 3)
+
+    x = np.concatenate([blocks(np.asarray(PILImage.open(f).convert("RGB"))) for f in train_files])
+    mean = x.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((x - mean).T))
+    vecs = vecs[:, ::-1]
+    out = {}
+    for k in ks:
+        v = vecs[:, :k]
+        scores = []
+        for img in test_images:
+            b = blocks(img) - mean
+            rebuilt = np.clip(np.round(b @ v @ v.T + mean), 0, 255)
+            scores.append(10 * math.log10(255**2 / float(np.mean((rebuilt - (b + mean)) ** 2))))
+        out[k] = round(float(np.mean(scores)), 2)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "CBSD432")
     ap.add_argument("--model", default=None, help="codec model (default: the bundled one)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--pca-images", type=int, default=200, help="training images for the block-transform reference (0: skip)")
     ap.add_argument("--out", type=Path, default=Path("docs/codec_ceiling"), help="output stem (.md and .json)")
     args = ap.parse_args()
 
@@ -93,9 +125,13 @@ def main() -> int:
                          **{k: round(float(np.mean(v)), 4) for k, v in acc.items()}})
             bar.advance(job)
     ceiling = max(r["psnr_unquantised"] for r in rows)
+    held = {f.name for f in files}
+    train_files = [p for p in sorted(args.data.rglob("*")) if p.suffix.lower() in (".jpg", ".png") and p.name not in held]
+    pca = block_pca_psnr(train_files[: args.pca_images], images, (64, 128, 192, 256, 320)) if args.pca_images else {}
     result = {"model": codec.name, "fingerprint": codec.files.meta.get("fingerprint"), "images": [f.name for f in files],
               "data": str(args.data), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "transform_ceiling_psnr": ceiling, "rows": rows,
+              "block_pca_psnr": {"train_images": min(args.pca_images, len(train_files)), "psnr_by_components": pca},
               "command": "python benchmarks/codec_ceiling.py " + " ".join(sys.argv[1:])}
     lines = [f"# Where the codec loses quality (model `{codec.name}`, fingerprint {result['fingerprint']})", "",
              f"Command: `{result['command']}`. {len(files)} held-out CBSD432 images ({', '.join(result['images'])}); "
@@ -106,7 +142,13 @@ def main() -> int:
     for r in rows:
         lines.append(f"| {r['quality']} | {r['lambda']:g} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['psnr_unquantised']:.2f} "
                      f"| {r['psnr_unquantised'] - r['psnr']:.2f} | {r['bpp_rounded']:.4f} | {r['bpp_noisy']:.4f} |")
-    lines += ["", f"Transform ceiling (best unquantised PSNR over the levels): {ceiling:.2f} dB.", ""]
+    lines += ["", f"Transform ceiling (best unquantised PSNR over the levels): {ceiling:.2f} dB (latent of M={model.m} "
+              f"values per 16x16x3 block).", ""]
+    if pca:
+        lines += [f"Linear reference: the first K principal components of 16x16x3 blocks (fitted on "
+                  f"{result['block_pca_psnr']['train_images']} other CBSD432 images), same held-out images:", "",
+                  "| K | " + " | ".join(str(k) for k in pca) + " |", "|---" * (len(pca) + 1) + "|",
+                  "| PSNR (dB) | " + " | ".join(f"{v:.2f}" for v in pca.values()) + " |", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text("\n".join(lines))

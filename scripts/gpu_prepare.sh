@@ -6,8 +6,9 @@
 #   device run: bash scripts/gpu_session.sh   (carry [".gpu"], timeout 600)
 #   bash scripts/gpu_prepare.sh --restore     # afterwards: the big files tracked again
 #
-# .gpu/ holds: CBSD432 (the training images), the codec checkpoint without Adam's moments (hp.pt),
-# the widened codec's checkpoint if there is one (hp-wide.pt, from checkpoints/hp-wide/), and the
+# .gpu/ holds: CBSD432 (the training images), the codec checkpoint without Adam's moments (hp.pt, from
+# $HP_CKPT, by default checkpoints/hp/checkpoint.pt), the widened codec's checkpoint if there is one
+# (hp-wide.pt, from checkpoints/hp-wide/), and the
 # entropy coder's wheel for Python 3.12 (the GPU machine has no package index), so that the
 # cross-device record can be written there.
 set -euo pipefail
@@ -24,7 +25,7 @@ fi
 DATA=${DATA:-../shared/data/CBSD432}
 rm -rf .gpu && mkdir -p .gpu/whl
 cp -r "$DATA" .gpu/CBSD432
-python scripts/slim_checkpoint.py checkpoints/hp/checkpoint.pt .gpu/hp.pt
+python scripts/slim_checkpoint.py "${HP_CKPT:-checkpoints/hp/checkpoint.pt}" .gpu/hp.pt
 if [ -f checkpoints/hp-wide/checkpoint.pt ]; then
   python scripts/slim_checkpoint.py checkpoints/hp-wide/checkpoint.pt .gpu/hp-wide.pt
 fi

@@ -2,10 +2,11 @@
 # The one command of a call on a lent GPU machine, run there in the repository root after
 # scripts/gpu_prepare.sh here (device run: `bash scripts/gpu_session.sh`, carry [".gpu"], timeout 600):
 #
-# 1. trains the codec on CBSD432 with scripts/train_gpu.sh: the bundled width (N=64) and, beside it,
-#    a copy widened to WIDE channels (from .gpu/hp-wide.pt when an earlier session started one,
-#    else widened now from the bundled checkpoint), each for A_SECONDS at lr 1e-4 then B_SECONDS at 1e-5;
-# 2. writes the cross-device record with the trained N=64 weights (benchmarks/cross_device.py write);
+# 1. trains the codec on CBSD432 with scripts/train_gpu.sh: the checkpoint that scripts/gpu_prepare.sh
+#    put in .gpu/hp.pt and, beside it, a copy widened by `widen_codec.py $WIDEN` (from .gpu/hp-wide.pt
+#    when an earlier session started one, else widened now from .gpu/hp.pt), each for A_SECONDS at
+#    lr 1e-4 then B_SECONDS at 1e-5;
+# 2. writes the cross-device record with the first model's trained weights (benchmarks/cross_device.py write);
 # 3. puts into $OUT the two checkpoints without Adam's moments (split in 15 MB parts), the record and
 #    the logs. Here: docs/training.md, "Lent GPU time", says how to install them.
 set -uo pipefail
@@ -13,7 +14,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1
 A=${A_SECONDS:-330}
 B=${B_SECONDS:-100}
-WIDE=${WIDE:-128}
+WIDEN=${WIDEN:---n 128}
 if ls .gpu/whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
     && export PYTHONPATH=/tmp/site
@@ -24,7 +25,7 @@ mkdir -p runs
 if [ -f .gpu/hp-wide.pt ] && [ ! -f runs/wide/hp/checkpoint.pt ]; then
   mkdir -p runs/wide/hp && cp .gpu/hp-wide.pt runs/wide/hp/checkpoint.pt
 fi
-ONLY=hp WIDE=$WIDE HP_BATCH=32 A_SECONDS=$A B_SECONDS=$B RUNS=runs DATA=.gpu/CBSD432 HP_SEED=.gpu/hp.pt \
+ONLY=hp WIDEN="$WIDEN" HP_BATCH=32 A_SECONDS=$A B_SECONDS=$B RUNS=runs DATA=.gpu/CBSD432 HP_SEED=.gpu/hp.pt \
   AECLI="python3 -m aecli" bash scripts/train_gpu.sh
 rc=$?
 for pair in runs/hp/checkpoint.pt:hp.pt runs/wide/hp/checkpoint.pt:hp-wide.pt; do

@@ -39,8 +39,8 @@ DN_SEED=${DN_SEED:-checkpoints/dn/checkpoint.pt}
 AECLI=${AECLI:-aecli}  # where the package is not installed: AECLI="python3 -m aecli"
 ONLY=${ONLY:-}  # "hp" or "dn": continue one model alone (it then has the GPU to itself)
 HP_BATCH=${HP_BATCH:-16}
-WIDE=${WIDE:-}  # e.g. 128: with ONLY=hp, also train beside it a copy of the codec whose transforms are widened
-# to this many channels (scripts/widen_codec.py; it starts as the same function) in $RUNS/wide/hp;
+WIDEN=${WIDEN:-}  # e.g. "--n 128": with ONLY=hp, also train beside it a copy of the codec widened
+# by scripts/widen_codec.py with these options (it starts as the same function) in $RUNS/wide/hp;
 # afterwards keep the one with the better held-out validation (the last "val" of each train.log)
 PYTHON=${PYTHON:-python3}
 
@@ -60,10 +60,11 @@ denoise() {
 }
 
 rc_hp=0 rc_dn=0 rc_wide=0
-if [ -n "$WIDE" ]; then
-  [ "$ONLY" = hp ] || { echo "WIDE needs ONLY=hp" >&2; exit 2; }
+if [ -n "$WIDEN" ]; then
+  [ "$ONLY" = hp ] || { echo "WIDEN needs ONLY=hp" >&2; exit 2; }
   if [ ! -f "$RUNS/wide/hp/checkpoint.pt" ]; then
-    $PYTHON scripts/widen_codec.py "$HP_SEED" --n "$WIDE" --out "$RUNS/wide/hp" --data "$DATA" --no-export || exit 1
+    # shellcheck disable=SC2086  # WIDEN holds several options
+    $PYTHON scripts/widen_codec.py "$HP_SEED" $WIDEN --out "$RUNS/wide/hp" --data "$DATA" --no-export || exit 1
   fi
   (RUNS="$RUNS/wide" codec 1e-4 "$A" && RUNS="$RUNS/wide" codec 1e-5 "$B") >"$RUNS/wide.gpu.log" 2>&1 & wide=$!
 fi
@@ -71,6 +72,6 @@ if [ "$ONLY" != dn ]; then (codec 1e-4 "$A" && codec 1e-5 "$B") >"$RUNS/hp.gpu.l
 if [ "$ONLY" != hp ]; then (denoise 5e-4 "$A" && denoise 5e-5 "$B") >"$RUNS/dn.gpu.log" 2>&1 & dn=$!; fi
 if [ "$ONLY" != dn ]; then wait $hp; rc_hp=$?; tail -n 4 "$RUNS/hp.gpu.log"; fi
 if [ "$ONLY" != hp ]; then wait $dn; rc_dn=$?; tail -n 4 "$RUNS/dn.gpu.log"; fi
-if [ -n "$WIDE" ]; then wait $wide; rc_wide=$?; tail -n 4 "$RUNS/wide.gpu.log"; fi
+if [ -n "$WIDEN" ]; then wait $wide; rc_wide=$?; tail -n 4 "$RUNS/wide.gpu.log"; fi
 echo "codec exit $rc_hp, denoiser exit $rc_dn, widened codec exit $rc_wide"
 exit $((rc_hp || rc_dn || rc_wide))
