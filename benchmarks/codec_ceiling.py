@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -37,10 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * math.log10(255**2 / max(mse, 1e-10))
+from aecli.eval.metrics import psnr  # noqa: E402
+from aecli.train.data import list_images  # noqa: E402
 
 
 def block_pca_psnr(train_files, test_images, ks, block: int = 16) -> dict[int, float]:
@@ -63,8 +60,7 @@ def block_pca_psnr(train_files, test_images, ks, block: int = 16) -> dict[int, f
         scores = []
         for img in test_images:
             b = blocks(img) - mean
-            rebuilt = np.clip(np.round(b @ v @ v.T + mean), 0, 255)
-            scores.append(10 * math.log10(255**2 / float(np.mean((rebuilt - (b + mean)) ** 2))))
+            scores.append(psnr(np.clip(np.round(b @ v @ v.T + mean), 0, 255), b + mean))
         out[k] = round(float(np.mean(scores)), 2)
     return out
 
@@ -92,7 +88,8 @@ def main() -> int:
     codec = load_codec(args.model)
     model = codec.model.eval()
     names = codec.files.meta.get("validation", {}).get("images") or []
-    files = sorted(p for p in args.data.rglob("*") if p.name in set(names))
+    all_files = list_images(args.data)
+    files = [p for p in all_files if p.name in set(names)]
     if not files:
         raise SystemExit(f"none of the model's held-out images ({names}) are under {args.data}")
     images = [np.asarray(PILImage.open(f).convert("RGB")) for f in files]
@@ -126,7 +123,7 @@ def main() -> int:
             bar.advance(job)
     ceiling = max(r["psnr_unquantised"] for r in rows)
     held = {f.name for f in files}
-    train_files = [p for p in sorted(args.data.rglob("*")) if p.suffix.lower() in (".jpg", ".png") and p.name not in held]
+    train_files = [p for p in all_files if p.name not in held]
     pca = block_pca_psnr(train_files[: args.pca_images], images, (64, 128, 192, 256, 320)) if args.pca_images else {}
     result = {"model": codec.name, "fingerprint": codec.files.meta.get("fingerprint"), "images": [f.name for f in files],
               "data": str(args.data), "machine": f"{platform.machine()}, {os.cpu_count()} cores",

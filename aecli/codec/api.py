@@ -28,21 +28,21 @@ import torch
 
 from .. import format as latformat
 from .. import registry
+from .. import tiling
 from ..devices import exact_float32, pick_device
 from ..imageio import Image, UserError
+from ..tiling import tiled
 from . import coding, intnet
 from .entropy import unpack_tables
 from .model import Z_LIMIT, HyperpriorCodec, build
-from .. import tiling
-from ..tiling import tiled
 
 # memory layouts of the transforms: channels-last, which oneDNN convolves faster on x86 CPUs
 # (measured against plain NCHW in docs/perf_layout.md)
 ANALYSIS_LAYOUT = torch.channels_last
+SYNTHESIS_LAYOUT = torch.channels_last
 HYPER_TILE = 32  # hyper-latent cells per tile side of the integer hyper-synthesis: its float64
 # convolutions take buffers of about 400 MB per tile at 32 (800 MB at 48); the halo stays 4 cells,
 # its whole receptive field (3.25 cells), so that the integers are exactly those of one piece
-SYNTHESIS_LAYOUT = torch.channels_last
 
 
 
