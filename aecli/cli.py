@@ -69,6 +69,9 @@ def compress(
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="Pick the best quality whose file is at most this many bits per pixel."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Pick the best quality whose file fits in this many bytes."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'hp')."),
+    effort: int = typer.Option(0, "--effort", "-e", help="0 = fast (default); 1, 2, 3: fit the latents to each image by "
+                               "50, 100, 200 gradient steps: smaller files at equal quality, far slower encoding "
+                               "(decoding unchanged; docs/codec.md)."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     workers: int = WORKERS,
@@ -78,7 +81,7 @@ def compress(
     from .codec import files
 
     return files.compress(input, output, model=model, quality=quality, target_bpp=target_bpp,
-                          max_bytes=max_bytes, force=force, quiet=quiet, workers=workers, device=device)
+                          max_bytes=max_bytes, force=force, quiet=quiet, workers=workers, device=device, effort=effort)
 
 
 @app.command()
@@ -145,6 +148,12 @@ def models(
     print(inspect.to_json(rows) if json else inspect.format_models(rows))
 
 
+def _check_effort(level: int) -> None:
+    from .codec.refine import effort
+
+    effort(level)  # a UserError for a level that does not exist
+
+
 @app.command()
 @_guarded
 def compare(
@@ -152,12 +161,14 @@ def compare(
     quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="Our quality level (default: the model's)."),
     model: Optional[str] = typer.Option(None, "--model", "-m"),
     json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    effort: int = typer.Option(0, "--effort", "-e", help="Encoder effort of our files (see 'aecli compress --help')."),
 ):
     """Compress each image, and show JPEG and WebP given the same number of bytes."""
     from .codec.api import load_codec
     from .eval import codec_eval
 
-    rows, failed = codec_eval.compare(inputs, model, quality)
+    _check_effort(effort)
+    rows, failed = codec_eval.compare(inputs, model, quality, effort)
     print(codec_eval.to_json(rows) if json else codec_eval.format_compare(rows, load_codec(model).name))
     return 1 if failed else 0
 
@@ -171,17 +182,19 @@ def evaluate(
     model: Optional[str] = typer.Option(None, "--model", "-m"),
     baselines: str = typer.Option("jpeg,webp,avif", "--baselines", help="Comma-separated; empty for none."),
     published: Optional[str] = typer.Option(None, "--published", help="JSON of published RD curves to compare with."),
+    effort: int = typer.Option(0, "--effort", "-e", help="Encoder effort of our files (see 'aecli compress --help')."),
 ):
     """Rate-distortion sweep of every quality vs JPEG/WebP/AVIF: BD-rates, table, plot."""
     from .eval import codec_eval
 
+    from .errors import UserError
+
     chosen = tuple(b.strip() for b in baselines.split(",") if b.strip())
     bad = [b for b in chosen if b not in codec_eval.BASELINE_QUALITIES]
     if bad:
-        from .errors import UserError
-
         raise UserError(f"unknown baseline {bad[0]} (choose from jpeg, webp, avif)")
-    result = codec_eval.evaluate(inputs, str(out), model, chosen, published, name)
+    _check_effort(effort)
+    result = codec_eval.evaluate(inputs, str(out), model, chosen, published, name, effort)
     print((out / f"{name}.md").read_text())
     return 0 if result and not result.get("unreadable") else 1
 

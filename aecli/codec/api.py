@@ -32,7 +32,7 @@ from .. import tiling
 from ..devices import exact_float32, pick_device
 from ..imageio import Image, UserError
 from ..tiling import tiled
-from . import coding, intnet
+from . import coding, intnet, refine
 from .entropy import unpack_tables
 from .model import Z_LIMIT, HyperpriorCodec, build
 
@@ -198,16 +198,29 @@ class Codec:
 
     # ---- coding --------------------------------------------------------------------------
     @torch.inference_mode()
-    def encode_streams(self, y_base: torch.Tensor, qi: int) -> list[bytes]:
+    def latents(self, y_base: torch.Tensor, qi: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The scaled latent y = g_a(x) * gain[qi] (on the CPU) and, for a hyperprior model, the
+        unrounded hyper-latent z = h_a(y) * hgain[qi] (on the model's device)."""
         y = y_base * torch.exp(self.model.gain[qi]).cpu().view(1, -1, 1, 1)
+        if not self.hyper:
+            return y, None
+        hg = torch.exp(self.model.hgain[qi]).view(1, -1, 1, 1)
+        with exact_float32(self.device):
+            return y, self.model.h_a(y.to(self.device)) * hg
+
+    def encode_streams(self, y_base: torch.Tensor, qi: int) -> list[bytes]:
+        return self.encode_latents(*self.latents(y_base, qi), qi)
+
+    @torch.inference_mode()
+    def encode_latents(self, y: torch.Tensor, z: torch.Tensor | None, qi: int) -> list[bytes]:
+        """The entropy-coded streams of scaled latents y (and hyper-latents z, rounded here)."""
+        y = y.cpu()
         if not self.hyper:
             sym = torch.round(y).clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
             idx = np.broadcast_to(np.arange(y.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), sym.shape)
             y_bytes, esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
             return [y_bytes, coding.pack_escapes(esc)]
-        hg = torch.exp(self.model.hgain[qi]).view(1, -1, 1, 1)
-        with exact_float32(self.device):
-            z = torch.round(self.model.h_a(y.to(self.device)) * hg).clamp_(-Z_LIMIT, Z_LIMIT).cpu()
+        z = torch.round(z).clamp_(-Z_LIMIT, Z_LIMIT).cpu()
         z_sym = z.to(torch.int64)
         z_idx = np.broadcast_to(np.arange(z.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), z.shape)
         z_bytes, z_esc = coding.encode(z_sym.numpy(), z_idx, self.z_pmfs, self.z_offsets)
@@ -219,6 +232,18 @@ class Codec:
         del res
         y_bytes, y_esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
         return [z_bytes, y_bytes, coding.pack_escapes(z_esc + y_esc)]
+
+    def refined_latents(self, img: Image, y_base: torch.Tensor, qi: int, effort: int, bar=None):
+        """(y, z) fitted to this image by `effort` steps of refinement (refine.py); effort 0: the
+        analysis's own."""
+        y, z = self.latents(y_base, qi)
+        level = refine.effort(effort)
+        if level.steps == 0:
+            return y, z
+        x, h, w = self._to_tensor(img)
+        with exact_float32(self.device):
+            y, z = refine.refine(self.model, x, (h, w), y.to(self.device), z, qi, level, bar=bar)
+        return y.cpu(), z
 
     def streams_needed(self, mode: str) -> int:
         """How many streams a file in this colour mode holds: y and escapes (plus z for a
@@ -249,12 +274,15 @@ class Codec:
         return torch.from_numpy(sym).float() + means
 
     # ---- whole images ---------------------------------------------------------------------
-    def compress(self, img: Image, quality: int | None = None, y_base: torch.Tensor | None = None) -> bytes:
+    def compress(self, img: Image, quality: int | None = None, y_base: torch.Tensor | None = None,
+                 effort: int = 0, bar=None) -> bytes:
+        """The .lat bytes of `img`.  ``effort`` > 0 fits the latents to the image first (smaller
+        files at equal quality, much slower encoding: refine.py); ``bar`` is advanced per step."""
         quality = self.default_quality if quality is None else quality
         qi = self.index_of(quality)
         if y_base is None:
             y_base = self.analyse(img)
-        streams = self.encode_streams(y_base, qi)
+        streams = self.encode_latents(*self.refined_latents(img, y_base, qi, effort, bar), qi)
         if img.alpha is not None:
             streams.append(zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9))
         mode = img.mode if img.mode in latformat.MODES else ("RGBA" if img.alpha is not None else "RGB")
@@ -264,21 +292,21 @@ class Codec:
         )
         return latformat.pack(lat)
 
-    def compress_to_fit(self, img: Image, max_bytes: int) -> tuple[bytes, int, bool]:
+    def compress_to_fit(self, img: Image, max_bytes: int, effort: int = 0, bar=None) -> tuple[bytes, int, bool]:
         """The highest quality whose file fits in max_bytes: (data, quality, fits)."""
         y_base = self.analyse(img)
         best = None
         lo, hi = 0, len(self.qualities) - 1
         while lo <= hi:  # file size grows with quality: binary search
             mid = (lo + hi) // 2
-            data = self.compress(img, self.qualities[mid], y_base)
+            data = self.compress(img, self.qualities[mid], y_base, effort, bar)
             if len(data) <= max_bytes:
                 best, lo = (data, self.qualities[mid]), mid + 1
             else:
                 hi = mid - 1
         if best is None:
             q = self.qualities[0]
-            return self.compress(img, q, y_base), q, False
+            return self.compress(img, q, y_base, effort, bar), q, False
         return best[0], best[1], True
 
     def decompress(self, lat: latformat.LatFile, max_pixels: int | None = None, exact: bool = False) -> Image:

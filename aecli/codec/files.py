@@ -2,38 +2,63 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import batch
 from .. import format as latformat
 from ..errors import UserError
 from ..imageio import PIXELS_ENV, encode_image, format_from_path, pixels_from_env, read_bytes, read_image, write_output
+from ..progress import progress_bar
 
 
 def _is_pipe(p: str) -> bool:
     return p == "-"
 
 
-def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, force: bool) -> str:
+def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, force: bool, effort: int = 0,
+                  show: bool = False) -> str:
     img = read_image(src)
     h, w = img.pixels.shape[:2]
-    if target_bpp is not None or max_bytes is not None:
-        budget = max_bytes if max_bytes is not None else int(target_bpp * w * h / 8)
-        data, quality, fits = codec.compress_to_fit(img, budget)
-        if not fits:
-            batch.say(f"aecli: warning: {src}: even quality {quality} needs {len(data)} bytes, over the budget of {budget}")
-    else:
-        data = codec.compress(img, quality)
-        quality = codec.default_quality if quality is None else quality
+    with _refine_bar(codec, img, effort, target_bpp is not None or max_bytes is not None, show) as bar:
+        if target_bpp is not None or max_bytes is not None:
+            budget = max_bytes if max_bytes is not None else int(target_bpp * w * h / 8)
+            data, quality, fits = codec.compress_to_fit(img, budget, effort, bar)
+            if not fits:
+                batch.say(f"aecli: warning: {src}: even quality {quality} needs {len(data)} bytes, over the budget of {budget}")
+        else:
+            data = codec.compress(img, quality, effort=effort, bar=bar)
+            quality = codec.default_quality if quality is None else quality
     write_output(dst, data, inputs=[src], force=force)
     bpp = 8 * len(data) / (w * h)
     return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {quality}, {len(data)} bytes, {bpp:.3f} bpp"
 
 
-def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
-             max_bytes: int | None, force: bool, quiet: bool, workers: int = 1, device: str = "cpu") -> int:
-    from .api import load_codec
+@contextmanager
+def _refine_bar(codec, img, effort: int, searching: bool, show: bool):
+    """A progress bar over the refinement steps of one image (effort > 0, single files on a terminal),
+    as a callable advanced once per step; None otherwise."""
+    from . import refine
 
+    steps = refine.effort(effort).steps
+    if not steps or not show:
+        yield None
+        return
+    a = codec.model.align
+    h, w = img.pixels.shape[:2]
+    total = steps * refine.tiles((-(-h // a) * a // 16, -(-w // a) * a // 16))
+    with progress_bar() as bar:
+        job = bar.add_task("refine", total=None if searching else total, stats=f"effort {effort}")
+        yield lambda: bar.advance(job)
+
+
+def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
+             max_bytes: int | None, force: bool, quiet: bool, workers: int = 1, device: str = "cpu",
+             effort: int = 0) -> int:
+    from .api import load_codec
+    from .refine import effort as effort_level
+
+    effort_level(effort)  # a UserError for a level that does not exist
     if target_bpp is not None and max_bytes is not None:
         raise UserError("give either --target-bpp or --max-bytes, not both")
     if quality is not None and (target_bpp is not None or max_bytes is not None):
@@ -49,7 +74,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         codec = load_codec(model, device)
         if quality is not None:
             codec.index_of(quality)
-        s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True),
+        s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True, effort),
                       force=force, quiet=quiet, label="compress", workers=workers)
         return 1 if s.failed else 0
     if not _is_pipe(src) and not Path(src).exists():
@@ -57,7 +82,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
     codec = load_codec(model, device)
     if quality is not None:
         codec.index_of(quality)
-    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, True), quiet)
+    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, True, effort, show=not quiet), quiet)
     return 0
 
 

@@ -61,8 +61,9 @@ def _read_or_report(f: Path, files: list[Path]) -> Image | None:
         return None
 
 
-def compare(paths: list[str], model: str | None = None, quality: int | None = None) -> tuple[list[dict], int]:
-    """Per image: our file at `quality`, and JPEG / WebP given the same number of bytes.
+def compare(paths: list[str], model: str | None = None, quality: int | None = None,
+            effort: int = 0) -> tuple[list[dict], int]:
+    """Per image: our file at `quality` (encoded at `effort`), and JPEG / WebP given the same number of bytes.
     Returns the rows and the number of unreadable files (each reported on stderr and skipped)."""
     from ..codec.api import load_codec
 
@@ -80,7 +81,7 @@ def compare(paths: list[str], model: str | None = None, quality: int | None = No
                 continue
             h, w = img.pixels.shape[:2]
             t0 = time.perf_counter()
-            data = codec.compress(img, quality)
+            data = codec.compress(img, quality, effort=effort)
             t1 = time.perf_counter()
             back = codec.decompress(latformat.unpack(data))
             t2 = time.perf_counter()
@@ -118,8 +119,8 @@ def format_compare(rows: list[dict], model_name: str) -> str:
     return "\n".join(out)
 
 
-def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None) -> tuple[list[dict], dict]:
-    """Every quality of our model on every image: mean bpp / PSNR / MS-SSIM and timings."""
+def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None, effort: int = 0) -> tuple[list[dict], dict]:
+    """Every quality of our model on every image (encoded at `effort`): mean bpp / PSNR / MS-SSIM and timings."""
     from ..codec.api import load_codec
 
     codec = load_codec(model)
@@ -132,7 +133,7 @@ def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None) 
         t_analyse = time.perf_counter() - t0
         for q in codec.qualities:
             t0 = time.perf_counter()
-            data = codec.compress(img, q, y_base)
+            data = codec.compress(img, q, y_base, effort)
             t1 = time.perf_counter()
             back = codec.decompress(latformat.unpack(data))
             t2 = time.perf_counter()
@@ -147,11 +148,11 @@ def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None) 
     rows = [{"codec": "aecli", "quality": q, **{k: float(np.mean(v)) for k, v in d.items()}, "n_images": len(files)}
             for q, d in per_q.items()]
     return rows, {"name": codec.name, "fingerprint": codec.files.meta.get("fingerprint"),
-                  "training": codec.files.meta.get("training", {})}
+                  "training": codec.files.meta.get("training", {}), "effort": effort}
 
 
 def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines: tuple[str, ...] = ("jpeg", "webp", "avif"),
-             published: str | None = None, name: str = "rd") -> dict:
+             published: str | None = None, name: str = "rd", effort: int = 0) -> dict:
     """RD sweep of our codec and the baselines; BD-rates; writes NAME.{md,csv,json} and NAME.png.
     Unreadable images are reported on stderr and left out (listed under "unreadable")."""
     files = _inputs(paths)
@@ -182,7 +183,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
     curves: dict[str, list[dict]] = {}
     with progress_bar() as bar:
         job = bar.add_task("eval", total=total, stats="")
-        ours, model_info = sweep_ours(files, model, bar, job)
+        ours, model_info = sweep_ours(files, model, bar, job, effort)
         curves["aecli"] = ours
         for b in baselines:
             if images is None:
@@ -262,7 +263,8 @@ def markdown_report(result: dict) -> str:
     m = result["model"]
     lines = [f"# Rate-distortion: {result['images']} images from {', '.join(result['data'])}", "",
              f"Model `{m['name']}` (fingerprint {m['fingerprint']}), trained {m['training'].get('steps', '?')} steps "
-             f"on {m['training'].get('hardware', '?')}.", "",
+             f"on {m['training'].get('hardware', '?')}." + (f" Encoder effort {m['effort']} (`aecli compress --effort "
+                                                            f"{m['effort']}`)." if m.get("effort") else ""), "",
              "bpp counts whole files (our .lat header and CRC included). BD-rate < 0: aecli needs fewer bits at equal quality.", "",
              "| vs | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
     for b, v in result["bd_rate_vs"].items():
