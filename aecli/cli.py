@@ -148,12 +148,6 @@ def models(
     print(inspect.to_json(rows) if json else inspect.format_models(rows))
 
 
-def _check_effort(level: int) -> None:
-    from .codec.refine import effort
-
-    effort(level)  # a UserError for a level that does not exist
-
-
 @app.command()
 @_guarded
 def compare(
@@ -167,7 +161,6 @@ def compare(
     from .codec.api import load_codec
     from .eval import codec_eval
 
-    _check_effort(effort)
     rows, failed = codec_eval.compare(inputs, model, quality, effort)
     print(codec_eval.to_json(rows) if json else codec_eval.format_compare(rows, load_codec(model).name))
     return 1 if failed else 0
@@ -187,13 +180,12 @@ def evaluate(
     """Rate-distortion sweep of every quality vs JPEG/WebP/AVIF: BD-rates, table, plot."""
     from .eval import codec_eval
 
-    from .errors import UserError
-
     chosen = tuple(b.strip() for b in baselines.split(",") if b.strip())
     bad = [b for b in chosen if b not in codec_eval.BASELINE_QUALITIES]
     if bad:
+        from .errors import UserError
+
         raise UserError(f"unknown baseline {bad[0]} (choose from jpeg, webp, avif)")
-    _check_effort(effort)
     result = codec_eval.evaluate(inputs, str(out), model, chosen, published, name, effort)
     print((out / f"{name}.md").read_text())
     return 0 if result and not result.get("unreadable") else 1

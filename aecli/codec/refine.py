@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from .entropy import gaussian_likelihood
-from .model import HyperpriorCodec, ste_round
+from .model import HyperpriorCodec
 
 TILE = 48  # latents per tile side (768 pixels): a Kodak-sized image is one tile
 HALO = 8  # latents of fixed context around a tile (two hyper-latent cells)
@@ -86,21 +86,20 @@ class _Window:
 
     def __init__(self, x, size, y, z, rows: slice, cols: slice, halo: int):
         lh, lw = y.shape[-2:]
-        self.r0, self.c0 = max(rows.start - halo, 0), max(cols.start - halo, 0)
+        r0, c0 = max(rows.start - halo, 0), max(cols.start - halo, 0)
         r1, c1 = min(rows.stop + halo, lh), min(cols.stop + halo, lw)
-        self.wy = (slice(self.r0, r1), slice(self.c0, c1))
-        self.rows, self.cols = rows, cols
-        inner = torch.zeros(1, 1, r1 - self.r0, c1 - self.c0, device=y.device)
-        inner[..., rows.start - self.r0: rows.stop - self.r0, cols.start - self.c0: cols.stop - self.c0] = 1
+        self.wy = (slice(r0, r1), slice(c0, c1))
+        inner = torch.zeros(1, 1, r1 - r0, c1 - c0, device=y.device)
+        inner[..., rows.start - r0: rows.stop - r0, cols.start - c0: cols.stop - c0] = 1
         self.inner_y = inner
-        self.x = x[..., 16 * self.r0: 16 * r1, 16 * self.c0: 16 * c1].to(y.device).float().div_(255.0)
+        self.x = x[..., 16 * r0: 16 * r1, 16 * c0: 16 * c1].to(y.device).float().div_(255.0)
         pix = F.interpolate(inner, scale_factor=16, mode="nearest")
         h, w = size  # the real image: its padding does not count
-        pix[..., max(h - 16 * self.r0, 0):, :] = 0
-        pix[..., :, max(w - 16 * self.c0, 0):] = 0
+        pix[..., max(h - 16 * r0, 0):, :] = 0
+        pix[..., :, max(w - 16 * c0, 0):] = 0
         self.pix = pix
         if z is not None:  # tiles and halos are multiples of 4 latents: whole hyper-latent cells
-            self.wz = (slice(self.r0 // 4, -(-r1 // 4)), slice(self.c0 // 4, -(-c1 // 4)))
+            self.wz = (slice(r0 // 4, -(-r1 // 4)), slice(c0 // 4, -(-c1 // 4)))
             self.inner_z = inner[..., ::4, ::4]
 
 
@@ -173,11 +172,8 @@ def _frozen(model):
 
 
 def _refine_window(model, w: _Window, y0, z0, q, level: Effort, gen, bar):
-    def hard(v):
-        return ste_round(v)
-
     with torch.no_grad():
-        start = float(_loss(model, w, y0, z0, q, hard))
+        start = float(_loss(model, w, y0, z0, q, torch.round))
     params = [y0.clone().requires_grad_(True)]
     masks = [w.inner_y]
     if z0 is not None:
@@ -198,5 +194,5 @@ def _refine_window(model, w: _Window, y0, z0, q, level: Effort, gen, bar):
     y1 = params[0].detach()
     z1 = params[1].detach() if z0 is not None else None
     with torch.no_grad():
-        end = float(_loss(model, w, y1, z1, q, hard))
+        end = float(_loss(model, w, y1, z1, q, torch.round))
     return (y1, z1) if end < start else (y0, z0)

@@ -66,7 +66,9 @@ def compare(paths: list[str], model: str | None = None, quality: int | None = No
     """Per image: our file at `quality` (encoded at `effort`), and JPEG / WebP given the same number of bytes.
     Returns the rows and the number of unreadable files (each reported on stderr and skipped)."""
     from ..codec.api import load_codec
+    from ..codec.refine import effort as effort_level
 
+    effort_level(effort)  # a UserError for a level that does not exist
     codec = load_codec(model)
     rows = []
     failed = 0
@@ -155,6 +157,9 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
              published: str | None = None, name: str = "rd", effort: int = 0) -> dict:
     """RD sweep of our codec and the baselines; BD-rates; writes NAME.{md,csv,json} and NAME.png.
     Unreadable images are reported on stderr and left out (listed under "unreadable")."""
+    from ..codec.refine import effort as effort_level
+
+    effort_level(effort)  # a UserError for a level that does not exist, before any work
     files = _inputs(paths)
     unreadable = [f for f in files if _read_or_report(f, files) is None]
     bad = set(unreadable)
