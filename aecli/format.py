@@ -7,6 +7,7 @@ without importing torch or numpy.  The byte-level specification is in
 Layout (integers little-endian, "varint" = minimal unsigned LEB128, <= 5 bytes, < 2**32)::
 
     "AEL" version:u8 mode:u8 quality:u8 width:varint height:varint
+        (mode: low 4 bits colour mode; high 4 bits, version 2 only: coding scale - 8, in eighths)
     name_len:u8 name[name_len] fingerprint[4]
     stream_count:u8 stream_len:varint * stream_count
     stream payloads, concatenated
@@ -21,6 +22,9 @@ from dataclasses import dataclass
 __all__ = [
     "MAGIC",
     "VERSION",
+    "VERSIONS",
+    "UNIT_SCALE",
+    "MAX_SCALE",
     "MODES",
     "MAX_SIDE",
     "MAX_PIXELS",
@@ -36,7 +40,10 @@ __all__ = [
 ]
 
 MAGIC = b"AEL"
-VERSION = 1
+VERSION = 2  # the newest version; a writer uses the lowest that holds the file (version_of)
+VERSIONS = (1, 2)
+UNIT_SCALE = 8  # coding scales are in eighths: 8 = the image was coded at its own size
+MAX_SCALE = 16
 MODES = ("L", "RGB", "RGBA", "LA")
 MAX_SIDE = 1 << 20
 MAX_PIXELS = 1 << 28
@@ -75,6 +82,7 @@ class LatFile:
     height: int
     mode: str
     streams: tuple[bytes, ...] = ()
+    scale: int = UNIT_SCALE  # the image was coded at scale/8 of its size (8..16)
 
     @property
     def num_pixels(self) -> int:
@@ -219,6 +227,8 @@ def _validate(lat: LatFile) -> tuple[bytes, list[bytes]]:
     _check_dims(lat.width, lat.height)
     if lat.mode not in MODES:
         raise FormatError(f"invalid mode {lat.mode!r} (must be one of {', '.join(MODES)})")
+    if not _is_int(lat.scale) or not UNIT_SCALE <= lat.scale <= MAX_SCALE:
+        raise FormatError(f"invalid coding scale {lat.scale!r} (must be {UNIT_SCALE}..{MAX_SCALE} eighths)")
     streams = lat.streams
     if isinstance(streams, (bytes, bytearray, memoryview, str)):
         raise FormatError("streams must be a sequence of bytes objects")
@@ -247,13 +257,18 @@ def is_lat(prefix: bytes) -> bool:
     return bytes(prefix[: len(MAGIC)]) == MAGIC
 
 
+def version_of(lat: LatFile) -> int:
+    """The version a file is written in: 1 unless it needs version 2's coding scale."""
+    return 1 if lat.scale == UNIT_SCALE else 2
+
+
 def pack(lat: LatFile) -> bytes:
     """Serialize ``lat``; raises FormatError if a field is out of range."""
     name, streams = _validate(lat)
     out = bytearray()
     out += MAGIC
-    out.append(VERSION)
-    out.append(MODES.index(lat.mode))
+    out.append(version_of(lat))
+    out.append(MODES.index(lat.mode) | (lat.scale - UNIT_SCALE) << 4)
     out.append(lat.quality)
     out += _encode_varint(lat.width)
     out += _encode_varint(lat.height)
@@ -287,7 +302,7 @@ def unpack(data: bytes) -> LatFile:
     if head != MAGIC[: len(head)]:
         raise FormatError("not a .lat file (bad magic)")
     # 2. version, if present.
-    if n > len(MAGIC) and buf[len(MAGIC)] != VERSION:
+    if n > len(MAGIC) and buf[len(MAGIC)] not in VERSIONS:
         raise FormatError(f"unsupported .lat version {buf[len(MAGIC)]}")
     # 3. minimum size.
     if n < MIN_SIZE:
@@ -298,8 +313,13 @@ def unpack(data: bytes) -> LatFile:
     r = _Reader(buf, n - CRC_SIZE)
     r.pos = len(MAGIC) + 1
     mode_byte = r.u8()
-    if mode_byte & 0xF0:
+    version = buf[len(MAGIC)]
+    code = mode_byte >> 4
+    if version == 1 and code:
         raise FormatError(f"reserved bits set in mode byte 0x{mode_byte:02x}")
+    if version == 2 and not 1 <= code <= MAX_SCALE - UNIT_SCALE:
+        raise FormatError(f"invalid coding scale code {code} (a version 2 file has 1..{MAX_SCALE - UNIT_SCALE})")
+    mode_byte &= 0x0F
     if mode_byte >= len(MODES):
         raise FormatError(f"unknown color mode code {mode_byte}")
     quality = r.u8()
@@ -340,6 +360,7 @@ def unpack(data: bytes) -> LatFile:
         height=height,
         mode=MODES[mode_byte],
         streams=streams,
+        scale=UNIT_SCALE + code,
     )
 
 
@@ -355,6 +376,10 @@ def describe(lat: LatFile) -> dict:
         "width": lat.width,
         "height": lat.height,
         "mode": lat.mode,
+        "version": version_of(lat),
+        "coded_scale": lat.scale / UNIT_SCALE,
+        "coded_width": -(-lat.width * lat.scale // UNIT_SCALE),
+        "coded_height": -(-lat.height * lat.scale // UNIT_SCALE),
         "file_bytes": file_bytes,
         "header_bytes": header,
         "stream_bytes": sizes,

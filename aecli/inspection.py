@@ -32,9 +32,10 @@ def lat_info(src: str) -> dict:
 
 def format_info(d: dict) -> str:
     lines = [
-        f"{d['file']}: .lat v{latformat.VERSION}, {d['width']}x{d['height']} {d['mode']}",
+        f"{d['file']}: .lat v{d['version']}, {d['width']}x{d['height']} {d['mode']}",
         f"  model     {d['model']} (fingerprint {d['fingerprint']}){'' if d['model_available'] else '  [NOT INSTALLED]'}",
-        f"  quality   {d['quality']}",
+        f"  quality   {d['quality']}"
+        + (f" (coded at {d['coded_width']}x{d['coded_height']}, scale {d['coded_scale']:g})" if d["coded_scale"] != 1 else ""),
         f"  size      {d['file_bytes']} bytes ({d['header_bytes']} header), {d['bpp']:.4f} bpp",
         f"  streams   {', '.join(str(n) for n in d['stream_bytes'])} bytes",
         f"  integrity {d['integrity']}",
@@ -66,6 +67,7 @@ def model_rows(extra: list[Path] = ()) -> list[dict]:
             "bytes": m.weights.stat().st_size,
             "steps": train.get("steps"),
             "hardware": train.get("hardware"),
+            **({"levels": meta["levels"]} if meta.get("levels") else {}),
         })
     return rows
 

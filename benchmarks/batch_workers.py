@@ -77,6 +77,8 @@ def main() -> int:
                 argv = [sys.executable, "-m", "aecli", cmd, str(src), str(dst), "--workers", str(j), "--quiet"]
                 if cmd == "denoise":
                     argv += ["--sigma", "25"]
+                if cmd == "compress":  # one coding per image, as recorded in docs/batch.md (docs/codec.md, "Coding scale")
+                    argv += ["--scale", "1"]
                 t0 = time.perf_counter()
                 r = subprocess.run(argv, capture_output=True, text=True, env=env)
                 seconds = time.perf_counter() - t0

@@ -101,7 +101,7 @@ def main() -> int:
             acc = {k: [] for k in ("bpp", "psnr", "psnr_unquantised", "bpp_rounded", "bpp_noisy")}
             for px in images:
                 h, w = px.shape[:2]
-                data = codec.compress(Image(px, None, "RGB", 8), quality)
+                data = codec.compress(Image(px, None, "RGB", 8), quality, scale=8)  # the image's own size
                 back = codec.decompress(latformat.unpack(data)).pixels
                 acc["bpp"].append(8 * len(data) / (h * w))
                 acc["psnr"].append(psnr(back, px))

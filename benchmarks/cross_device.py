@@ -74,9 +74,12 @@ def latent_digest(codec, lat) -> str:
     """SHA-256 of the decoded latent y_hat (symbols + means): the integer path's whole output."""
     import torch
 
-    qi = codec.index_of(lat.quality)
+    from aecli.codec import levels
+
+    qi = levels.gain_index(codec.index_of(lat.quality), lat.scale)
     a = codec.model.align
-    ph, pw = lat.height + (-lat.height) % a, lat.width + (-lat.width) % a
+    cw, ch = levels.coded_size(lat.width, lat.height, lat.scale)
+    ph, pw = ch + (-ch) % a, cw + (-cw) % a
     streams = list(lat.streams)[: codec.streams_needed("RGB")]
     with torch.inference_mode():
         y_hat = codec.decode_streams(streams, qi, ph // 16, pw // 16)

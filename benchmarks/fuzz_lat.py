@@ -201,8 +201,8 @@ class Bounds:
              once (<= len(file)) and builds a few small objects; nothing may depend on the
              sizes the header claims.  Measured: about 1x the file + 2 KiB.
     decoder: per_pixel * Wp * Hp + per_symbol * S + per_byte * len(file) + const, where
-             Wp, Hp are the claimed width/height rounded up to MAX_ALIGN (the codec pads to
-             its alignment), and S = m*(Wp/16)*(Hp/16) + n*(Wp/64)*(Hp/64) is the number of
+             Wp, Hp are the claimed width/height at the file's coding scale, rounded up to
+             MAX_ALIGN (the codec pads to its alignment), and S = m*(Wp/16)*(Hp/16) + n*(Wp/64)*(Hp/64) is the number of
              latent symbols the named model codes (m, n its channels).  Per symbol the
              decoder keeps a handful of int64 arrays (table index, coding order, sorted
              symbols, symbols, escapes: <= 8 x 8 bytes); per pixel the output image and its
@@ -226,8 +226,7 @@ class Bounds:
         return int(self.reader_per_byte * n + self.reader_const)
 
     def decoder(self, lat: latformat.LatFile, n: int, channels: tuple[int, int]) -> int:
-        wp = -(-lat.width // MAX_ALIGN) * MAX_ALIGN
-        hp = -(-lat.height // MAX_ALIGN) * MAX_ALIGN
+        wp, hp = padded_size(lat)
         m, hyper_n = channels
         symbols = m * (wp // 16) * (hp // 16) + hyper_n * (wp // 64) * (hp // 64)
         return int(self.per_pixel * wp * hp + self.per_symbol * symbols + self.per_byte * n + self.const)
@@ -307,7 +306,8 @@ class Fields:
     @classmethod
     def of(cls, lat: latformat.LatFile, data: bytes) -> "Fields":
         name = lat.model.encode("ascii")
-        return cls(latformat.VERSION, latformat.MODES.index(lat.mode), lat.quality, varint(lat.width),
+        return cls(latformat.version_of(lat), latformat.MODES.index(lat.mode) | (lat.scale - 8) << 4, lat.quality,
+                   varint(lat.width),
                    varint(lat.height), len(name), name, bytes(lat.fingerprint), len(lat.streams),
                    [varint(len(s)) for s in lat.streams], list(lat.streams), data[-4:])
 
@@ -438,7 +438,7 @@ def f_dims_encoding(rng, f, seeds):
 
 
 def f_mode(rng, f, seeds):
-    f.mode = rng.randrange(4) if rng.random() < 0.7 else rng.choice([4, 5, 15, 0x10, 0x11, 0x81, 0xF0, 0xFF])
+    f.mode = rng.randrange(4) if rng.random() < 0.7 else rng.choice([4, 5, 15, 0x10, 0x11, 0x31, 0x81, 0x83, 0x91, 0xF0, 0xFF])
 
 
 def f_quality(rng, f, seeds):
@@ -446,7 +446,7 @@ def f_quality(rng, f, seeds):
 
 
 def f_version(rng, f, seeds):
-    f.version = rng.choice([0, 2, 3, 0x81, 0xFF])
+    f.version = rng.choice([0, 1, 2, 3, 0x81, 0xFF])
 
 
 def f_name(rng, f, seeds):
@@ -819,8 +819,16 @@ def _record(stats: Stats, kind: str, entry: dict, data: bytes, crash_dir: Path |
     bucket.append(entry)
 
 
+def padded_size(lat: latformat.LatFile) -> tuple[int, int]:
+    """The padded size the decoder works at: the coded size (the file's coding scale applied,
+    docs/codec.md) rounded up to MAX_ALIGN."""
+    d = latformat.describe(lat)
+    return -(-d["coded_width"] // MAX_ALIGN) * MAX_ALIGN, -(-d["coded_height"] // MAX_ALIGN) * MAX_ALIGN
+
+
 def padded_pixels(lat: latformat.LatFile) -> int:
-    return (-(-lat.width // MAX_ALIGN) * MAX_ALIGN) * (-(-lat.height // MAX_ALIGN) * MAX_ALIGN)
+    wp, hp = padded_size(lat)
+    return wp * hp
 
 
 def run_one(data: bytes, *, decode: bool, reader, decoder, bounds: Bounds, time_limit: float, use_alarm: bool,

@@ -37,8 +37,8 @@ if op == "denoise":
 else:
     from aecli.codec.api import load_codec
     codec = load_codec(None)
-    lat = lf.unpack(codec.compress(img, 5))
-    run = (lambda: codec.compress(img, 5)) if op == "compress" else (lambda: codec.decompress(lat))
+    lat = lf.unpack(codec.compress(img, 5, scale=8))  # one coding at the image's own size (docs/codec.md, "Coding scale")
+    run = (lambda: codec.compress(img, 5, scale=8)) if op == "compress" else (lambda: codec.decompress(lat))
 run()
 def timed_region():
     for _ in range(rounds):

@@ -6,6 +6,8 @@ The model is untrained (seeded random weights): the vectors pin the format and t
 arithmetic, not compression quality.  Only rerun this when the format or decoder changes on purpose.
 `small.exact.png` is the fixed-point decode (`decompress --exact`), the same on every machine; it was
 added later, from the committed model and .lat (`--exact-only` writes just that file).
+`small-scaled.*` is the same source at quality 3 coded at scale 11/8 (a version 2 file, docs/format.md) with its
+two decodes; it was added later still, from the committed model and source (`--scaled-only`).
 """
 
 from pathlib import Path
@@ -39,9 +41,26 @@ def write_exact(codec: Codec, data: bytes) -> None:
     (OUT / "small.exact.png").write_bytes(encode_image(back, "png"))
 
 
+def write_scaled(codec: Codec) -> None:
+    """small-scaled.lat: the committed source at quality 3, coded at scale 11/8; its decodes."""
+    from aecli import format as latformat
+    from aecli.codec import levels
+    from aecli.imageio import decode_image
+
+    src = decode_image((OUT / "small.source.png").read_bytes())
+    data = codec.compress(src, 3, scale=levels.SCALED)
+    (OUT / "small-scaled.lat").write_bytes(data)
+    for name, exact in (("small-scaled.decoded.png", False), ("small-scaled.exact.png", True)):
+        (OUT / name).write_bytes(encode_image(codec.decompress(latformat.unpack(data), exact=exact), "png"))
+    print(f"wrote {OUT}: small-scaled.lat {len(data)} bytes")
+
+
 def main() -> None:
     import sys
 
+    if "--scaled-only" in sys.argv:
+        write_scaled(Codec.load(registry.resolve(str(OUT / "vector-hp.safetensors"), "codec")))
+        return
     if "--exact-only" in sys.argv:
         write_exact(Codec.load(registry.resolve(str(OUT / "vector-hp.safetensors"), "codec")), (OUT / "small.lat").read_bytes())
         return
@@ -53,7 +72,7 @@ def main() -> None:
     px = np.stack([(xx * 4) % 256, (yy * 6) % 256, ((xx + yy) * 3) % 256], axis=2).astype(np.uint8)
     px = np.clip(px.astype(int) + rng.integers(-20, 20, px.shape), 0, 255).astype(np.uint8)
     img = Image(px, None, "RGB", 8)
-    data = codec.compress(img, 2)
+    data = codec.compress(img, 2, scale=8)
     (OUT / "small.lat").write_bytes(data)
     (OUT / "small.source.png").write_bytes(encode_image(img, "png"))
     from aecli import format as latformat
@@ -62,6 +81,7 @@ def main() -> None:
     (OUT / "small.decoded.png").write_bytes(encode_image(back, "png"))
     write_exact(codec, data)
     print(f"wrote {OUT}: small.lat {len(data)} bytes")
+    write_scaled(codec)
 
 
 if __name__ == "__main__":

@@ -191,13 +191,17 @@ def test_lat_bomb_policy(files, tmp_path, inputs_untouched, monkeypatch):
     bomb, good, out = d / "bomb.lat", d / "good.lat", tmp_path / "x.png"
     msg = check_one_line_error(run("decompress", bomb, out), "decode limit of 67108864 pixels")
     assert "16384x16384" in msg and "AECLI_MAX_PIXELS" in msg
-    # the limit counts the padded image: 64x48 is decoded as 64x64
-    check_one_line_error(run("decompress", good, out, "--max-pixels", 4095), "64x64 once padded")
+    # the limit counts the padded image at its coding scale: 64x48 is decoded as 64x64 at 8/8,
+    # as 128x128 at 11/8 (88x66 padded)
+    d_good = latformat.describe(latformat.unpack(good.read_bytes()))
+    pw, ph = (-(-d_good[k] // 64) * 64 for k in ("coded_width", "coded_height"))
+    assert (pw, ph) == ((64, 64) if d_good["coded_scale"] == 1 else (128, 128))
+    check_one_line_error(run("decompress", good, out, "--max-pixels", pw * ph - 1), f"{pw}x{ph} once padded")
     assert not out.exists()
-    assert run("decompress", good, out, "--max-pixels", 4096).exit_code == 0 and out.exists()
+    assert run("decompress", good, out, "--max-pixels", pw * ph).exit_code == 0 and out.exists()
     out.unlink()
-    monkeypatch.setenv("AECLI_MAX_PIXELS", "4095")
-    check_one_line_error(run("decompress", good, out), "decode limit of 4095 pixels")
+    monkeypatch.setenv("AECLI_MAX_PIXELS", str(pw * ph - 1))
+    check_one_line_error(run("decompress", good, out), f"decode limit of {pw * ph - 1} pixels")
     assert run("decompress", good, out, "--max-pixels", 0).exit_code == 0  # the option wins; 0: no limit
     out.unlink()
     monkeypatch.setenv("AECLI_MAX_PIXELS", "many")

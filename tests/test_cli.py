@@ -232,3 +232,28 @@ def test_decompress_exact(tmp_path, photo):
     want = codec.decompress(latformat.unpack(lat.read_bytes()), exact=True).pixels
     with PILImage.open(tmp_path / "exact.png") as im:
         assert np.array_equal(np.asarray(im), want)
+
+
+def test_compress_scale_option(tmp_path, photo):
+    """--scale 1 codes at the image's own size, --scale 1.375 at 11/8 (info says so), auto keeps
+    the cheaper of the two; bad values are one-line errors that write nothing."""
+    from aecli import format as latformat
+
+    out = {}
+    for opt in ("1", "1.375", "auto"):
+        lat = tmp_path / f"s{opt}.lat"
+        r = run("compress", photo, lat, "-m", "tiny-hp", "-Q", "3", "--scale", opt)
+        assert r.exit_code == 0, r.output
+        out[opt] = lat.read_bytes()
+    assert latformat.unpack(out["1"]).scale == 8 and latformat.unpack(out["1.375"]).scale == 11
+    assert out["auto"] in (out["1"], out["1.375"])
+    r = run("info", tmp_path / "s1.375.lat")
+    assert "coded at 88x66, scale 1.375" in r.stdout and ".lat v2" in r.stdout
+    r = run("compress", photo, tmp_path / "x.lat", "-m", "tiny-hp", "-Q", "3", "--scale", "1.375")
+    assert "coded at 11/8 of its size" in r.stderr
+    for bad, msg in (("big", "--scale must be 'auto'"), ("1.3", "multiple of 1/8"), ("3", "from 1 to 2")):
+        r = run("compress", photo, tmp_path / "bad.lat", "-m", "tiny-hp", "--scale", bad)
+        assert r.exit_code != 0 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run("compress", photo, tmp_path / "bad.lat", "-m", "tiny-hp", "-Q", "1", "--scale", "1.375")
+    assert r.exit_code != 0 and "quality 1 cannot be coded at scale 11/8" in r.stderr
+    assert not (tmp_path / "bad.lat").exists()

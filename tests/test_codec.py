@@ -88,7 +88,19 @@ def test_committed_vector_decodes_bit_exactly():
     assert np.array_equal(codec.decompress(lat, exact=True).pixels, exact.pixels)
     # and the encoder still writes the same bytes from the source image
     src = decode_image((VECTORS / "small.source.png").read_bytes())
-    assert codec.compress(src, lat.quality) == (VECTORS / "small.lat").read_bytes()
+    assert codec.compress(src, lat.quality, scale=lat.scale) == (VECTORS / "small.lat").read_bytes()
+
+
+def test_committed_scaled_vector_decodes_bit_exactly():
+    """A version 2 file: the source coded at 11/8 of its size, decoded and scaled back down."""
+    data = (VECTORS / "small-scaled.lat").read_bytes()
+    lat = latformat.unpack(data)
+    assert data[3] == 2 and lat.scale == 11 and (lat.width, lat.height) == (56, 40)
+    codec = api.codec_for(lat)
+    for name, exact in (("small-scaled.decoded.png", False), ("small-scaled.exact.png", True)):
+        assert np.array_equal(codec.decompress(lat, exact=exact).pixels, decode_image((VECTORS / name).read_bytes()).pixels)
+    src = decode_image((VECTORS / "small.source.png").read_bytes())
+    assert codec.compress(src, lat.quality, scale=lat.scale) == data
 
 
 def test_decoding_is_independent_of_thread_count(rng):
@@ -141,7 +153,7 @@ def test_tiled_equals_untiled(monkeypatch, rng):
     y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3,
                            halo=tiling.ANALYSIS_HALO)  # the analysis's own, smaller halo
     assert torch.allclose(y_whole, y_tiled, atol=1e-4)
-    tiled = codec.decompress(latformat.unpack(codec.compress(img, 3, y_base=None))).pixels
+    tiled = codec.decompress(latformat.unpack(codec.compress(img, 3))).pixels
     diff = np.abs(whole.astype(int) - tiled.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.01
 
@@ -289,7 +301,7 @@ def test_eval_mode_rate_is_the_code_length_of_the_coded_symbols(rng):
             a, b = (model(x, torch.tensor([q - 1]))["likelihoods"] for _ in range(2))
         assert all(torch.equal(u, v) for u, v in zip(a, b))
         bpp = sum(torch.log2(v).sum() for v in a).item() / -(128 * 192)
-        lat = latformat.unpack(codec.compress(_img(px), q))
+        lat = latformat.unpack(codec.compress(_img(px), q, scale=8))  # the image's own size, as the model saw it
         coded = sum(len(s) for s in lat.streams) * 8 / (128 * 192)
         assert abs(bpp - coded) < 0.005 + 0.05 * coded, (q, bpp, coded)
 

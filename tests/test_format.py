@@ -75,7 +75,7 @@ def varint(v: int) -> bytes:
 def raw(
     *,
     magic=MAGIC,
-    version=VERSION,
+    version=1,
     mode=1,
     quality=50,
     width=b"\x10",
@@ -143,6 +143,7 @@ def lat_files(draw, max_stream=64):
         streams=tuple(
             draw(st.lists(st.binary(max_size=max_stream), max_size=MAX_STREAMS))
         ),
+        scale=draw(st.one_of(st.just(8), st.integers(8, 16))),
     )
 
 
@@ -176,6 +177,10 @@ def test_example_sizes_and_describe():
         "width": 300,
         "height": 200,
         "mode": "RGB",
+        "version": 1,
+        "coded_scale": 1.0,
+        "coded_width": 300,
+        "coded_height": 200,
         "file_bytes": 37,
         "header_bytes": 29,
         "stream_bytes": [3, 5, 0],
@@ -288,7 +293,7 @@ def test_property_arbitrary_bytes_only_format_error(data):
 @given(st.binary(max_size=120))
 def test_property_arbitrary_after_valid_prefix(tail):
     # Get past the magic/version checks so the fuzzing reaches the field parsers.
-    for head in (MAGIC + bytes([VERSION]), pack(EXAMPLE)[:12]):
+    for head in (MAGIC + bytes([1]), MAGIC + bytes([2]), pack(EXAMPLE)[:12]):
         data = head + tail
         try:
             lat = unpack(data)
@@ -348,7 +353,7 @@ def test_bad_magic(data):
 
 
 def test_unsupported_version():
-    assert err(raw(version=2)) == "unsupported .lat version 2"
+    assert err(raw(version=3)) == "unsupported .lat version 3"
     assert err(raw(version=0)) == "unsupported .lat version 0"
     assert err(b"AEL\x07") == "unsupported .lat version 7"
 
@@ -360,7 +365,41 @@ def test_sanity_raw_builder_is_valid():
 
 @pytest.mark.parametrize("mode", [0x10, 0x81, 0xF0])
 def test_reserved_mode_bits(mode):
-    assert "reserved" in err(raw(mode=mode))
+    assert "reserved" in err(raw(mode=mode))  # version 1: the high bits must be 0
+
+
+@pytest.mark.parametrize("scale", range(9, 17))
+def test_version_2_carries_the_coding_scale(scale):
+    lat = unpack(raw(version=2, mode=(scale - 8) << 4 | 2))
+    assert (lat.scale, lat.mode) == (scale, "RGBA")
+    assert pack(lat) == raw(version=2, mode=(scale - 8) << 4 | 2)  # written back byte for byte
+    assert describe(lat)["coded_scale"] == scale / 8 and describe(lat)["version"] == 2
+    assert (describe(lat)["coded_width"], describe(lat)["coded_height"]) == (-(-16 * scale // 8),) * 2
+
+
+def test_version_2_example_of_the_spec():
+    lat = dataclasses.replace(EXAMPLE, scale=11)
+    want = "41454c023104ac02c8010668702d6d73651a2b3c4d0303050007080968656c6c6f1b36d4fa"
+    assert pack(lat).hex() == want and unpack(bytes.fromhex(want)) == lat
+
+
+def test_a_file_is_written_in_the_lowest_version_that_holds_it():
+    assert pack(LatFile("m", b"\0" * 4, 3, 10, 10, "RGB"))[3] == 1
+    assert pack(LatFile("m", b"\0" * 4, 3, 10, 10, "RGB", scale=11))[3:5] == bytes([2, 0x31])
+
+
+@pytest.mark.parametrize("mode,msg", [(0x01, "invalid coding scale code 0"), (0x91, "invalid coding scale code 9"),
+                                      (0xF1, "invalid coding scale code 15"), (0x35, "unknown color mode code 5")])
+def test_version_2_mode_byte_errors(mode, msg):
+    # a scale code of 0 would be a second encoding of a version 1 file: refused, so that every
+    # LatFile has exactly one encoding
+    assert err(raw(version=2, mode=mode)).startswith(msg)
+
+
+@pytest.mark.parametrize("scale", [7, 17, 0, 8.0, None])
+def test_pack_refuses_a_bad_scale(scale):
+    with pytest.raises(FormatError, match="coding scale"):
+        pack(LatFile("m", b"\0" * 4, 3, 10, 10, "RGB", scale=scale))
 
 
 @pytest.mark.parametrize("mode", [4, 5, 15])
@@ -548,7 +587,7 @@ def test_latfile_is_frozen():
 
 
 def test_constants():
-    assert MAGIC == b"AEL" and VERSION == 1
+    assert MAGIC == b"AEL" and VERSION == 2
     assert MODES == ("L", "RGB", "RGBA", "LA")
     assert (MAX_SIDE, MAX_PIXELS, MAX_STREAMS, MAX_NAME) == (1 << 20, 1 << 28, 8, 64)
     assert issubclass(FormatError, ValueError)

@@ -2,13 +2,14 @@
 
 Pipeline (hyperprior model; the factorized model skips the z part):
 
-    x (uint8) -> pad to a multiple of 64 -> g_a (tiled) -> y * gain[q]
+    x (uint8) -> upsampled by the coding scale (levels.py) -> pad to a multiple of 64
+      -> g_a (tiled) -> y * gain[q]
     z = round(h_a(y) * hgain[q])                       -> stream 0, per-channel tables
     integer h_s(z * inv_hgain[q]) -> table index, mean  (exact on every machine)
     round(y - mean)                                     -> stream 1, Gaussian tables
     escaped values                                      -> stream 2
     alpha plane, zlib                                   -> stream 3 (modes with alpha)
-    decoder: y_hat = symbols + mean -> g_s (tiled) on y_hat * inv_gain[q] -> crop
+    decoder: y_hat = symbols + mean -> g_s (tiled) on y_hat * inv_gain[q] -> crop -> downsampled
 
 Large images are processed in tiles of the latent grid with a halo of latents around each
 tile that covers the transforms' receptive field, so tiles join without seams and memory
@@ -32,7 +33,7 @@ from .. import tiling
 from ..devices import exact_float32, pick_device
 from ..imageio import Image, UserError
 from ..tiling import tiled
-from . import coding, intnet, refine
+from . import coding, intnet, levels, refine
 from .entropy import unpack_tables
 from .model import Z_LIMIT, HyperpriorCodec, build
 
@@ -112,10 +113,24 @@ class Codec:
         return int(self.files.meta.get("default_quality", self.qualities[len(self.qualities) // 2]))
 
     def index_of(self, quality: int) -> int:
+        """The index of a quality's gain vectors (and lambda) when coded at the image's own size."""
         if quality not in self.qualities:
             lo, hi = min(self.qualities), max(self.qualities)
             raise UserError(f"quality {quality} is not offered by model '{self.name}' (choose {lo}..{hi})")
         return self.qualities.index(quality)
+
+    def scales_tried(self, quality: int, width: int, height: int) -> list[int]:
+        """The coding scales compress tries for a width x height image at this quality (levels.py)."""
+        return levels.candidates(self.index_of(quality), width, height)
+
+    @staticmethod
+    def coded_image(img: Image, scale: int) -> Image:
+        """The image the model codes at this scale: `img` itself at 8/8, else its RGB pixels
+        upsampled (levels.py; alpha is stored apart, at the image's own size)."""
+        if scale == levels.UNIT:
+            return img
+        px = img.pixels if img.pixels.ndim == 3 else np.repeat(img.pixels[..., None], 3, axis=2)
+        return Image(pixels=levels.upscale(px, scale), alpha=None, mode="RGB", source_bits=8)
 
     # ---- analysis / synthesis ----------------------------------------------------------
     def _to_tensor(self, img: Image) -> tuple[torch.Tensor, int, int]:
@@ -274,39 +289,73 @@ class Codec:
         return torch.from_numpy(sym).float() + means
 
     # ---- whole images ---------------------------------------------------------------------
-    def compress(self, img: Image, quality: int | None = None, y_base: torch.Tensor | None = None,
-                 effort: int = 0, bar=None) -> bytes:
-        """The .lat bytes of `img`.  ``effort`` > 0 fits the latents to the image first (smaller
-        files at equal quality, much slower encoding: refine.py); ``bar`` is advanced per step."""
+    def compress(self, img: Image, quality: int | None = None, analyses: dict | None = None,
+                 effort: int = 0, bar=None, scale: int | None = None) -> bytes:
+        """The .lat bytes of `img`.
+
+        ``scale``: code the image at scale/8 of its size (levels.py); None: each scale of
+        ``levels.candidates`` is tried and the file with the lowest cost lambda x 255^2 x MSE + bpp
+        (lambda of the quality) is kept.  ``analyses``: a dict kept between calls on the same
+        image (scale -> g_a output), so that several qualities analyse it once per scale.
+        ``effort`` > 0 then fits the latents of the chosen scale to the image (smaller files at
+        equal quality, much slower encoding: refine.py); ``bar`` is advanced per step."""
         quality = self.default_quality if quality is None else quality
         qi = self.index_of(quality)
-        if y_base is None:
-            y_base = self.analyse(img)
-        streams = self.encode_latents(*self.refined_latents(img, y_base, qi, effort, bar), qi)
+        h, w = img.pixels.shape[:2]
+        options = self.scales_tried(quality, w, h)
+        analyses = {} if analyses is None else analyses
+        if scale is None and len(options) > 1:
+            lam = self.model.lambdas[qi]
+            costs = {}
+            for s in options:
+                data = self._compress_at(img, quality, s, analyses, 0, None)
+                back = self.decompress(latformat.unpack(data)).pixels
+                err = np.mean((_rgb(back) - _rgb(img.pixels)) ** 2) / 255.0**2
+                costs[s] = (lam * 255.0**2 * float(err) + 8 * len(data) / (w * h), data)
+            scale = min(costs, key=lambda s: costs[s][0])
+            if effort == 0 or refine.effort(effort).steps == 0:
+                return costs[scale][1]
+        elif scale is None:
+            scale = levels.UNIT
+        elif scale not in options:
+            raise UserError(f"quality {quality} cannot be coded at scale {scale}/{levels.UNIT} for a {w}x{h} image "
+                            f"(offered: {', '.join(f'{s}/{levels.UNIT}' for s in options)})")
+        return self._compress_at(img, quality, scale, analyses, effort, bar)
+
+    def _compress_at(self, img: Image, quality: int, scale: int, analyses: dict, effort: int, bar) -> bytes:
+        qi = levels.gain_index(self.index_of(quality), scale)
+        coded = None
+        if scale not in analyses or effort:
+            coded = self.coded_image(img, scale)
+        if scale not in analyses:
+            analyses[scale] = self.analyse(coded)
+        streams = self.encode_latents(*self.refined_latents(coded, analyses[scale], qi, effort, bar), qi)
         if img.alpha is not None:
             streams.append(zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9))
         mode = img.mode if img.mode in latformat.MODES else ("RGBA" if img.alpha is not None else "RGB")
         lat = latformat.LatFile(
             model=self.name, fingerprint=self.files.fingerprint, quality=quality,
-            width=img.pixels.shape[1], height=img.pixels.shape[0], mode=mode, streams=tuple(streams),
+            width=img.pixels.shape[1], height=img.pixels.shape[0], mode=mode, streams=tuple(streams), scale=scale,
         )
         return latformat.pack(lat)
 
-    def compress_to_fit(self, img: Image, max_bytes: int, effort: int = 0, bar=None) -> tuple[bytes, int, bool]:
-        """The highest quality whose file fits in max_bytes: (data, quality, fits)."""
-        y_base = self.analyse(img)
+    def compress_to_fit(self, img: Image, max_bytes: int, effort: int = 0, bar=None,
+                        scale: int | None = None) -> tuple[bytes, int, bool]:
+        """The highest quality whose file fits in max_bytes: (data, quality, fits); ``scale`` as
+        for compress."""
+        analyses: dict = {}
         best = None
         lo, hi = 0, len(self.qualities) - 1
         while lo <= hi:  # file size grows with quality: binary search
             mid = (lo + hi) // 2
-            data = self.compress(img, self.qualities[mid], y_base, effort, bar)
+            data = self.compress(img, self.qualities[mid], analyses, effort, bar, scale)
             if len(data) <= max_bytes:
                 best, lo = (data, self.qualities[mid]), mid + 1
             else:
                 hi = mid - 1
         if best is None:
             q = self.qualities[0]
-            return self.compress(img, q, y_base, effort, bar), q, False
+            return self.compress(img, q, analyses, effort, bar, scale), q, False
         return best[0], best[1], True
 
     def decompress(self, lat: latformat.LatFile, max_pixels: int | None = None, exact: bool = False) -> Image:
@@ -316,9 +365,12 @@ class Codec:
         same on every machine and device (slower)."""
         if lat.model != self.name or lat.fingerprint != self.files.fingerprint:
             raise DecodeError(f"this file needs model '{lat.model}' ({lat.fingerprint.hex()}), not '{self.name}'")
-        qi = self.index_of(lat.quality)
+        qi = levels.gain_index(self.index_of(lat.quality), lat.scale)
+        if qi < 0:
+            raise DecodeError(f"corrupt .lat file: quality {lat.quality} has no coding at scale {lat.scale}/{levels.UNIT}")
+        cw, ch = levels.coded_size(lat.width, lat.height, lat.scale)
         a = self.model.align
-        ph, pw = lat.height + (-lat.height) % a, lat.width + (-lat.width) % a
+        ph, pw = ch + (-ch) % a, cw + (-cw) % a
         if max_pixels and pw * ph > max_pixels:
             raise PixelLimitError(lat.width, lat.height, pw, ph, max_pixels)
         has_alpha = lat.mode in ("RGBA", "LA")
@@ -339,8 +391,8 @@ class Codec:
             y_hat = self.decode_streams(streams, qi, ph // 16, pw // 16)
         except coding.CodingError as exc:
             raise DecodeError(f"corrupt .lat file: {exc}") from None
-        x = (self.synthesise_exact if exact else self.synthesise)(y_hat, qi)[0, :, : lat.height, : lat.width]
-        px = x.permute(1, 2, 0).numpy()
+        x = (self.synthesise_exact if exact else self.synthesise)(y_hat, qi)[0, :, :ch, :cw]
+        px = levels.downscale(x.permute(1, 2, 0).numpy(), lat.width, lat.height)
         if lat.mode in ("L", "LA"):
             px = np.round(px.astype(np.float32).mean(axis=2)).astype(np.uint8)
         return Image(pixels=np.ascontiguousarray(px), alpha=alpha, mode=lat.mode, source_bits=8)
@@ -354,6 +406,11 @@ class PixelLimitError(DecodeError):
         super().__init__(f"image size {width}x{height}{padded} is over the decode limit of {limit} pixels; "
                          f"if you trust this file, raise it with --max-pixels (or AECLI_MAX_PIXELS), 0 for no limit")
         self.width, self.height, self.limit = width, height, limit
+
+
+def _rgb(px: np.ndarray) -> np.ndarray:
+    px = px.astype(np.float32)
+    return px if px.ndim == 3 else np.repeat(px[..., None], 3, axis=2)
 
 
 def _inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:

@@ -17,21 +17,38 @@ def _is_pipe(p: str) -> bool:
 
 
 def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, force: bool, effort: int = 0,
-                  show: bool = False) -> str:
+                  show: bool = False, scale: int | None = None) -> str:
     img = read_image(src)
     h, w = img.pixels.shape[:2]
-    with _refine_bar(codec, img, effort, target_bpp is not None or max_bytes is not None, show) as bar:
+    with _refine_bar(codec, img, effort, target_bpp is not None or max_bytes is not None or scale is None, show) as bar:
         if target_bpp is not None or max_bytes is not None:
             budget = max_bytes if max_bytes is not None else int(target_bpp * w * h / 8)
-            data, quality, fits = codec.compress_to_fit(img, budget, effort, bar)
+            data, quality, fits = codec.compress_to_fit(img, budget, effort, bar, scale=scale)
             if not fits:
                 batch.say(f"aecli: warning: {src}: even quality {quality} needs {len(data)} bytes, over the budget of {budget}")
         else:
-            data = codec.compress(img, quality, effort=effort, bar=bar)
+            data = codec.compress(img, quality, effort=effort, bar=bar, scale=scale)
             quality = codec.default_quality if quality is None else quality
     write_output(dst, data, inputs=[src], force=force)
     bpp = 8 * len(data) / (w * h)
-    return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {quality}, {len(data)} bytes, {bpp:.3f} bpp"
+    coded = latformat.unpack(data).scale
+    at = f" (coded at {coded}/8 of its size)" if coded != 8 else ""
+    return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {quality}{at}, {len(data)} bytes, {bpp:.3f} bpp"
+
+
+def parse_scale(text: str | None) -> int | None:
+    """--scale: 'auto' (None: the encoder tries each scale and keeps the better file), or a factor
+    such as 1 or 1.375, in eighths."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"--scale must be 'auto' or a factor such as 1 or 1.375, not {text!r}") from None
+    eighths = round(value * 8)
+    if abs(eighths - value * 8) > 1e-9 or not 8 <= eighths <= 16:
+        raise UserError(f"--scale {text}: must be 'auto' or a multiple of 1/8 from 1 to 2")
+    return eighths
 
 
 @contextmanager
@@ -47,18 +64,19 @@ def _refine_bar(codec, img, effort: int, searching: bool, show: bool):
     a = codec.model.align
     h, w = img.pixels.shape[:2]
     total = steps * refine.tiles((-(-h // a) * a // 16, -(-w // a) * a // 16))
-    with progress_bar() as bar:
+    with progress_bar() as bar:  # no total while the search or the choice of scale may code more than once
         job = bar.add_task("refine", total=None if searching else total, stats=f"effort {effort}")
         yield lambda: bar.advance(job)
 
 
 def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
              max_bytes: int | None, force: bool, quiet: bool, workers: int = 1, device: str = "cpu",
-             effort: int = 0) -> int:
+             effort: int = 0, scale: str | None = None) -> int:
     from .api import load_codec
     from .refine import effort as effort_level
 
     effort_level(effort)  # a UserError for a level that does not exist
+    eighths = parse_scale(scale)
     if target_bpp is not None and max_bytes is not None:
         raise UserError("give either --target-bpp or --max-bytes, not both")
     if quality is not None and (target_bpp is not None or max_bytes is not None):
@@ -74,7 +92,8 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         codec = load_codec(model, device)
         if quality is not None:
             codec.index_of(quality)
-        s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True, effort),
+        s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True, effort,
+                                                        scale=eighths),
                       force=force, quiet=quiet, label="compress", workers=workers)
         return 1 if s.failed else 0
     if not _is_pipe(src) and not Path(src).exists():
@@ -82,7 +101,8 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
     codec = load_codec(model, device)
     if quality is not None:
         codec.index_of(quality)
-    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, True, effort, show=not quiet), quiet)
+    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, True, effort, show=not quiet, scale=eighths),
+              quiet)
     return 0
 
 

@@ -1,0 +1,69 @@
+"""Coding scale: the encoder may code an image larger than it is.
+
+The latent holds at most M values per 16x16 block, so past some rate a finer quantisation buys
+almost nothing (docs/results_notes.md, "Why the top levels are flat").  An image can instead be
+*coded larger*: the encoder upsamples it by scale/8 (Lanczos), codes that, and the decoder scales
+the decoded image back down to the file's width and height.  More latent positions per source
+pixel lift the ceiling, at the cost of coding more of them.
+
+Which images gain from it depends on the image (textured ones from mid rates on, smooth ones only
+near the top), so the encoder decides per image and per quality (`candidates`, then the
+lowest rate-distortion cost of the quality's own lambda, in aecli/codec/api.py) and the file
+records the scale (docs/format.md, version 2).  At quality q a scaled coding uses the gain vectors
+of quality q-1: 1.9 times the latents at the next coarser quantisation lands near the rate of the
+plain coding, so the two compete at about the same size.
+
+The coded size of a W x H image at scale k/8 is ``ceil(W*k/8) x ceil(H*k/8)``: integers only, the
+same on every machine.  The downscale uses Pillow's Lanczos filter on 8-bit pixels, which runs in
+fixed-point integer arithmetic: the same decoded pixels give the same image on every machine with
+the same Pillow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+UNIT = 8  # scales are in eighths: 8 = the image's own size
+SCALED = 11  # the larger scale the encoder tries (chosen on held-out images: docs/level_scales.md)
+# the encoder codes images of more pixels than this at their own size only, so that huge photos
+# keep their memory and time per pixel (docs/scale.md); 2^24 = 16.8 megapixels
+MAX_SCALED_PIXELS = 1 << 24
+
+
+def gain_index(quality_index: int, scale: int) -> int:
+    """The gain vectors (0-based) a quality (0-based) codes with at this scale, or -1 if none."""
+    return quality_index if scale == UNIT else quality_index - 1
+
+
+def candidates(quality_index: int, width: int, height: int) -> list[int]:
+    """The scales the encoder tries for this quality (0-based) and image size."""
+    if quality_index >= 1 and width * height <= MAX_SCALED_PIXELS:
+        return [UNIT, SCALED]
+    return [UNIT]
+
+
+def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
+    """(width, height) of the image the model codes at this scale."""
+    return -(-width * scale // UNIT), -(-height * scale // UNIT)
+
+
+def _resize(px: np.ndarray, width: int, height: int) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    return np.asarray(PILImage.fromarray(px).resize((width, height), PILImage.LANCZOS))
+
+
+def upscale(px: np.ndarray, scale: int) -> np.ndarray:
+    """HxWx3 uint8 pixels at the coded size of `scale` (a copy; the input as it is at 8/8)."""
+    h, w = px.shape[:2]
+    if scale == UNIT:
+        return px
+    cw, ch = coded_size(w, h, scale)
+    return _resize(np.ascontiguousarray(px), cw, ch)
+
+
+def downscale(px: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Decoded HxWx3 uint8 pixels at the coded size back to width x height."""
+    if px.shape[1] == width and px.shape[0] == height:
+        return px
+    return _resize(np.ascontiguousarray(px), width, height)
