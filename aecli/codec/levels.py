@@ -14,9 +14,10 @@ of quality q-1: 1.9 times the latents at the next coarser quantisation lands nea
 plain coding, so the two compete at about the same size.
 
 The coded size of a W x H image at scale k/8 is ``ceil(W*k/8) x ceil(H*k/8)``: integers only, the
-same on every machine.  The downscale uses Pillow's Lanczos filter on 8-bit pixels, which runs in
-fixed-point integer arithmetic: the same decoded pixels give the same image on every machine with
-the same Pillow.
+same on every machine.  The downscale uses Pillow's Lanczos filter on 8-bit pixels, which filters
+in integer arithmetic (its coefficients are computed per size in double precision and rounded to
+22-bit integers): the same decoded pixels give the same image on every machine where those
+coefficients round alike (docs/codec.md, "Coding scale").
 """
 
 from __future__ import annotations
