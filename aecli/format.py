@@ -23,6 +23,7 @@ __all__ = [
     "MAGIC",
     "VERSION",
     "VERSIONS",
+    "coded_size",
     "UNIT_SCALE",
     "MAX_SCALE",
     "MODES",
@@ -257,6 +258,11 @@ def is_lat(prefix: bytes) -> bool:
     return bytes(prefix[: len(MAGIC)]) == MAGIC
 
 
+def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
+    """(width, height) an image of this size was coded at: ceil(width*scale/8) x ceil(height*scale/8)."""
+    return -(-width * scale // UNIT_SCALE), -(-height * scale // UNIT_SCALE)
+
+
 def version_of(lat: LatFile) -> int:
     """The version a file is written in: 1 unless it needs version 2's coding scale."""
     return 1 if lat.scale == UNIT_SCALE else 2
@@ -378,8 +384,7 @@ def describe(lat: LatFile) -> dict:
         "mode": lat.mode,
         "version": version_of(lat),
         "coded_scale": lat.scale / UNIT_SCALE,
-        "coded_width": -(-lat.width * lat.scale // UNIT_SCALE),
-        "coded_height": -(-lat.height * lat.scale // UNIT_SCALE),
+        **dict(zip(("coded_width", "coded_height"), coded_size(lat.width, lat.height, lat.scale))),
         "file_bytes": file_bytes,
         "header_bytes": header,
         "stream_bytes": sizes,

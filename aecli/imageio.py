@@ -172,6 +172,11 @@ class Image:
     source_bits: int = 8
 
     @property
+    def rgb(self) -> np.ndarray:
+        """The colour part as HxWx3: ``pixels`` itself for RGB, grey repeated otherwise."""
+        return self.pixels if self.pixels.ndim == 3 else np.repeat(self.pixels[..., None], 3, axis=2)
+
+    @property
     def height(self) -> int:
         return int(self.pixels.shape[0])
 

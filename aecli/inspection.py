@@ -67,7 +67,6 @@ def model_rows(extra: list[Path] = ()) -> list[dict]:
             "bytes": m.weights.stat().st_size,
             "steps": train.get("steps"),
             "hardware": train.get("hardware"),
-            **({"levels": meta["levels"]} if meta.get("levels") else {}),
         })
     return rows
 

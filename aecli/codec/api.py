@@ -31,6 +31,7 @@ from .. import format as latformat
 from .. import registry
 from .. import tiling
 from ..devices import exact_float32, pick_device
+from ..eval.metrics import mse
 from ..imageio import Image, UserError
 from ..tiling import tiled
 from . import coding, intnet, levels, refine
@@ -129,14 +130,11 @@ class Codec:
         upsampled (levels.py; alpha is stored apart, at the image's own size)."""
         if scale == levels.UNIT:
             return img
-        px = img.pixels if img.pixels.ndim == 3 else np.repeat(img.pixels[..., None], 3, axis=2)
-        return Image(pixels=levels.upscale(px, scale), alpha=None, mode="RGB", source_bits=8)
+        return Image(pixels=levels.upscale(img.rgb, scale), alpha=None, mode="RGB", source_bits=8)
 
     # ---- analysis / synthesis ----------------------------------------------------------
     def _to_tensor(self, img: Image) -> tuple[torch.Tensor, int, int]:
-        px = img.pixels
-        if px.ndim == 2:
-            px = np.repeat(px[..., None], 3, axis=2)
+        px = img.rgb
         h, w = px.shape[:2]
         a = self.model.align
         ph, pw = (-h) % a, (-w) % a
@@ -309,11 +307,10 @@ class Codec:
             costs = {}
             for s in options:
                 data = self._compress_at(img, quality, s, analyses, 0, None)
-                back = self.decompress(latformat.unpack(data)).pixels
-                err = np.mean((_rgb(back) - _rgb(img.pixels)) ** 2) / 255.0**2
-                costs[s] = (lam * 255.0**2 * float(err) + 8 * len(data) / (w * h), data)
+                err = mse(self.decompress(latformat.unpack(data)).rgb, img.rgb)  # on 0..255
+                costs[s] = (lam * err + 8 * len(data) / (w * h), data)  # lambda x 255^2 x MSE on 0..1, + bpp
             scale = min(costs, key=lambda s: costs[s][0])
-            if effort == 0 or refine.effort(effort).steps == 0:
+            if refine.effort(effort).steps == 0:
                 return costs[scale][1]
         elif scale is None:
             scale = levels.UNIT
@@ -406,11 +403,6 @@ class PixelLimitError(DecodeError):
         super().__init__(f"image size {width}x{height}{padded} is over the decode limit of {limit} pixels; "
                          f"if you trust this file, raise it with --max-pixels (or AECLI_MAX_PIXELS), 0 for no limit")
         self.width, self.height, self.limit = width, height, limit
-
-
-def _rgb(px: np.ndarray) -> np.ndarray:
-    px = px.astype(np.float32)
-    return px if px.ndim == 3 else np.repeat(px[..., None], 3, axis=2)
 
 
 def _inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:

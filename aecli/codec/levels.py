@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-UNIT = 8  # scales are in eighths: 8 = the image's own size
+from ..format import UNIT_SCALE as UNIT  # scales are in eighths: 8 = the image's own size
+from ..format import coded_size  # noqa: F401  (ceil(W*k/8) x ceil(H*k/8); the format defines it)
 SCALED = 11  # the larger scale the encoder tries (chosen on held-out images: docs/level_scales.md)
 # the encoder codes images of more pixels than this at their own size only, so that huge photos
 # keep their memory and time per pixel (docs/scale.md); 2^24 = 16.8 megapixels
@@ -41,11 +42,6 @@ def candidates(quality_index: int, width: int, height: int) -> list[int]:
     if quality_index >= 1 and width * height <= MAX_SCALED_PIXELS:
         return [UNIT, SCALED]
     return [UNIT]
-
-
-def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
-    """(width, height) of the image the model codes at this scale."""
-    return -(-width * scale // UNIT), -(-height * scale // UNIT)
 
 
 def _resize(px: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -45,10 +45,6 @@ def _inputs(paths: list[str]) -> list[Path]:
     return files
 
 
-def _rgb(img: Image) -> np.ndarray:
-    return img.pixels if img.pixels.ndim == 3 else np.repeat(img.pixels[..., None], 3, axis=2)
-
-
 def _read_or_report(f: Path, files: list[Path]) -> Image | None:
     """The image, or None after a one-line error on stderr when it cannot be read and other files
     remain to be done (a single input's error is raised)."""
@@ -92,10 +88,10 @@ def compare(paths: list[str], model: str | None = None, quality: int | None = No
                    "encode_s": t1 - t0, "decode_s": t2 - t1}
             for name in ("jpeg", "webp"):
                 try:
-                    q, raw = rd.find_quality(_rgb(img), name, len(data))
+                    q, raw = rd.find_quality(img.rgb, name, len(data))
                     dec = rd.decode(raw)
                     row[f"{name}_bytes"] = len(raw)
-                    row[f"{name}_psnr"] = psnr(_rgb(img), dec)
+                    row[f"{name}_psnr"] = psnr(img.rgb, dec)
                 except ValueError:  # nothing fits the budget
                     row[f"{name}_bytes"], row[f"{name}_psnr"] = None, None
             rows.append(row)
@@ -146,8 +142,8 @@ def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None, 
             t2 = time.perf_counter()
             d = per_q[q]
             d["bpp"].append(8 * len(data) / (w * h))
-            d["psnr"].append(psnr(_rgb(img), _rgb(back)))
-            d["ms_ssim"].append(ms_ssim(_rgb(img), _rgb(back)))
+            d["psnr"].append(psnr(img.rgb, back.rgb))
+            d["ms_ssim"].append(ms_ssim(img.rgb, back.rgb))
             d["encode_s"].append(t1 - t0 + sum(t_analyse[s] for s in codec.scales_tried(q, w, h)))
             d["decode_s"].append(t2 - t1)
             if bar is not None:
@@ -197,7 +193,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
         curves["aecli"] = ours
         for b in baselines:
             if images is None:
-                images = [_rgb(read_image(f)) for f in files]
+                images = [read_image(f).rgb for f in files]
             pts = rd.baseline_sweep(images, b, BASELINE_QUALITIES[b], on_step=lambda: bar.advance(job))
             curves[b] = [p.as_dict() for p in pts]
     ours_r = [p["bpp"] for p in ours]
