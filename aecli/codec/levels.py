@@ -14,16 +14,17 @@ of quality q-1: 1.9 times the latents at the next coarser quantisation lands nea
 plain coding, so the two compete at about the same size.
 
 The coded size of a W x H image at scale k/8 is ``ceil(W*k/8) x ceil(H*k/8)``: integers only, the
-same on every machine.  The downscale uses Pillow's Lanczos filter on 8-bit pixels, which filters
-in integer arithmetic (its coefficients are computed per size in double precision and rounded to
-22-bit integers): the same decoded pixels give the same image on every machine where those
-coefficients round alike (docs/codec.md, "Coding scale").
+same on every machine.  The decoder's downscale is part of the format (docs/format.md, "Coding
+scale"): a Lanczos-3 resize whose coefficients and filtering are defined bit for bit
+(aecli/codec/resample.py), so the same decoded pixels give the same image on every machine.  The
+encoder's upscale is Pillow's Lanczos: any upscale makes a valid file.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import resample
 from ..format import UNIT_SCALE as UNIT  # scales are in eighths: 8 = the image's own size
 from ..format import coded_size  # noqa: F401  (ceil(W*k/8) x ceil(H*k/8); the format defines it)
 SCALED = 11  # the larger scale the encoder tries (chosen on held-out images: docs/level_scales.md)
@@ -44,23 +45,19 @@ def candidates(quality_index: int, width: int, height: int) -> list[int]:
     return [UNIT]
 
 
-def _resize(px: np.ndarray, width: int, height: int) -> np.ndarray:
-    from PIL import Image as PILImage
-
-    return np.asarray(PILImage.fromarray(px).resize((width, height), PILImage.LANCZOS))
-
-
 def upscale(px: np.ndarray, scale: int) -> np.ndarray:
     """HxWx3 uint8 pixels at the coded size of `scale` (a copy; the input as it is at 8/8)."""
+    from PIL import Image as PILImage
+
     h, w = px.shape[:2]
     if scale == UNIT:
         return px
     cw, ch = coded_size(w, h, scale)
-    return _resize(np.ascontiguousarray(px), cw, ch)
+    return np.asarray(PILImage.fromarray(np.ascontiguousarray(px)).resize((cw, ch), PILImage.LANCZOS))
 
 
 def downscale(px: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Decoded HxWx3 uint8 pixels at the coded size back to width x height."""
+    """Decoded HxWx3 uint8 pixels at the coded size back to width x height (the format's resize)."""
     if px.shape[1] == width and px.shape[0] == height:
         return px
-    return _resize(np.ascontiguousarray(px), width, height)
+    return resample.resize(px, width, height)
