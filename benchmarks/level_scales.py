@@ -122,6 +122,9 @@ def main() -> int:
                    for (g, s), (r, d) in sorted(mean.items())],
         "webp": [{"quality": q, "bpp": round(r, 4), "psnr": round(d, 3)} for q, (r, d) in wmean.items()],
         "front": front,
+        # per image (in the order of "images"), for offline comparisons of encoder rules
+        "per_image": [{"gain": g + 1, "scale": s / levels.UNIT, "bpp": [round(v, 5) for v in b],
+                       "psnr": [round(v, 4) for v in d]} for (g, s), (b, d) in sorted(per.items())],
         "rule": {"scale": args.rule_scale / levels.UNIT,
                  "curve": [{"quality": q, "bpp": round(r, 4), "psnr": round(d, 3), "images_scaled": c}
                            for q, (r, d), c in zip(codec.qualities, rule, chosen)]},

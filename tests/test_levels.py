@@ -62,6 +62,23 @@ def test_scaled_coding_is_the_upsampled_image_at_the_next_gain_vector(rng):
     assert np.array_equal(codec.decompress(latformat.unpack(scaled)).pixels, want)
 
 
+def test_a_tall_scaled_file_decodes_with_the_formats_resize_not_a_library(rng, monkeypatch):
+    """The downscale is the format's (resample.py), rows first, for any shape: a tall image, where
+    Pillow 13 would resize columns first, and with Pillow's resize unavailable."""
+    from PIL import Image as PILImage
+
+    from aecli.codec import resample
+
+    codec = api.load_codec("tiny-hp")
+    px = rng.integers(0, 256, (70, 9, 3), dtype=np.uint8)
+    scaled = latformat.unpack(codec.compress(_img(px), 3, scale=levels.SCALED))
+    plain = latformat.unpack(codec.compress(_img(levels.upscale(px, levels.SCALED)), 2, scale=8))
+    coded = codec.decompress(plain).pixels  # 97 x 13
+    monkeypatch.setattr(PILImage.Image, "resize", lambda *a, **k: pytest.fail("Pillow resize in the decoder"))
+    back = codec.decompress(scaled).pixels
+    assert np.array_equal(back, resample.resize(resample.resize(coded, 9, 97), 9, 70))
+
+
 @pytest.mark.parametrize("q", [2, 3])
 def test_the_encoder_keeps_the_cheaper_file(rng, q):
     codec = api.load_codec("tiny-hp")
