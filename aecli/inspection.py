@@ -63,6 +63,7 @@ def model_rows(extra: list[Path] = ()) -> list[dict]:
             "default_quality": meta.get("default_quality"),
             "fingerprint": meta.get("fingerprint", ""),
             "bundled": m.bundled,
+            "decode_only": m.decode_only,
             "path": str(m.weights),
             "bytes": m.weights.stat().st_size,
             "steps": train.get("steps"),
@@ -79,6 +80,8 @@ def format_models(rows: list[dict]) -> str:
         qs = r["qualities"]
         qtxt = f"{min(qs)}..{max(qs)}" if len(qs) > 1 else (str(qs[0]) if qs else "-")
         src = "bundled" if r["bundled"] else r["path"]
+        if r.get("decode_only"):
+            src += " (older weights: decodes its files, does not write)"
         out.append(f"{r['name']:<14} {r['task']:<11} {r['kind']:<11} {qtxt:<10} {r['fingerprint']:<11} {str(r['steps'] or '-'):>8}  {src}")
     return "\n".join(out)
 

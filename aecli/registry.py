@@ -5,6 +5,11 @@ A model is two files side by side: NAME.safetensors (tensors, no pickle) and NAM
 The fingerprint is the first 4 bytes of the SHA-256 of the .safetensors file; .lat files
 carry it so that decoding with different weights fails with a clear message.
 
+When a model's weights are replaced, the old ones can stay installed under another file name with
+``"decode_only": true`` in their JSON (scripts/retire_weights.py): files written with them still
+decode (``find_by_name`` matches name and fingerprint), while compressing by name uses the current
+weights (``resolve`` skips decode-only models).
+
 This module imports no torch at module level: `aecli models` and `aecli info` use it.
 """
 
@@ -54,6 +59,11 @@ class ModelFiles:
     @property
     def fingerprint(self) -> bytes:
         return bytes.fromhex(self.meta["fingerprint"])
+
+    @property
+    def decode_only(self) -> bool:
+        """Older weights kept so that files written with them still decode."""
+        return bool(self.meta.get("decode_only", False))
 
 
 def fingerprint_of(path: Path) -> str:
@@ -119,8 +129,12 @@ def resolve(spec: str | None, task: str) -> ModelFiles:
             m = _from_weights(c)
             break
     else:
-        matches = [m for m in all_models() if m.name == spec]
+        named = [m for m in all_models() if m.name == spec]
+        matches = [m for m in named if not m.decode_only]
         if not matches:
+            if named:
+                raise UserError(f"model '{spec}' is installed only as older weights, which decode files "
+                                f"but do not write them (see 'aecli models')")
             raise UserError(f"model '{spec}' not found (see 'aecli models')")
         m = matches[0]
     if m.task != task:
@@ -135,9 +149,10 @@ def find_by_name(name: str, fingerprint: bytes, task: str) -> ModelFiles:
         if m.meta.get("fingerprint") == fingerprint.hex():
             return m
     if candidates:
+        have = ", ".join(str(m.meta.get("fingerprint")) for m in candidates)
         raise UserError(
             f"this file needs model '{name}' with fingerprint {fingerprint.hex()}; "
-            f"the installed '{name}' has {candidates[0].meta.get('fingerprint')} (different weights)"
+            f"the installed '{name}' has {have} (different weights)"
         )
     raise UserError(f"this file needs model '{name}' (fingerprint {fingerprint.hex()}), which is not installed")
 

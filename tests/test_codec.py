@@ -355,3 +355,50 @@ def test_exact_synthesis_equals_an_integer_numpy_reference(rng):
     want = np.clip(_np_rescale(a * 255, intnet.ACT_BITS), 0, 255)
     assert got.shape == want[0].shape
     assert np.array_equal(got, want[0])
+
+
+def test_older_weights_kept_for_decoding(tmp_path, monkeypatch, rng):
+    """After a model's weights are replaced, files written with the old ones still decode with the
+    old ones (scripts/retire_weights.py keeps them, decode only), and compressing uses the new."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from aecli import format as latformat
+    from aecli import inspection, registry
+    from aecli.codec import api
+    from aecli.errors import UserError
+    from aecli.imageio import Image
+    from conftest import make_tiny_codec
+
+    d = tmp_path / "models"
+    make_tiny_codec("hyperprior", "swap", d, seed=1)
+    img = Image(pixels=rng.integers(0, 256, (20, 24, 3), dtype=np.uint8), alpha=None, mode="RGB", source_bits=8)
+    monkeypatch.setenv("AECLI_MODEL_PATH", str(d))
+    old_file = api.load_codec("swap").compress(img, 2)
+    old_fp = latformat.unpack(old_file).fingerprint
+    old_pixels = api.load_codec("swap").decompress(latformat.unpack(old_file)).pixels
+
+    spec = importlib.util.spec_from_file_location("retire", Path(__file__).parents[1] / "scripts" / "retire_weights.py")
+    retire = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(retire)
+    kept = retire.retire("swap", d)
+    assert kept.name == f"swap-{old_fp.hex()}.safetensors"
+    assert json.loads(kept.with_suffix(".json").read_text())["decode_only"] is True
+    make_tiny_codec("hyperprior", "swap", d, seed=2)  # the new weights replace swap.*
+
+    new = registry.resolve("swap", "codec")
+    assert new.weights.name == "swap.safetensors" and new.fingerprint != old_fp
+    assert registry.find_by_name("swap", old_fp, "codec").weights == kept
+    lat = latformat.unpack(old_file)
+    assert np.array_equal(api.codec_for(lat).decompress(lat).pixels, old_pixels)
+    assert latformat.unpack(api.load_codec("swap").compress(img, 2)).fingerprint == new.fingerprint
+    rows = [r for r in inspection.model_rows() if r["name"] == "swap"]
+    assert sorted(r["decode_only"] for r in rows) == [False, True]
+    assert "decodes its files, does not write" in inspection.format_models(rows)
+    with pytest.raises(UserError, match=f"has {new.fingerprint.hex()}, {old_fp.hex()}|has {old_fp.hex()}, "):
+        registry.find_by_name("swap", b"\x00\x00\x00\x00", "codec")
+    (d / "swap.safetensors").unlink()
+    (d / "swap.json").unlink()
+    with pytest.raises(UserError, match="only as older weights"):
+        registry.resolve("swap", "codec")
