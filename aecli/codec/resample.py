@@ -93,7 +93,7 @@ def coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     total = np.zeros(out_size)
     for k in range(taps):  # left to right, as written: a fixed order of additions
         total = total + w[:, k]
-    w = np.where(total[:, None] != 0.0, w / np.where(total == 0.0, 1.0, total)[:, None], w)
+    w = w / np.where(total == 0.0, 1.0, total)[:, None]  # a zero sum leaves the weights as they are
     scaled = w * float(1 << PRECISION_BITS)
     kk = np.trunc(np.where(scaled < 0.0, scaled - 0.5, scaled + 0.5)).astype(np.int32)
     return first, kk
