@@ -180,6 +180,8 @@ def evaluate(
     baselines: str = typer.Option("jpeg,webp,avif", "--baselines", help="Comma-separated; empty for none."),
     published: Optional[str] = typer.Option(None, "--published", help="JSON of published RD curves to compare with."),
     effort: int = typer.Option(0, "--effort", "-e", help="Encoder effort of our files (see 'aecli compress --help')."),
+    resume: bool = typer.Option(False, "--resume", help="Go on from an interrupted run: reuse the images it finished "
+                                "(kept in OUT/NAME.partial.jsonl until the results are written)."),
 ):
     """Rate-distortion sweep of every quality vs JPEG/WebP/AVIF: BD-rates, table, plot."""
     from .eval import codec_eval
@@ -190,7 +192,7 @@ def evaluate(
         from .errors import UserError
 
         raise UserError(f"unknown baseline {bad[0]} (choose from jpeg, webp, avif)")
-    result = codec_eval.evaluate(inputs, str(out), model, chosen, published, name, effort)
+    result = codec_eval.evaluate(inputs, str(out), model, chosen, published, name, effort, resume)
     print((out / f"{name}.md").read_text())
     return 0 if result and not result.get("unreadable") else 1
 

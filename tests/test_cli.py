@@ -219,6 +219,12 @@ def test_compare_and_eval(tmp_path, rng):
     assert (out / "t.csv").exists()
     r = run("eval", imgs, "-m", "tiny-hp", "--baselines", "gif")
     assert r.exit_code == 1 and "unknown baseline" in r.stderr
+    (out / "t.partial.jsonl").write_text("{}\n")  # not a record of an eval run
+    r = run("eval", imgs, "-m", "tiny-hp", "--out", out, "--baselines", "", "--name", "t", "--resume")
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1 and "not a record of an aecli eval run" in r.stderr
+    r = run("eval", imgs, "-m", "tiny-hp", "--out", out, "--baselines", "", "--name", "t")  # starts over
+    assert r.exit_code == 0, r.output
+    assert not (out / "t.partial.jsonl").exists()
 
 
 def test_decompress_exact(tmp_path, photo):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from aecli.eval.metrics import ms_ssim, psnr, ssim
 from aecli.eval.rd import (
@@ -303,3 +305,82 @@ def test_metrics_module_does_not_import_torch():
     if out[0] == "True":
         pytest.skip("the aecli package itself imports torch")
     assert out[1:] == ["False", "False"]
+
+
+# ---- resumable sweeps (aecli/eval/partial.py) --------------------------------------------------
+
+HEAD = {"model": "m", "fingerprint": "0123abcd", "effort": 1, "qualities": [1, 2]}
+POINTS = {1: {"bpp": 0.5, "psnr": 30.0}, 2: {"bpp": 1.0, "psnr": float("inf")}}
+
+
+def test_partial_record_round_trip_and_torn_last_line(tmp_path):
+    from aecli.eval.partial import PartialRun
+
+    rec = tmp_path / "rd.partial.jsonl"
+    run = PartialRun(rec, HEAD, resume=False)
+    run.add(Path("a.png"), "aa", POINTS)
+    run.add(Path("b.png"), "bb", POINTS)
+    complete = rec.read_bytes()
+    rec.write_bytes(complete + b'{"image": "c.png", "sha')  # killed while writing the third line
+    again = PartialRun(rec, HEAD, resume=True)
+    assert again.get(Path("a.png"), "aa") == POINTS and again.get(Path("b.png"), "bb") == POINTS
+    assert again.get(Path("a.png"), "other content") is None and again.get(Path("c.png"), "cc") is None
+    assert rec.read_bytes() == complete  # the torn line is cut off, later lines append cleanly
+    again.add(Path("c.png"), "cc", POINTS)
+    assert len(PartialRun(rec, HEAD, resume=True).done) == 3
+    PartialRun(rec, HEAD, resume=False)  # without resume: a fresh record
+    assert PartialRun(rec, HEAD, resume=True).done == {}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda raw: raw.replace(b'"effort": 1', b'"effort": 2', 1), "recorded with effort 2"),
+    (lambda raw: raw.replace(b'"0123abcd"', b'"ffffffff"', 1), "recorded with fingerprint"),
+    (lambda raw: raw.replace(b'"image"', b'"imag"', 1), "damaged"),
+    (lambda raw: raw.replace(b'}\n{', b'}\n{{', 1), "damaged"),
+    (lambda raw: b"not json at all\n", "not a record"),
+    (lambda raw: b"", "not a record"),
+])
+def test_partial_record_refuses_what_it_cannot_trust(tmp_path, damage, message):
+    from aecli.errors import UserError
+    from aecli.eval.partial import PartialRun
+
+    rec = tmp_path / "rd.partial.jsonl"
+    PartialRun(rec, HEAD, resume=False).add(Path("a.png"), "aa", POINTS)
+    rec.write_bytes(damage(rec.read_bytes()))
+    with pytest.raises(UserError, match=message):
+        PartialRun(rec, HEAD, resume=True)
+
+
+def test_eval_resume_measures_only_the_images_left(tmp_path, monkeypatch):
+    from aecli.eval import codec_eval
+
+    rng = np.random.default_rng(5)
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for n in "abc":
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(imgs / f"{n}.png")
+    full = codec_eval.evaluate([str(imgs)], str(tmp_path / "full"), "tiny-hp", (), None, "rd", 0)
+
+    measured = []
+    real = codec_eval._measure_image
+
+    def interrupted_after_two(codec, img, effort, step):
+        if len(measured) == 2:
+            raise KeyboardInterrupt
+        measured.append(img)
+        return real(codec, img, effort, step)
+
+    out = tmp_path / "ev"
+    monkeypatch.setattr(codec_eval, "_measure_image", interrupted_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        codec_eval.evaluate([str(imgs)], str(out), "tiny-hp", (), None, "rd", 0)
+    assert (out / "rd.partial.jsonl").exists() and not (out / "rd.json").exists()
+    measured.clear()
+    monkeypatch.setattr(codec_eval, "_measure_image", lambda *a: measured.append(a[1]) or real(*a))
+    res = codec_eval.evaluate([str(imgs)], str(out), "tiny-hp", (), None, "rd", 0, resume=True)
+    assert len(measured) == 1  # only the third image
+    assert res["model"]["images_from_earlier_runs"] == 2
+    assert "2 of the 3 images were measured by an earlier" in (out / "rd.md").read_text()
+    for ours, ref in zip(res["curves"]["aecli"], full["curves"]["aecli"]):
+        assert (ours["bpp"], ours["psnr"], ours["ms_ssim"]) == (ref["bpp"], ref["psnr"], ref["ms_ssim"])
+    assert not (out / "rd.partial.jsonl").exists()  # removed once the results are written

@@ -117,47 +117,77 @@ def format_compare(rows: list[dict], model_name: str) -> str:
     return "\n".join(out)
 
 
-def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None, effort: int = 0) -> tuple[list[dict], dict]:
-    """Every quality of our model on every image (encoded at `effort`): mean bpp / PSNR / MS-SSIM and timings."""
+def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None, effort: int = 0,
+               record: Path | None = None, resume: bool = False) -> tuple[list[dict], dict]:
+    """Every quality of our model on every image (encoded at `effort`): mean bpp / PSNR / MS-SSIM and timings.
+
+    ``record``: a file where each finished image's points are kept (partial.py); with ``resume``
+    the images it already holds are not measured again.  The model info says how many were reused."""
     from ..codec.api import load_codec
+    from .partial import PartialRun, content_hash
 
     codec = load_codec(model)
+    info = {"name": codec.name, "fingerprint": codec.files.meta.get("fingerprint"),
+            "training": codec.files.meta.get("training", {}), "effort": effort}
+    run = None
+    if record is not None:
+        run = PartialRun(record, {"model": codec.name, "fingerprint": info["fingerprint"], "effort": effort,
+                                  "qualities": list(codec.qualities)}, resume)
     per_q = {q: {"bpp": [], "psnr": [], "ms_ssim": [], "encode_s": [], "decode_s": []} for q in codec.qualities}
+    reused = 0
     for f in files:
-        img = read_image(f)
-        h, w = img.pixels.shape[:2]
-        # the analysis at each coding scale runs once per image and is counted in the encode time
-        # of every quality that tries that scale
-        analyses: dict = {}
-        t_analyse = {}
-        for scale in sorted({s for q in codec.qualities for s in codec.scales_tried(q, w, h)}):
-            t0 = time.perf_counter()
-            analyses[scale] = codec.analyse(codec.coded_image(img, scale))
-            t_analyse[scale] = time.perf_counter() - t0
-        for q in codec.qualities:
-            t0 = time.perf_counter()
-            data = codec.compress(img, q, analyses, effort)
-            t1 = time.perf_counter()
-            back = codec.decompress(latformat.unpack(data))
-            t2 = time.perf_counter()
-            d = per_q[q]
-            d["bpp"].append(8 * len(data) / (w * h))
-            d["psnr"].append(psnr(img.rgb, back.rgb))
-            d["ms_ssim"].append(ms_ssim(img.rgb, back.rgb))
-            d["encode_s"].append(t1 - t0 + sum(t_analyse[s] for s in codec.scales_tried(q, w, h)))
-            d["decode_s"].append(t2 - t1)
+        digest = content_hash(f) if run is not None else ""
+        points = run.get(f.resolve(), digest) if run is not None else None
+        if points is not None:
+            reused += 1
             if bar is not None:
-                bar.advance(job)
+                bar.advance(job, len(codec.qualities))
+        else:
+            points = _measure_image(codec, read_image(f), effort, lambda: bar.advance(job) if bar is not None else None)
+            if run is not None:
+                run.add(f.resolve(), digest, points)
+        for q in codec.qualities:
+            for k, v in per_q[q].items():
+                v.append(points[q][k])
     rows = [{"codec": "aecli", "quality": q, **{k: float(np.mean(v)) for k, v in d.items()}, "n_images": len(files)}
             for q, d in per_q.items()]
-    return rows, {"name": codec.name, "fingerprint": codec.files.meta.get("fingerprint"),
-                  "training": codec.files.meta.get("training", {}), "effort": effort}
+    if run is not None:
+        info["images_from_earlier_runs"] = reused
+    return rows, info
+
+
+def _measure_image(codec, img: Image, effort: int, step) -> dict:
+    """{quality: bpp, psnr, ms_ssim, encode_s, decode_s} of one image; `step()` after each quality."""
+    h, w = img.pixels.shape[:2]
+    # the analysis at each coding scale runs once per image and is counted in the encode time
+    # of every quality that tries that scale
+    analyses: dict = {}
+    t_analyse = {}
+    for scale in sorted({s for q in codec.qualities for s in codec.scales_tried(q, w, h)}):
+        t0 = time.perf_counter()
+        analyses[scale] = codec.analyse(codec.coded_image(img, scale))
+        t_analyse[scale] = time.perf_counter() - t0
+    points = {}
+    for q in codec.qualities:
+        t0 = time.perf_counter()
+        data = codec.compress(img, q, analyses, effort)
+        t1 = time.perf_counter()
+        back = codec.decompress(latformat.unpack(data))
+        t2 = time.perf_counter()
+        points[q] = {"bpp": 8 * len(data) / (w * h), "psnr": psnr(img.rgb, back.rgb),
+                     "ms_ssim": ms_ssim(img.rgb, back.rgb),
+                     "encode_s": t1 - t0 + sum(t_analyse[s] for s in codec.scales_tried(q, w, h)),
+                     "decode_s": t2 - t1}
+        step()
+    return points
 
 
 def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines: tuple[str, ...] = ("jpeg", "webp", "avif"),
-             published: str | None = None, name: str = "rd", effort: int = 0) -> dict:
+             published: str | None = None, name: str = "rd", effort: int = 0, resume: bool = False) -> dict:
     """RD sweep of our codec and the baselines; BD-rates; writes NAME.{md,csv,json} and NAME.png.
-    Unreadable images are reported on stderr and left out (listed under "unreadable")."""
+    Unreadable images are reported on stderr and left out (listed under "unreadable").
+    Our codec's points are kept in NAME.partial.jsonl as each image is done, until the results are
+    written; ``resume`` reuses the images recorded there by an unfinished run (partial.py)."""
     from ..codec.refine import effort as effort_level
 
     effort_level(effort)  # a UserError for a level that does not exist, before any work
@@ -189,7 +219,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
     curves: dict[str, list[dict]] = {}
     with progress_bar() as bar:
         job = bar.add_task("eval", total=total, stats="")
-        ours, model_info = sweep_ours(files, model, bar, job, effort)
+        ours, model_info = sweep_ours(files, model, bar, job, effort, out / f"{name}.partial.jsonl", resume)
         curves["aecli"] = ours
         for b in baselines:
             if images is None:
@@ -238,6 +268,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
         rd.plot_rd(plot, out / f"{name}.png", title=f"Rate-distortion on {len(files)} images", xlim=(0, 2.0))
     except ImportError:
         pass
+    (out / f"{name}.partial.jsonl").unlink(missing_ok=True)  # the run is complete
     return result
 
 
@@ -270,7 +301,10 @@ def markdown_report(result: dict) -> str:
     lines = [f"# Rate-distortion: {result['images']} images from {', '.join(result['data'])}", "",
              f"Model `{m['name']}` (fingerprint {m['fingerprint']}), trained {m['training'].get('steps', '?')} steps "
              f"on {m['training'].get('hardware', '?')}." + (f" Encoder effort {m['effort']} (`aecli compress --effort "
-                                                            f"{m['effort']}`)." if m.get("effort") else ""), "",
+                                                            f"{m['effort']}`)." if m.get("effort") else "")
+             + (f" {m['images_from_earlier_runs']} of the {result['images']} images were measured by an earlier, "
+                f"interrupted run of the same sweep (`--resume`); their times are from that run."
+                if m.get("images_from_earlier_runs") else ""), "",
              "bpp counts whole files (our .lat header and CRC included). BD-rate < 0: aecli needs fewer bits at equal quality.", "",
              "| vs | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
     for b, v in result["bd_rate_vs"].items():
