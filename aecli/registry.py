@@ -66,12 +66,17 @@ class ModelFiles:
         return bool(self.meta.get("decode_only", False))
 
 
-def fingerprint_of(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:8]
+    return h.hexdigest()
+
+
+def fingerprint_of(path: Path) -> str:
+    return file_sha256(path)[:8]
 
 
 def _from_weights(path: Path, bundled: bool = False) -> ModelFiles:

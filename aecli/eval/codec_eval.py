@@ -117,42 +117,36 @@ def format_compare(rows: list[dict], model_name: str) -> str:
     return "\n".join(out)
 
 
-def sweep_ours(files: list[Path], model: str | None = None, bar=None, job=None, effort: int = 0,
-               record: Path | None = None, resume: bool = False) -> tuple[list[dict], dict]:
+def sweep_ours(files: list[Path], model: str | None, bar, job, effort: int, record: Path,
+               resume: bool = False) -> tuple[list[dict], dict]:
     """Every quality of our model on every image (encoded at `effort`): mean bpp / PSNR / MS-SSIM and timings.
 
-    ``record``: a file where each finished image's points are kept (partial.py); with ``resume``
+    ``record``: the file where each finished image's points are kept (partial.py); with ``resume``
     the images it already holds are not measured again.  The model info says how many were reused."""
     from ..codec.api import load_codec
-    from .partial import PartialRun, content_hash
+    from ..registry import file_sha256
+    from .partial import PartialRun
 
     codec = load_codec(model)
     info = {"name": codec.name, "fingerprint": codec.files.meta.get("fingerprint"),
-            "training": codec.files.meta.get("training", {}), "effort": effort}
-    run = None
-    if record is not None:
-        run = PartialRun(record, {"model": codec.name, "fingerprint": info["fingerprint"], "effort": effort,
-                                  "qualities": list(codec.qualities)}, resume)
+            "training": codec.files.meta.get("training", {}), "effort": effort, "images_from_earlier_runs": 0}
+    run = PartialRun(record, {"model": codec.name, "fingerprint": info["fingerprint"], "effort": effort,
+                              "qualities": list(codec.qualities)}, resume)
     per_q = {q: {"bpp": [], "psnr": [], "ms_ssim": [], "encode_s": [], "decode_s": []} for q in codec.qualities}
-    reused = 0
     for f in files:
-        digest = content_hash(f) if run is not None else ""
-        points = run.get(f.resolve(), digest) if run is not None else None
+        where, digest = f.resolve(), file_sha256(f)
+        points = run.get(where, digest)
         if points is not None:
-            reused += 1
-            if bar is not None:
-                bar.advance(job, len(codec.qualities))
+            info["images_from_earlier_runs"] += 1
+            bar.advance(job, len(codec.qualities))
         else:
-            points = _measure_image(codec, read_image(f), effort, lambda: bar.advance(job) if bar is not None else None)
-            if run is not None:
-                run.add(f.resolve(), digest, points)
+            points = _measure_image(codec, read_image(f), effort, lambda: bar.advance(job))
+            run.add(where, digest, points)
         for q in codec.qualities:
             for k, v in per_q[q].items():
                 v.append(points[q][k])
     rows = [{"codec": "aecli", "quality": q, **{k: float(np.mean(v)) for k, v in d.items()}, "n_images": len(files)}
             for q, d in per_q.items()]
-    if run is not None:
-        info["images_from_earlier_runs"] = reused
     return rows, info
 
 
@@ -217,9 +211,10 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
     n_ours = len(load_codec(model).qualities)
     total = len(files) * (n_ours + sum(len(BASELINE_QUALITIES[b]) for b in baselines))
     curves: dict[str, list[dict]] = {}
+    record = out / f"{name}.partial.jsonl"  # our codec's finished images, until the results are written
     with progress_bar() as bar:
         job = bar.add_task("eval", total=total, stats="")
-        ours, model_info = sweep_ours(files, model, bar, job, effort, out / f"{name}.partial.jsonl", resume)
+        ours, model_info = sweep_ours(files, model, bar, job, effort, record, resume)
         curves["aecli"] = ours
         for b in baselines:
             if images is None:
@@ -268,7 +263,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
         rd.plot_rd(plot, out / f"{name}.png", title=f"Rate-distortion on {len(files)} images", xlim=(0, 2.0))
     except ImportError:
         pass
-    (out / f"{name}.partial.jsonl").unlink(missing_ok=True)  # the run is complete
+    record.unlink(missing_ok=True)  # the run is complete
     return result
 
 

@@ -13,23 +13,15 @@ error.  No torch here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..imageio import write_output
 
 KIND = "aecli-eval-partial"
 VERSION = 1
-
-
-def content_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class PartialRun:
@@ -43,9 +35,7 @@ class PartialRun:
             self.done = self._load()
         else:
             # a fresh record (an earlier unfinished run under this name is replaced)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(self.header) + "\n")
-            os.replace(tmp, path)
+            write_output(path, (json.dumps(self.header) + "\n").encode())
 
     def _load(self) -> dict[tuple[str, str], dict]:
         try:
