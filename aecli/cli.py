@@ -304,7 +304,10 @@ def train(
     )
 
 
-FAMILY_MODEL = typer.Option(..., "--model", "-m", help="A trained autoencoder: its --out folder or its name.")
+FAMILY_MODEL = typer.Option(None, "--model", "-m", help="A trained autoencoder: its --out folder or its name "
+                             "(default: the bundled fashion-ae, a dense autoencoder of 28x28 FashionMNIST images).")
+SAMPLER_MODEL = typer.Option(None, "--model", "-m", help="A trained VAE: its --out folder or its name "
+                             "(default: the bundled fashion-vae, trained on 28x28 FashionMNIST images).")
 
 
 @app.command()
@@ -312,7 +315,7 @@ FAMILY_MODEL = typer.Option(..., "--model", "-m", help="A trained autoencoder: i
 def embed(
     input: str = typer.Argument(..., help="Image file or folder (recursive; the first subfolder is the label)."),
     output: str = typer.Option("-", "--output", "-o", help="codes.npy (N x latent), .npz (codes, paths, labels) or .csv (path, label, z...); '-' = CSV on stdout."),
-    model: str = FAMILY_MODEL,
+    model: Optional[str] = FAMILY_MODEL,
     plot: Optional[str] = typer.Option(None, "--plot", help="Also draw a 2-D map (PCA of the codes) coloured by subfolder, to this PNG."),
     quiet: bool = QUIET,
 ):
@@ -326,7 +329,7 @@ def embed(
 @_guarded
 def score(
     input: str = typer.Argument(..., help="Image file or folder."),
-    model: str = FAMILY_MODEL,
+    model: Optional[str] = FAMILY_MODEL,
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag scores above this (default: calibrated on the training images)."),
     output: str = typer.Option("-", "--output", "-o", help="CSV file, or '-' for stdout."),
     quiet: bool = QUIET,
@@ -342,7 +345,7 @@ def score(
 def reconstruct(
     input: str = typer.Argument(..., help="Image file or folder."),
     output: str = typer.Option(..., "--output", "-o", help="Grid picture (png, ...): inputs over reconstructions."),
-    model: str = FAMILY_MODEL,
+    model: Optional[str] = FAMILY_MODEL,
     count: int = typer.Option(16, "-n", help="Images to show (the first in sorted order)."),
     cols: int = typer.Option(8, "--cols", help="Images per row."),
     quiet: bool = QUIET,
@@ -357,7 +360,7 @@ def reconstruct(
 @_guarded
 def sample(
     output: str = typer.Option(..., "--output", "-o", help="Grid picture (png, ...)."),
-    model: str = FAMILY_MODEL,
+    model: Optional[str] = SAMPLER_MODEL,
     count: int = typer.Option(64, "-n", help="Number of samples."),
     seed: int = typer.Option(0, "--seed"),
     temperature: float = typer.Option(1.0, "--temperature", help="Scale of the prior's standard deviation."),

@@ -182,18 +182,17 @@ def part_probe(fmnist: Path, work: Path, log: Path, epochs: int) -> dict:
             "train_seconds": meta["wall_seconds"], "val_bce": meta["validation"]["recon"]}
 
 
-def part_vae(fmnist: Path, work: Path, log: Path, epochs: int) -> dict:
+def vae_elbo(model: str, folder: Path, samples: int = 10):
+    """Per-image reconstruction (Bernoulli, nats) and KL terms of a VAE's ELBO on a folder's images,
+    the reconstruction averaged over `samples` posterior draws (seeded)."""
     import torch
 
     from aecli.family import api
     from aecli.family import models as fm
     from aecli.family.data import load_folder
 
-    tag = "vae-16"
-    meta = train(fmnist / "train", work / tag, "--model", "vae", "--latent-dim", "16", "--epochs", epochs,
-                 "--batch-size", "128", "--val-split", "0.1", log=log)
-    m = api.load(str(work / tag)).model
-    x = load_folder(fmnist / "test", m.shape, quiet=True).floats()
+    m = api.load(model).model
+    x = load_folder(folder, m.shape, quiet=True).floats()
     g = torch.Generator().manual_seed(0)
     recon, kl = [], []
     with torch.no_grad():
@@ -201,11 +200,18 @@ def part_vae(fmnist: Path, work: Path, log: Path, epochs: int) -> dict:
             mu, logvar = m.posterior(c)
             kl.append(fm.kl_normal(mu, logvar))
             r = 0
-            for _ in range(10):
+            for _ in range(samples):
                 z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
                 r = r + fm.reconstruction_error(c, m.decode_logits(z), "bce", logits=True) * c[0].numel()
-            recon.append(r / 10)
-    recon, kl = torch.cat(recon), torch.cat(kl)
+            recon.append(r / samples)
+    return torch.cat(recon), torch.cat(kl)
+
+
+def part_vae(fmnist: Path, work: Path, log: Path, epochs: int) -> dict:
+    tag = "vae-16"
+    meta = train(fmnist / "train", work / tag, "--model", "vae", "--latent-dim", "16", "--epochs", epochs,
+                 "--batch-size", "128", "--val-split", "0.1", log=log)
+    recon, kl = vae_elbo(str(work / tag), fmnist / "test")
     aecli("sample", "--model", work / tag, "-n", "64", "-o", DOCS / "family_vae_samples.png", "--seed", "0", "-q", log=log)
     a = fmnist / "test" / "sneaker" / sorted(os.listdir(fmnist / "test" / "sneaker"))[0]
     b = fmnist / "test" / "ankle-boot" / sorted(os.listdir(fmnist / "test" / "ankle-boot"))[0]

@@ -55,6 +55,10 @@ def main() -> None:
                     f"({m['validation'].get('noise', 'Gaussian noise')}):", "",
                     "| sigma | PSNR, true sigma (dB) | PSNR, blind (dB) | mean estimated sigma |", "|---|---|---|---|"]
             out += [f"| {r['sigma']} | {r['psnr']:.2f} | {r['psnr_blind']:.2f} | {r['sigma_estimated']:.2f} |" for r in dval]
+        if m.get("task") == "autoencoder" and m.get("validation"):
+            figures = ", ".join(f"{k} {v:g}" for k, v in m["validation"].items())
+            out += [f"Validation of `{m['name']}` on its {t.get('val_images')} held-out training images: {figures} "
+                    f"(on data it never saw: [family_bundled.md](family_bundled.md))."]
         segs = t.get("segments") or []
         if segs:
             out += ["", f"Training segments of `{m['name']}` (one per process; batch, crop and lr where recorded):", "",

@@ -1,5 +1,7 @@
 """The bundled weights: present, intact, documented, and working from any folder."""
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -115,3 +117,47 @@ def test_bundled_denoiser_cleans_from_another_folder(tmp_path):
         return 10 * np.log10(255**2 / mse)
 
     assert psnr("out.png") > psnr("noisy.png") + 6
+
+
+def test_bundled_family_metadata():
+    """The family's commands work without training: a dense autoencoder and a VAE ship, trained on
+    the FashionMNIST training images by scripts/train_family.sh, with their record."""
+    models = {m.name: m for m in registry.bundled()}
+    for name, kind in (("fashion-ae", "dense"), ("fashion-vae", "vae")):
+        assert name in models, f"weights/{name}.safetensors + {name}.json must ship"
+        m = models[name]
+        assert m.task == "autoencoder" and m.meta["architecture"]["kind"] == kind
+        assert m.meta["architecture"]["shape"] == [1, 28, 28]
+        assert registry.fingerprint_of(m.weights) == m.meta["fingerprint"]
+        t = m.meta["training"]
+        for key in ("steps", "hardware", "data", "seconds", "batch_size", "seed", "val_images"):
+            assert key in t, key
+        assert "fmnist/train" in t["data"] and t["train_images"] == 54000 and t["val_images"] == 6000
+        assert m.meta["validation"]["recon"] > 0 and m.meta["anomaly"]["threshold"] > 0
+    assert registry.DEFAULTS["autoencoder"] == "fashion-ae" and registry.SAMPLER == "fashion-vae"
+
+
+def test_bundled_family_commands_from_another_folder(tmp_path):
+    """embed, score, reconstruct and sample with no --model use the bundled models: a photo is
+    an anomaly for a model of clothing pictures, an empty black frame is not."""
+    from PIL import Image as P
+
+    P.open(ROOT / "samples" / "kodim23.png").save(tmp_path / "photo.png")
+    P.new("L", (28, 28), 0).save(tmp_path / "blank.png")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("AECLI_MODEL_PATH", None)
+
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "aecli", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    rows = list(csv.DictReader(io.StringIO(run("embed", "photo.png").stdout)))
+    assert len(rows) == 1 and len([k for k in rows[0] if k.startswith("z")]) == 32
+    scores = {Path(row["path"]).name: row for row in csv.DictReader(io.StringIO(run("score", ".").stdout))}
+    assert scores["photo.png"]["anomaly"] == "1" and scores["blank.png"]["anomaly"] == "0"
+    assert "fashion-ae" in run("reconstruct", ".", "-o", "r.png").stderr
+    r = run("sample", "-n", "4", "-o", "s.png")
+    assert "fashion-vae" in r.stderr
+    with P.open(tmp_path / "s.png") as im:  # 2 x 2 samples of 28x28 shown at 56 pixels, 2-pixel gutters
+        assert im.size == (2 * 58 + 2, 2 * 58 + 2) and im.mode == "L"

@@ -42,8 +42,8 @@ class Loaded:
         return int((self.meta.get("anomaly") or {}).get("pool", 1))
 
 
-def load(spec: str) -> Loaded:
-    """A family model by name or path (the --out folder of `aecli train`)."""
+def load(spec: str | None) -> Loaded:
+    """A family model by name or path (the --out folder of `aecli train`); None: the bundled default."""
     m = registry.resolve(spec, "autoencoder")
     arch = m.meta.get("architecture") or {}
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import registry
 from ..errors import UserError
 from ..imageio import encode_image, format_from_path, write_output
 from .data import list_files, load_folder
@@ -24,7 +25,7 @@ def _say(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _load(model: str, src: str, quiet: bool):
+def _load(model: str | None, src: str, quiet: bool):
     from . import api
 
     if src == "-":
@@ -44,7 +45,7 @@ def _write_picture(dst: str, pixels: np.ndarray, inputs) -> None:
     write_output(dst, encode_image(pixels, format_from_path(dst)), inputs=inputs)
 
 
-def embed(src: str, output: str, *, model: str, plot: str | None, quiet: bool) -> int:
+def embed(src: str, output: str, *, model: str | None, plot: str | None, quiet: bool) -> int:
     """Codes of every image: .npy (N x latent), .npz (codes, paths, labels) or CSV (path, label, z0..)."""
     from . import api
 
@@ -81,7 +82,7 @@ def embed(src: str, output: str, *, model: str, plot: str | None, quiet: bool) -
     return 1 if data.skipped else 0
 
 
-def score(src: str, output: str, *, model: str, threshold: float | None, quiet: bool) -> int:
+def score(src: str, output: str, *, model: str | None, threshold: float | None, quiet: bool) -> int:
     """Anomaly scores as CSV: path,score,anomaly (1 when score > threshold)."""
     from . import api
 
@@ -104,7 +105,7 @@ def score(src: str, output: str, *, model: str, threshold: float | None, quiet: 
     return 1 if data.skipped else 0
 
 
-def reconstruct(src: str, output: str, *, model: str, count: int, cols: int, quiet: bool) -> int:
+def reconstruct(src: str, output: str, *, model: str | None, count: int, cols: int, quiet: bool) -> int:
     """A grid picture: a row of inputs over a row of their reconstructions, repeated."""
     from . import api
     from .pictures import grid
@@ -129,7 +130,7 @@ def reconstruct(src: str, output: str, *, model: str, count: int, cols: int, qui
     return 1 if data.skipped else 0
 
 
-def sample(output: str, *, model: str, count: int, seed: int, temperature: float, interpolate: list[str] | None,
+def sample(output: str, *, model: str | None, count: int, seed: int, temperature: float, interpolate: list[str] | None,
            steps: int, quiet: bool) -> int:
     """A grid of VAE samples, or the decoded walk between two images' codes."""
     from . import api
@@ -139,7 +140,7 @@ def sample(output: str, *, model: str, count: int, seed: int, temperature: float
     format_from_path(output)
     if count < 1 or steps < 2:
         raise UserError("-n must be positive and --steps at least 2")
-    m = api.load(model)
+    m = api.load(model or registry.SAMPLER)
     if interpolate:
         import torch
 
