@@ -68,7 +68,7 @@ def compress(
     quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="1 = smallest file ... N = best quality (see 'aecli models')."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="Pick the best quality whose file is at most this many bits per pixel."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Pick the best quality whose file fits in this many bytes."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'hp')."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'hpc')."),
     effort: int = typer.Option(0, "--effort", "-e", help="0 = fast (default); 1, 2, 3: fit the latents to each image by "
                                "50, 100, 200 gradient steps: smaller files at equal quality, far slower encoding "
                                "(decoding unchanged; docs/codec.md)."),
@@ -245,7 +245,7 @@ def train(
     data: Path = typer.Argument(..., help="Folder of training images (recursive, any image type)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: checkpoint, exported weights, log."),
     task: Optional[Task] = typer.Option(None, "--task", help="What to train (default: from --model; codec when neither is given)."),
-    model: Optional[str] = typer.Option(None, "--model", help="codec: hyperprior (default), factorized; denoise: unet; "
+    model: Optional[str] = typer.Option(None, "--model", help="codec: hyperprior (default), checkerboard, factorized; denoise: unet; "
                                         "autoencoder family: dense, conv, vae, sparse, contractive, denoising."),
     quality: Optional[int] = typer.Option(None, "--quality", help="codec: train a single quality level (1..11) instead of all."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000)."),

@@ -75,14 +75,14 @@ def model_rows(extra: list[Path] = ()) -> list[dict]:
 def format_models(rows: list[dict]) -> str:
     if not rows:
         return "no models found"
-    out = [f"{'name':<14} {'task':<11} {'kind':<11} {'qualities':<10} {'fingerprint':<11} {'steps':>8}  source"]
+    out = [f"{'name':<14} {'task':<11} {'kind':<12} {'qualities':<10} {'fingerprint':<11} {'steps':>8}  source"]
     for r in rows:
         qs = r["qualities"]
         qtxt = f"{min(qs)}..{max(qs)}" if len(qs) > 1 else (str(qs[0]) if qs else "-")
         src = "bundled" if r["bundled"] else r["path"]
         if r.get("decode_only"):
             src += " (older weights: decodes its files, does not write)"
-        out.append(f"{r['name']:<14} {r['task']:<11} {r['kind']:<11} {qtxt:<10} {r['fingerprint']:<11} {str(r['steps'] or '-'):>8}  {src}")
+        out.append(f"{r['name']:<14} {r['task']:<11} {r['kind']:<12} {qtxt:<10} {r['fingerprint']:<11} {str(r['steps'] or '-'):>8}  {src}")
     return "\n".join(out)
 
 

@@ -26,7 +26,7 @@ from .errors import UserError
 # In a source checkout the weights sit beside the package; an install maps them to aecli/weights.
 SOURCE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 # the bundled model each task uses when none is named; `aecli sample` needs a VAE: SAMPLER
-DEFAULTS = {"codec": "hp", "denoise": "dn", "autoencoder": "fashion-ae"}
+DEFAULTS = {"codec": "hpc", "denoise": "dn", "autoencoder": "fashion-ae"}
 SAMPLER = "fashion-vae"
 
 

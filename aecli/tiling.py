@@ -16,20 +16,27 @@ ANALYSIS_HALO = 2  # the analysis sees 30 pixels around a latent cell: 2 cells (
 SYNTHESIS_HALO = 3  # decoded pixels identical to untiled ones with 2 and 3 cells (16-cell tiles, docs/perf.md)
 
 
-def tiled(fn, x: torch.Tensor, factor: int, up: bool, tile: int | None = None, halo: int | None = None) -> torch.Tensor:
+def tiled(fn, x: torch.Tensor | tuple, factor: int, up: bool, tile: int | None = None, halo: int | None = None) -> torch.Tensor:
     """Apply a fully convolutional `fn` that scales the grid by `factor` (up or down) tile by tile.
 
     Tiles are laid on the low-resolution grid; each tile sees `halo` extra cells of context
     on every side, and only its own cells of the result are kept. `fn` may return a tuple of
     tensors on the same grid (each is assembled; so a tile's output can be made compact before
-    the whole image's is allocated).
+    the whole image's is allocated). `x` may be a tuple of tensors on the same grid: `fn` then
+    takes the same window of each.
     """
     tile = TILE if tile is None else tile
     halo = HALO if halo is None else halo
+    if isinstance(x, tuple):
+        inputs = x
+        x = inputs[0]
+        call = lambda rows, cols: fn(*(t[..., rows, cols] for t in inputs))  # noqa: E731
+    else:
+        call = lambda rows, cols: fn(x[..., rows, cols])  # noqa: E731
     h, w = x.shape[-2:]
     gh, gw = (h, w) if up else (h // factor, w // factor)
     if gh <= tile + halo and gw <= tile + halo:
-        return fn(x)
+        return call(slice(None), slice(None))
     outs = None
     for r0 in range(0, gh, tile):
         for c0 in range(0, gw, tile):
@@ -37,12 +44,12 @@ def tiled(fn, x: torch.Tensor, factor: int, up: bool, tile: int | None = None, h
             a0, a1 = max(r0 - halo, 0), min(r1 + halo, gh)
             b0, b1 = max(c0 - halo, 0), min(c1 + halo, gw)
             if up:
-                res = fn(x[..., a0:a1, b0:b1])
+                res = call(slice(a0, a1), slice(b0, b1))
                 part = _crop(res, slice((r0 - a0) * factor, (r1 - a0) * factor), slice((c0 - b0) * factor, (c1 - b0) * factor))
                 dst = (slice(r0 * factor, r1 * factor), slice(c0 * factor, c1 * factor))
                 size = (gh * factor, gw * factor)
             else:
-                res = fn(x[..., a0 * factor : a1 * factor, b0 * factor : b1 * factor])
+                res = call(slice(a0 * factor, a1 * factor), slice(b0 * factor, b1 * factor))
                 part = _crop(res, slice(r0 - a0, r1 - a0), slice(c0 - b0, c1 - b0))
                 dst = (slice(r0, r1), slice(c0, c1))
                 size = (gh, gw)

@@ -65,6 +65,7 @@ from aecli.errors import UserError  # noqa: E402
 VECTORS = ROOT / "tests" / "vectors"
 HP_MODEL = "vector-hp"  # the test-vector hyperprior model (n=8, m=12)
 FP_MODEL = "fuzz-fp"  # an untrained factorized model built here, to reach that decode branch
+CB_MODEL = "fuzz-cb"  # an untrained checkerboard model built here (two-pass decode, four streams)
 MAX_ALIGN = 64  # largest `align` of any codec architecture (hyperprior)
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -73,7 +74,8 @@ KiB, MiB = 1 << 10, 1 << 20
 
 
 def prepare_models(folder: Path) -> Path:
-    """Put vector-hp (copied) and fuzz-fp (an untrained factorized model) in `folder`."""
+    """Put vector-hp (copied), fuzz-fp and fuzz-cb (untrained factorized and checkerboard models)
+    in `folder`."""
     import torch
 
     from aecli import registry
@@ -83,17 +85,22 @@ def prepare_models(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for ext in (".safetensors", ".json"):
         shutil.copy(VECTORS / f"{HP_MODEL}{ext}", folder / f"{HP_MODEL}{ext}")
-    if not (folder / f"{FP_MODEL}.safetensors").exists():
+    for name, kind, seed in ((FP_MODEL, "factorized", 2024), (CB_MODEL, "checkerboard", 2025)):
+        if (folder / f"{name}.safetensors").exists():
+            continue
         state = torch.random.get_rng_state()
-        torch.manual_seed(2024)
-        m = codec_model.build({"kind": "factorized", "n": 8, "m": 12, "lambdas": list(codec_model.COMPRESSAI_LAMBDAS[:3])})
-        torch.random.set_rng_state(state)
+        torch.manual_seed(seed)
+        m = codec_model.build({"kind": kind, "n": 8, "m": 12, "lambdas": list(codec_model.COMPRESSAI_LAMBDAS[:3])})
         with torch.no_grad():  # large gains, so that it codes many symbols (as tests/conftest.py)
             m.gain.copy_(torch.linspace(1.0, 4.0, 3).unsqueeze(1).expand_as(m.gain))
             m.inv_gain.copy_(-m.gain)
-        meta = {"name": FP_MODEL, "task": "codec", "architecture": m.config(), "qualities": [1, 2, 3],
+            if kind == "checkerboard":  # a context that matters (a new one starts at zero)
+                m.ep[-1].weight.normal_(0, 0.1)
+                m.ep[-1].bias.normal_(0, 0.1)
+        torch.random.set_rng_state(state)
+        meta = {"name": name, "task": "codec", "architecture": m.config(), "qualities": [1, 2, 3],
                 "default_quality": 2}
-        registry.save(codec_model.export_tensors(m), meta, folder / f"{FP_MODEL}.safetensors")
+        registry.save(codec_model.export_tensors(m), meta, folder / f"{name}.safetensors")
     return folder
 
 
@@ -118,6 +125,11 @@ SEED_SPECS = [
     (33, 17, "L", 1, FP_MODEL, "photo"),
     (16, 48, "RGBA", 2, FP_MODEL, "photo"),
     (9, 40, "LA", 3, FP_MODEL, "noise"),
+    (1, 1, "RGB", 2, CB_MODEL, "photo"),
+    (21, 35, "RGB", 3, CB_MODEL, "noise"),
+    (40, 33, "L", 1, CB_MODEL, "photo"),
+    (64, 80, "RGBA", 3, CB_MODEL, "photo"),
+    (17, 70, "LA", 2, CB_MODEL, "noise"),
 ]
 
 
@@ -458,7 +470,7 @@ def f_name(rng, f, seeds):
         f.name = bytes(rng.choice(NAME_CHARS) for _ in range(rng.randrange(1, latformat.MAX_NAME + 1)))
         f.name_len = len(f.name)
     elif k == 2:  # a known model (other fingerprint) or the other test model
-        f.name = rng.choice([b"hp", b"dn", HP_MODEL.encode(), FP_MODEL.encode()])
+        f.name = rng.choice([b"hp", b"hpc", b"dn", HP_MODEL.encode(), FP_MODEL.encode(), CB_MODEL.encode()])
         f.name_len = len(f.name)
     elif k == 3:  # invalid bytes
         f.name = _set_bytes(rng, f.name, 1) if rng.random() < 0.5 else bytes([rng.choice([0, 0x20, 0x2F, 0x7F, 0xC3, 0xFF])]) + f.name

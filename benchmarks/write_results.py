@@ -91,12 +91,19 @@ def main() -> None:
             out.append(f"| {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.2f} | {p['decode_s']:.2f} |")
         out += ["", "All points of all codecs: [rd_kodak.md](rd_kodak.md), [rd_kodak.csv](rd_kodak.csv).", ""]
 
-    for e in (1, 2, 3):  # the same sweep with the encoder's refinement (aecli compress --effort E)
-        rde = load(f"rd_kodak_effort{e}.json")
+    sweeps = [(f"rd_kodak_effort{e}", f"Encoder effort {e} on Kodak24", f"EFFORT={e} bash benchmarks/kodak_codec.sh",
+               "the same weights and decoder; each file's latents fitted to its image (docs/codec.md, 'Encoder effort')")
+              for e in (1, 2, 3)]  # the same sweep with the encoder's refinement (aecli compress --effort E)
+    sweeps += [("rd_kodak_hpc", "The checkerboard model `hpc` on Kodak24", "MODEL=hpc bash benchmarks/kodak_codec.sh",
+                "`hp` with a checkerboard context model fitted to its frozen transforms (docs/codec.md)")]
+    sweeps += [(f"rd_kodak_hpc_effort{e}", f"`hpc` at encoder effort {e} on Kodak24",
+                f"MODEL=hpc EFFORT={e} bash benchmarks/kodak_codec.sh", "the checkerboard model, latents fitted to each image")
+               for e in (1, 2, 3)]
+    for name, title, command, what in sweeps:
+        rde = load(f"{name}.json")
         if not rde:
             continue
-        out += [f"### Encoder effort {e} on Kodak24", "", f"Command: `EFFORT={e} bash benchmarks/kodak_codec.sh`: the same "
-                f"weights and decoder; each file's latents fitted to its image (docs/codec.md, 'Encoder effort').", "",
+        out += [f"### {title}", "", f"Command: `{command}`: {what}.", "",
                 "| aecli vs | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
         for b, v in rde["bd_rate_vs"].items():
             out.append(f"| {b} | {pct(v['bd_rate_psnr'])} | {v['bd_psnr'] if v['bd_psnr'] is not None else 'n/a'} | {pct(v['bd_rate_msssim'])} |")
@@ -105,8 +112,7 @@ def main() -> None:
         out += ["", "| quality | bpp | PSNR (dB) | MS-SSIM | encode s | decode s |", "|---|---|---|---|---|---|"]
         for p in rde["curves"]["aecli"]:
             out.append(f"| {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.2f} | {p['decode_s']:.2f} |")
-        out += ["", f"All points: [rd_kodak_effort{e}.md](rd_kodak_effort{e}.md), plot "
-                f"[rd_kodak_effort{e}.png](rd_kodak_effort{e}.png).", ""]
+        out += ["", f"All points: [{name}.md]({name}.md), plot [{name}.png]({name}.png).", ""]
 
     base = load("baselines.json")
     if base:

@@ -18,9 +18,6 @@ records the lambdas; Adam's moments of the gain vectors restart) and the exporte
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -31,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record, validation_entry  # noqa: E402
+from aecli.train import derived  # noqa: E402
+from aecli.train.loop import TrainConfig, hardware  # noqa: E402
 from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
 
 GAINS = ("gain", "inv_gain", "hgain", "inv_hgain")
@@ -59,15 +57,8 @@ def extended(old: codec_model._GainedCodec, new_lambdas: tuple[float, ...]) -> c
 def fine_tune(model, data, steps: int, batch: int, lr: float, added: int, seed: int, log=print) -> list[dict]:
     """Train the new levels' gain rows alone."""
     task = CodecTask()
-    for p in model.parameters():
-        p.requires_grad_(False)
     gains = [getattr(model, n) for n in GAINS if hasattr(model, n)]
-    for g in gains:
-        g.requires_grad_(True)
-    opt = torch.optim.Adam(gains, lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model.train()
+    opt, gen = derived.train_only(model, gains, lr, seed)
     history, running = [], {"loss": 0.0, "bpp": 0.0, "psnr": 0.0}
     for step in range(1, steps + 1):
         for group in opt.param_groups:  # a tenth of the rate for the last quarter
@@ -90,23 +81,14 @@ def fine_tune(model, data, steps: int, batch: int, lr: float, added: int, seed: 
             history.append(row)
             log(f"gain step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "step"))
             running = dict.fromkeys(running, 0.0)
-    for p in model.parameters():
-        p.requires_grad_(True)
+    derived.unfreeze(model)
     return history
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint")
-    ap.add_argument("--out", required=True, help="folder of the new run (its name is the model's name)")
-    ap.add_argument("--data", default="../shared/data/CBSD432")
+    ap = derived.parser(__doc__, steps=300, lr=1e-2)
     ap.add_argument("--lambdas", default=",".join(str(v) for v in codec_model.LAMBDAS))
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--patch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,21 +104,13 @@ def main() -> int:
     cfg = TrainConfig(**{**state["config"], "data": args.data, "out": str(out),
                          "extra": {**cfg.extra, "lambdas": list(new_lambdas)}})
     data = task.dataset(TrainConfig(**{**state["config"], "data": args.data, "patch": args.patch}))
-    logf = (out / "extend.log").open("a")
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-        logf.write(msg + "\n")
-        logf.flush()
+    log = derived.logger(out / "extend.log")
 
     log(f"levels {list(old.lambdas)} -> {list(new_lambdas)}: {added} new, {args.steps} steps of their gains "
         f"(batch {args.batch_size} of {args.patch}x{args.patch}, lr {args.lr}, seed {args.seed})")
     t0 = time.perf_counter()
     history = fine_tune(model, data, args.steps, args.batch_size, args.lr, added, args.seed, log)
     seconds = round(time.perf_counter() - t0, 1)
-    model.eval()
-    val = task.validate(model, data, torch.device("cpu"))
-    log(f"validation: {json.dumps(val)}")
 
     extension = {"kind": "levels", "at_step": state["step"], "lambdas_added": list(new_lambdas[:added]), "gain_steps": args.steps,
                  "batch_size": args.batch_size, "patch": args.patch, "lr": args.lr, "seed": args.seed,
@@ -147,14 +121,7 @@ def main() -> int:
     n_main = len(opt_state["param_groups"][0]["params"])
     opt_state = {"state": {k: v for k, v in opt_state["state"].items() if int(k) < n_main},
                  "param_groups": opt_state["param_groups"]}
-    new_state = {**state, "config": {**state["config"], "extra": cfg.extra}, "model": model.state_dict(),
-                 "opt": opt_state, "extensions": [*state.get("extensions", []), extension],
-                 "history": [*state["history"], validation_entry(task, state["step"], val)]}
-    _atomic_save(new_state, out / "checkpoint.pt")
-    record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
-                             new_state["extensions"], torch.device("cpu"))
-    task.export(model, cfg, out, record, new_state["history"])
-    log(f"saved {out}")
+    derived.finish(task, model, state, {**state["config"], "extra": cfg.extra}, cfg, data, out, extension, opt_state, log)
     return 0
 
 

@@ -20,6 +20,9 @@ def make_tiny_codec(kind: str, name: str, out: Path, seed: int = 1234):
     with torch.no_grad():
         m.gain.copy_(torch.linspace(1.0, 4.0, 3).unsqueeze(1).expand_as(m.gain))
         m.inv_gain.copy_(-m.gain)
+        if kind == "checkerboard":  # a context model that matters (a new one starts at zero)
+            m.ep[-1].weight.normal_(0, 0.1)
+            m.ep[-1].bias.normal_(0, 0.1)
     meta = {"name": name, "task": "codec", "architecture": m.config(), "qualities": [1, 2, 3], "default_quality": 2}
     return registry.save(codec_model.export_tensors(m), meta, out / f"{name}.safetensors")
 
@@ -41,6 +44,7 @@ def make_tiny_denoiser(name: str, out: Path, seed: int = 4321, widths=(8, 16)):
 def model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     make_tiny_codec("hyperprior", "tiny-hp", d)
+    make_tiny_codec("checkerboard", "tiny-cb", d)
     make_tiny_codec("factorized", "tiny-fp", d)
     make_tiny_denoiser("tiny-dn", d)
     shutil.copy(VECTORS / "vector-hp.safetensors", d)

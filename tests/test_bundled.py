@@ -20,15 +20,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_bundled_codec_metadata():
     models = {m.name: m for m in registry.bundled()}
-    assert "hp" in models, "weights/hp.safetensors + hp.json must ship"
-    m = models["hp"]
-    assert m.task == "codec" and len(m.meta["qualities"]) >= 6
-    assert registry.fingerprint_of(m.weights) == m.meta["fingerprint"]
-    t = m.meta["training"]
-    for key in ("steps", "hardware", "data", "seconds", "batch_size", "patch", "seed"):
-        assert key in t, key
-    assert "CBSD432" in t["data"]
-    assert m.meta["validation"]["estimated_rd"]
+    assert registry.DEFAULTS["codec"] in models, "the default codec's weights and JSON must ship"
+    for name in ("hp", "hpc"):
+        assert name in models, f"weights/{name}.safetensors + {name}.json must ship"
+        m = models[name]
+        assert m.task == "codec" and len(m.meta["qualities"]) >= 6
+        assert registry.fingerprint_of(m.weights) == m.meta["fingerprint"]
+        t = m.meta["training"]
+        for key in ("steps", "hardware", "data", "seconds", "batch_size", "patch", "seed"):
+            assert key in t, key
+        assert "CBSD432" in t["data"]
+        assert m.meta["validation"]["estimated_rd"]
+    assert models["hpc"].meta["architecture"]["kind"] == "checkerboard"
+    assert models["hpc"].meta["training"]["extensions"][-1]["kind"] == "context"
     total = sum(p.stat().st_size for p in (ROOT / "weights").iterdir() if p.is_file())
     assert total < 150 * 2**20
 
@@ -46,7 +50,7 @@ def test_bundled_codec_round_trip_from_another_folder(tmp_path):
     r = subprocess.run(cmd + ["decompress", "crop.lat", "back.png"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lat = latformat.unpack((tmp_path / "crop.lat").read_bytes())
-    assert lat.model == "hp" and lat.quality == 8
+    assert lat.model == registry.DEFAULTS["codec"] and lat.quality == 8
     back = read_image(tmp_path / "back.png").pixels
     mse = np.mean((back.astype(float) - crop.astype(float)) ** 2)
     assert 10 * np.log10(255**2 / mse) > 20  # a real reconstruction, not noise

@@ -14,7 +14,7 @@ from aecli.imageio import Image, decode_image
 from conftest import VECTORS, photo_like
 
 
-@pytest.fixture(params=["tiny-hp", "tiny-fp"])
+@pytest.fixture(params=["tiny-hp", "tiny-cb", "tiny-fp"])
 def codec(request):
     return api.load_codec(request.param)
 
@@ -43,7 +43,17 @@ def test_decoder_reproduces_encoder_reconstruction(codec, rng):
     streams = codec.encode_streams(y_base, qi)
     with torch.inference_mode():
         y = y_base * torch.exp(codec.model.gain[qi]).view(1, -1, 1, 1)
-        if codec.hyper:
+        if codec.checkerboard:  # anchors from the hyperprior's pass, the rest given the decoded anchors
+            hg = torch.exp(codec.model.hgain[qi]).view(1, -1, 1, 1)
+            z = torch.round(codec.model.h_a(y) * hg).clamp(-api.Z_LIMIT, api.Z_LIMIT)
+            hyper = codec._hyper_ints(z.to(torch.int64), qi)
+            first = api.anchors(*y.shape[-2:])
+            _, m_a = codec._checkerboard_params(hyper, None, first[0, 0].bool().numpy())
+            anchor = torch.round(y - m_a) + m_a
+            y_anchor = torch.floor(anchor.double() * 4096 + 0.5) * first
+            _, m_b = codec._checkerboard_params(hyper, y_anchor, ~first[0, 0].bool().numpy())
+            expected = anchor * first + (torch.round(y - m_b) + m_b) * (1 - first)
+        elif codec.hyper:
             hg = torch.exp(codec.model.hgain[qi]).view(1, -1, 1, 1)
             z = torch.round(codec.model.h_a(y) * hg).clamp(-api.Z_LIMIT, api.Z_LIMIT)
             _, means = codec._hyper_params(z.to(torch.int64), qi)
@@ -103,8 +113,9 @@ def test_committed_scaled_vector_decodes_bit_exactly():
     assert codec.compress(src, lat.quality, scale=lat.scale) == data
 
 
-def test_decoding_is_independent_of_thread_count(rng):
-    codec = api.load_codec("tiny-hp")
+@pytest.mark.parametrize("name", ["tiny-hp", "tiny-cb"])
+def test_decoding_is_independent_of_thread_count(rng, name):
+    codec = api.load_codec(name)
     lat = latformat.unpack(codec.compress(_img(photo_like(150, 170, rng)), 3))
     old = torch.get_num_threads()
     try:
@@ -184,9 +195,10 @@ def test_wrong_or_missing_model(rng, tmp_path):
         codec.compress(_img(photo_like(8, 8, rng)), 9)
 
 
-def test_corrupt_streams_never_crash(rng):
+@pytest.mark.parametrize("name", ["tiny-hp", "tiny-cb"])
+def test_corrupt_streams_never_crash(rng, name):
     """Random damage behind a valid CRC: a clean DecodeError or some image, nothing else."""
-    codec = api.load_codec("tiny-hp")
+    codec = api.load_codec(name)
     lat = latformat.unpack(codec.compress(_img(photo_like(70, 70, rng)), 3))
     for trial in range(60):
         streams = [bytearray(s) for s in lat.streams]
@@ -287,11 +299,12 @@ def test_exact_integer_synthesis_is_order_free():
     assert [type(layer).__name__ for layer in net] == ["IntLayer", "IntIGDN"] * 3 + ["IntLayer"]
 
 
-def test_eval_mode_rate_is_the_code_length_of_the_coded_symbols(rng):
+@pytest.mark.parametrize("name", ["tiny-hp", "tiny-cb"])
+def test_eval_mode_rate_is_the_code_length_of_the_coded_symbols(rng, name):
     """In eval mode (validation) the model takes its likelihoods at the rounded latents, like the
     coder: the same figure every time, and close to the bits actually written. (The training-time
     stand-in, uniform noise, overstates low rates: 2.4x here at quality 1.)"""
-    codec = api.load_codec("tiny-hp")
+    codec = api.load_codec(name)
     px = photo_like(128, 192, rng)
     x = torch.from_numpy(px).permute(2, 0, 1)[None].float() / 255
     model = codec.model
@@ -402,3 +415,53 @@ def test_older_weights_kept_for_decoding(tmp_path, monkeypatch, rng):
     (d / "swap.json").unlink()
     with pytest.raises(UserError, match="only as older weights"):
         registry.resolve("swap", "codec")
+
+
+def test_checkerboard_codes_in_two_halves_with_a_context_that_matters(rng, monkeypatch):
+    """A checkerboard file holds z, the anchors, the other half and the escapes; its integer
+    context path follows the float model it was exported from (the same table for nearly every
+    latent), the context changes the bits, and tiling the context pass changes nothing."""
+    codec = api.load_codec("tiny-cb")
+    img = _img(photo_like(150, 170, rng))
+    data = codec.compress(img, 3)
+    lat = latformat.unpack(data)
+    assert len(lat.streams) == 4 and all(lat.streams[1:3])
+    qi = 2
+    y_base = codec.analyse(img)
+    with torch.inference_mode():
+        y, z = codec.latents(y_base, qi)
+        z_sym = torch.round(z).clamp(-api.Z_LIMIT, api.Z_LIMIT).to(torch.int64)
+        hyper = codec._hyper_ints(z_sym, qi)
+        model = codec.model
+        params = model.h_s(z_sym.float() * torch.exp(model.inv_hgain[qi]).view(1, -1, 1, 1))
+        scales, means = model.condition(y, params, torch.round)
+        first = api.anchors(*y.shape[-2:])
+        half = first[0, 0].bool().numpy()
+        idx_a, m_a = codec._checkerboard_params(hyper, None, half)
+        y_anchor = torch.floor((torch.round(y - m_a) + m_a).double() * 4096 + 0.5) * first
+        idx_b, m_b = codec._checkerboard_params(hyper, y_anchor, ~half)
+    got = m_a * first + m_b * (1 - first)
+    assert (got - means).abs().max() < 0.05
+    want = torch.searchsorted(codec.thresholds.float(), (scales * 4096).contiguous()).clamp(0, len(codec.y_pmfs) - 1)
+    idx = np.where(first.bool().numpy(), idx_a, idx_b)
+    assert (idx == want.numpy()).mean() > 0.98
+    b = ~half
+    full_a, _ = codec._checkerboard_params(hyper, torch.zeros_like(y_anchor), b)
+    assert not np.array_equal(idx_b[..., b], full_a[..., b])  # the context moved some tables
+    # the context convolution at chosen positions and taps = the whole integer layer there
+    layer = codec.ctx[0]
+    pos = torch.from_numpy(b).flatten().nonzero().squeeze(1)
+    taps = [(i, j) for i in range(5) for j in range(5) if (i + j) % 2]
+    whole = layer(y_anchor.clone()).flatten(2)[:, :, pos]
+    assert torch.equal(layer.at(y_anchor, pos, taps), whole)
+    monkeypatch.setattr(api, "HYPER_TILE", 1)  # context pass in 2x2-latent tiles with their 2-latent halo
+    assert codec.compress(img, 3) == data
+
+
+def test_a_file_needs_its_model_kind(rng):
+    """Streams of a hyperprior file are not a checkerboard file: the count is checked first."""
+    hp, cb = api.load_codec("tiny-hp"), api.load_codec("tiny-cb")
+    lat = latformat.unpack(hp.compress(_img(photo_like(40, 40, rng)), 2))
+    fake = latformat.LatFile(**{**lat.__dict__, "model": "tiny-cb", "fingerprint": cb.files.fingerprint})
+    with pytest.raises(api.DecodeError, match="missing streams"):
+        cb.decompress(fake)

@@ -57,7 +57,7 @@ def corpus(fuzz_models, monkeypatch):
 def test_corpus_is_valid_and_varied(corpus):
     lats = [s.lat for s in corpus]
     assert {lat.mode for lat in lats} == set(latformat.MODES)
-    assert {lat.model for lat in lats} == {fz.HP_MODEL, fz.FP_MODEL}
+    assert {lat.model for lat in lats} == {fz.HP_MODEL, fz.FP_MODEL, fz.CB_MODEL}
     assert {lat.quality for lat in lats} == {1, 2, 3}
     assert any(lat.width == lat.height == 1 for lat in lats)
     for s in corpus:

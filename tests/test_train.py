@@ -226,3 +226,51 @@ def test_widened_codec_codes_as_before_and_trains_on(tmp_path, images):
     ckpt = torch.load(wide / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 4 and ckpt["config"]["n"] == 16 and ckpt["extensions"][0]["n"] == [8, 16]
     assert ckpt["model"]["g_a.0.weight"].shape[0] == 16 and ckpt["model"]["h_a.0.weight"].shape[0] == 8
+
+
+def test_train_a_checkerboard_codec_and_fit_a_context_to_a_trained_one(tmp_path, images):
+    """`aecli train --model checkerboard` trains and exports a context-model codec whose files round
+    trip; scripts/fit_context.py turns a trained hyperprior run into one without changing its
+    transforms (the reconstruction is the same, the context part trains) and `--resume` goes on."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from aecli import format as latformat
+    from aecli import registry
+    from aecli.codec.api import Codec
+    from aecli.imageio import read_image
+
+    out = tmp_path / "cb"
+    r = train(images, "--out", out, "--steps", "2", "--model", "checkerboard", *TINY)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "cb.json").read_text())["architecture"]["kind"] == "checkerboard"
+    r = runner.invoke(app, ["compress", str(images / "0.png"), str(tmp_path / "c.lat"), "--model", str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["decompress", str(tmp_path / "c.lat"), str(tmp_path / "c.png"), "--model", str(out)])
+    assert r.exit_code == 0, r.output
+
+    hp = tmp_path / "hp"
+    assert train(images, "--out", hp, "--steps", "2", *TINY).exit_code == 0
+    root = Path(__file__).resolve().parents[1]
+    ctx = tmp_path / "hpc"
+    p = subprocess.run([sys.executable, str(root / "scripts" / "fit_context.py"), str(hp / "checkpoint.pt"), "--out", str(ctx),
+                        "--data", str(images), "--steps", "3", "--batch-size", "2", "--threads", "1"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    before = torch.load(hp / "checkpoint.pt", weights_only=True)["model"]
+    after = torch.load(ctx / "checkpoint.pt", weights_only=True)
+    assert after["config"]["model"] == "checkerboard" and after["extensions"][-1]["kind"] == "context"
+    assert all(torch.equal(v, after["model"][k]) for k, v in before.items())
+    assert any(after["model"]["ep.4.weight"].flatten() != 0)
+    a = Codec.load(registry.resolve(str(hp / "hp.safetensors"), "codec"))
+    b = Codec.load(registry.resolve(str(ctx / "hpc.safetensors"), "codec"))
+    img = read_image(str(images / "0.png"))
+    pa = a.decompress(latformat.unpack(a.compress(img, 3, scale=8))).pixels
+    pb = b.decompress(latformat.unpack(b.compress(img, 3, scale=8))).pixels
+    assert np.abs(pa.astype(int) - pb.astype(int)).mean() < 1.0  # the same transforms; only rounding offsets move
+    r = train(images, "--out", ctx, "--steps", "4", "--resume", *TINY)
+    assert r.exit_code == 0, r.output
+    assert torch.load(ctx / "checkpoint.pt", weights_only=True)["step"] == 4

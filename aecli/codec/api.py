@@ -36,7 +36,7 @@ from ..imageio import Image, UserError
 from ..tiling import tiled
 from . import coding, intnet, levels, refine
 from .entropy import unpack_tables
-from .model import Z_LIMIT, HyperpriorCodec, build
+from .model import Z_LIMIT, CheckerboardCodec, HyperpriorCodec, anchors, build
 
 # memory layouts of the transforms: channels-last, which oneDNN convolves faster on x86 CPUs
 # (measured against plain NCHW in docs/perf_layout.md)
@@ -97,8 +97,11 @@ class Codec:
             self.z_offsets = t["tables.z.offset"].numpy()
             self.thresholds = t["tables.y.thresholds"].to(self.device, torch.float64)
             self.inv_hgain = t["int.inv_hgain"].to(self.device, torch.float64)
-            hs = {k[len("int.h_s."):]: v for k, v in t.items() if k.startswith("int.h_s.")}
-            self.h_s = intnet.load(hs, self.model.h_s, self.device)
+            self.h_s = intnet.load(_prefixed(t, "int.h_s."), self.model.h_s, self.device)
+        self.checkerboard = isinstance(self.model, CheckerboardCodec)
+        if self.checkerboard:
+            self.ctx = intnet.load(_prefixed(t, "int.ctx."), torch.nn.Sequential(self.model.ctx), self.device)
+            self.ep = intnet.load(_prefixed(t, "int.ep."), self.model.ep, self.device)
 
     # ---- identity -------------------------------------------------------------------
     @property
@@ -194,19 +197,60 @@ class Codec:
 
         return tiled(run, y_hat, 16, up=True, halo=tiling.HALO)
 
+    def _tables_and_means(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Integer (scales, means) at 2**-ACT_BITS -> table indexes (uint8 where they fit) and means
+        (float32: an integer below 2**22 times 2**-12 is exact), on the CPU."""
+        scales, means = params.chunk(2, dim=1)
+        top = len(self.y_pmfs) - 1
+        idx = torch.searchsorted(self.thresholds, scales.contiguous(), right=False).clamp_(0, top)
+        return idx.to(torch.uint8 if top < 256 else torch.int32).cpu(), (means * 2.0**-intnet.ACT_BITS).to(torch.float32).cpu()
+
     def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
         """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
         made compact tile by tile (the float64 output of a whole large image is never held)."""
         a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1).cpu()
-        top = len(self.y_pmfs) - 1
-        small = torch.uint8 if top < 256 else torch.int32
+        idx, means = tiled(lambda t: self._tables_and_means(intnet.run(self.h_s, t.to(self.device))), a, 4, up=True,
+                           tile=HYPER_TILE)
+        return idx.numpy(), means
 
-        def run(t):
-            scales, means = intnet.run(self.h_s, t.to(self.device)).chunk(2, dim=1)
-            idx = torch.searchsorted(self.thresholds, scales.contiguous(), right=False).clamp_(0, top)
-            return idx.to(small).cpu(), (means * 2.0**-intnet.ACT_BITS).to(torch.float32).cpu()
+    def _hyper_ints(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
+        """The integer hyper-synthesis output (1, 2M, H/16, W/16) as float32, which holds its
+        integers (below 2**22) exactly: the checkerboard model's input."""
+        a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1).cpu()
+        return tiled(lambda t: intnet.run(self.h_s, t.to(self.device)).to(torch.float32).cpu(), a, 4, up=True,
+                     tile=HYPER_TILE)
 
-        idx, means = tiled(run, a, 4, up=True, tile=HYPER_TILE)
+    def _checkerboard_params(self, hyper: torch.Tensor, y_anchor: torch.Tensor | None,
+                             half: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """Table indexes and means of the latents at `half` (a boolean latent-grid mask; zeros
+        elsewhere) from the integer context model: the hyper-synthesis output `hyper` plus a
+        correction computed from it and from the decoded anchors `y_anchor` (integers at
+        2**-ACT_BITS, zero off the anchors; None: the anchors' own pass, zero context).
+
+        The correction network is 1x1 convolutions, so it runs on the chosen positions alone; the
+        5x5 context convolution runs there too, reading only the taps that can hold an anchor
+        ((row + column) offset odd: 12 of 25).  Tiled with a halo of 2 latents, the context's
+        reach, so every integer is that of one piece."""
+        m2 = hyper.shape[1]
+        taps = [(i, j) for i in range(5) for j in range(5) if (i + j) % 2]
+
+        def run(hyper_t, mask_t, anchor_t=None):
+            hh, ww = hyper_t.shape[-2:]
+            pos = mask_t.flatten().nonzero().squeeze(1).to(self.device)
+            h = hyper_t.to(self.device, torch.float64).flatten(2)[:, :, pos]
+            if anchor_t is None:
+                context = torch.zeros_like(h)
+            else:
+                context = self.ctx[0].at(anchor_t.to(self.device, torch.float64), pos, taps)
+            out = intnet.run(self.ep, torch.cat([h, context], dim=1).unsqueeze(-1)).squeeze(-1)
+            out = out.add_(h).clamp_(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
+            full = torch.zeros(1, m2, hh * ww, dtype=torch.float64, device=out.device)
+            full[:, :, pos] = out
+            return self._tables_and_means(full.view(1, m2, hh, ww))
+
+        mask = torch.from_numpy(np.ascontiguousarray(half)).view(1, 1, *half.shape)
+        x = (hyper, mask) if y_anchor is None else (hyper, mask, y_anchor)
+        idx, means = tiled(run, x, 1, up=True, tile=HYPER_TILE * 2, halo=2)
         return idx.numpy(), means
 
     # ---- coding --------------------------------------------------------------------------
@@ -237,6 +281,9 @@ class Codec:
         z_sym = z.to(torch.int64)
         z_idx = np.broadcast_to(np.arange(z.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), z.shape)
         z_bytes, z_esc = coding.encode(z_sym.numpy(), z_idx, self.z_pmfs, self.z_offsets)
+        if self.checkerboard:
+            y_bytes, y_esc = self._encode_checkerboard(y, z_sym, qi)
+            return [z_bytes, *y_bytes, coding.pack_escapes(z_esc + y_esc)]
         idx, means = self._hyper_params(z_sym, qi)
         # round(y - means), computed in the means' own storage (no longer needed): one latent-sized float less
         res = means.neg_().add_(y).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1)
@@ -245,6 +292,57 @@ class Codec:
         del res
         y_bytes, y_esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
         return [z_bytes, y_bytes, coding.pack_escapes(z_esc + y_esc)]
+
+    def _encode_checkerboard(self, y: torch.Tensor, z_sym: torch.Tensor, qi: int) -> tuple[list[bytes], list[int]]:
+        """The two streams of a checkerboard model's latents (anchors, then the rest) and their
+        escaped values, in coding order.  Each latent-sized array is dropped as soon as it is
+        used (a 50-megapixel image has 100 MB per float32 copy of its latents)."""
+        hyper = self._hyper_ints(z_sym, qi)
+        first = anchors(*y.shape[-2:])[0, 0].bool().numpy()
+        idx, means = self._checkerboard_params(hyper, None, first)
+        sym = torch.round(y - means).clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
+        y_anchor = self._anchor_ints(sym, means, first)
+        del means
+        anchor_bytes, escapes = coding.encode(sym[..., first], idx[..., first], self.y_pmfs, self.y_offsets)
+        del sym, idx
+        idx, means = self._checkerboard_params(hyper, y_anchor, ~first)
+        del hyper, y_anchor
+        sym = means.neg_().add_(y).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
+        del means
+        rest_bytes, esc = coding.encode(sym[..., ~first], idx[..., ~first], self.y_pmfs, self.y_offsets)
+        return [anchor_bytes, rest_bytes], escapes + esc
+
+    @staticmethod
+    def _anchor_ints(sym: np.ndarray, means: torch.Tensor, first: np.ndarray) -> torch.Tensor:
+        """The decoded anchors as integers at 2**-ACT_BITS (symbol + mean, saturated), zero
+        elsewhere, in float32.  Exact: a symbol below 2**12 in size gives a product below 2**24 and
+        a sum below 2**23, both exact in float32; a larger one gives a sum beyond the saturation
+        limit 2**22 however it rounds, so the saturated value is the same."""
+        unit = 2.0**intnet.ACT_BITS
+        a = torch.from_numpy(sym).to(torch.float32).mul_(unit).add_(means * unit)
+        a = a.clamp_(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
+        return a.mul_(torch.from_numpy(first))
+
+    def _decode_checkerboard(self, streams: list[bytes], z_sym: torch.Tensor, qi: int, shape: tuple,
+                             esc: coding.EscapeReader) -> torch.Tensor:
+        """y_hat of a checkerboard file: the anchors (stream 1), then the rest given them (stream 2)."""
+        hyper = self._hyper_ints(z_sym, qi)
+        first = anchors(*shape[-2:])[0, 0].bool().numpy()
+        idx, means = self._checkerboard_params(hyper, None, first)
+        sym = np.zeros(shape, dtype=np.int32)
+        sym[..., first] = coding.decode(streams[0], idx[..., first], self.y_pmfs, self.y_offsets, esc)
+        del idx
+        y_anchor = self._anchor_ints(sym, means, first)
+        mask = torch.from_numpy(first)
+        y_hat = torch.from_numpy(sym).to(torch.float32).add_(means).mul_(mask)  # the anchors, zero elsewhere
+        del means
+        idx, means = self._checkerboard_params(hyper, y_anchor, ~first)
+        del hyper, y_anchor
+        sym[...] = 0
+        sym[..., ~first] = coding.decode(streams[1], idx[..., ~first], self.y_pmfs, self.y_offsets, esc)
+        del idx
+        rest = means.add_(torch.from_numpy(sym)).mul_(~mask)
+        return y_hat.add_(rest)
 
     def refined_latents(self, img: Image, y_base: torch.Tensor, qi: int, effort: int, bar=None):
         """(y, z) fitted to this image by `effort` steps of refinement (refine.py); effort 0: the
@@ -260,8 +358,9 @@ class Codec:
 
     def streams_needed(self, mode: str) -> int:
         """How many streams a file in this colour mode holds: y and escapes (plus z for a
-        hyperprior model), plus the alpha plane for modes with alpha."""
-        return (3 if self.hyper else 2) + (1 if mode in ("RGBA", "LA") else 0)
+        hyperprior model, and y in two halves for a checkerboard one), plus the alpha plane for
+        modes with alpha."""
+        return (4 if self.checkerboard else 3 if self.hyper else 2) + (1 if mode in ("RGBA", "LA") else 0)
 
     @torch.inference_mode()
     def decode_streams(self, streams: list[bytes], qi: int, lh: int, lw: int) -> torch.Tensor:
@@ -274,13 +373,17 @@ class Codec:
             sym = coding.decode(streams[0], idx, self.y_pmfs, self.y_offsets, esc)
             esc.finish()
             return torch.from_numpy(sym).float()
-        if len(streams) < 3:
+        if len(streams) < (4 if self.checkerboard else 3):
             raise DecodeError("corrupt .lat file: missing streams")
         n = self.model.nh  # hyper-latent channels
-        esc = coding.EscapeReader(streams[2])
+        esc = coding.EscapeReader(streams[-1])  # z's escapes, then y's
         z_idx = np.broadcast_to(np.arange(n, dtype=np.int32).reshape(1, -1, 1, 1), (1, n, lh // 4, lw // 4))
         z_sym = coding.decode(streams[0], z_idx, self.z_pmfs, self.z_offsets, esc)
         z_sym = torch.from_numpy(z_sym).clamp_(-Z_LIMIT, Z_LIMIT)
+        if self.checkerboard:
+            y_hat = self._decode_checkerboard(streams[1:3], z_sym, qi, (1, m, lh, lw), esc)
+            esc.finish()
+            return y_hat
         idx, means = self._hyper_params(z_sym, qi)
         sym = coding.decode(streams[1], idx, self.y_pmfs, self.y_offsets, esc)
         esc.finish()
@@ -415,6 +518,10 @@ def _inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:
     if len(raw) != size or not d.eof or d.unused_data:
         raise DecodeError("corrupt .lat file: alpha stream has the wrong size")
     return np.frombuffer(raw, dtype=np.uint8).reshape(height, width).copy()
+
+
+def _prefixed(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 _CACHE: dict = {}

@@ -59,6 +59,24 @@ class IntLayer:
             out = out.clamp_min_(0)
         return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
+    def at(self, a: torch.Tensor, pos: torch.Tensor, taps: list[tuple[int, int]]) -> torch.Tensor:
+        """This layer (a stride-1 'same' convolution) at the flat positions `pos` of a (1, C, H, W)
+        only, reading only the kernel `taps` (row, column) — the others must meet zeros: (1, Cout, K).
+        The same integers as the whole layer there: each is the same integer sum (below 2**53),
+        only its zero terms left out."""
+        if self.kind != "conv" or self.stride != 1:
+            raise ValueError("only a stride-1 convolution can be evaluated at chosen positions")
+        pad = self.padding
+        h, w = a.shape[-2:]
+        padded = F.pad(a, (pad, pad, pad, pad))
+        cols = torch.cat([padded[0, :, i:i + h, j:j + w].reshape(a.shape[1], -1)[:, pos] for i, j in taps])
+        weight = torch.cat([self._w[:, :, i, j] for i, j in taps], dim=1)  # (Cout, C * len(taps)), cols' order
+        acc = torch.addmm(self._b.view(-1, 1), weight, cols)
+        out = acc.mul_(2.0 ** -self.shift).add_(0.5).floor_()
+        if self.relu:
+            out = out.clamp_min_(0)
+        return out.clamp_(-ACT_LIMIT, ACT_LIMIT).unsqueeze(0)
+
 
 def _geometry(layer: nn.Module) -> tuple[str, int, int, int]:
     if isinstance(layer, nn.ConvTranspose2d):

@@ -1,4 +1,5 @@
-"""The codec's models: a mean-scale hyperprior (default) and a factorized prior.
+"""The codec's models: a mean-scale hyperprior (default), the same with a checkerboard context
+model, and a factorized prior.
 
 Both are variable-rate: one network serves every quality level through per-quality channel
 gains on the latent (and hyper-latent), learned jointly with a different rate-distortion
@@ -131,15 +132,60 @@ class HyperpriorCodec(_GainedCodec):
         z = self.h_a(y) * self._pick(self.hgain, q)
         z_hat = ste_round(z)
         params = self.h_s(z_hat * self._pick(self.inv_hgain, q))
-        scales, means = params.chunk(2, dim=1)
+        scales, means = self.condition(y, params, ste_round)
         y_lik = gaussian_likelihood(rate_proxy(y - means, self.training), scales)
         z_lik = self.z_density.likelihood(rate_proxy(z, self.training))
         y_hat = ste_round(y - means) + means
         x_hat = self.g_s(y_hat * self._pick(self.inv_gain, q))
         return {"x_hat": x_hat, "likelihoods": (y_lik, z_lik)}
 
+    def condition(self, y: torch.Tensor, params: torch.Tensor, rnd) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) of the Gaussian of every latent, from the hyper-synthesis output `params`
+        (the context model below also looks at the latents y, rounded by `rnd`)."""
+        return params.chunk(2, dim=1)
+
     def aux_loss(self) -> torch.Tensor:
         return self.z_density.aux_loss()
+
+
+def anchors(h: int, w: int, device=None) -> torch.Tensor:
+    """The checkerboard's first half: (1, 1, h, w), 1 where (row + column) is even."""
+    i = torch.arange(h, device=device).view(-1, 1)
+    j = torch.arange(w, device=device).view(1, -1)
+    return ((i + j) % 2 == 0).to(torch.float32).view(1, 1, h, w)
+
+
+class CheckerboardCodec(HyperpriorCodec):
+    """The mean-scale hyperprior with a checkerboard context model (He et al., 2021).
+
+    The latents are coded in two halves.  The anchors ((row + column) even) take their Gaussian's
+    parameters from the hyperprior alone; the other half also sees the decoded anchors around it
+    through a 5x5 convolution (`ctx`).  Both halves' parameters come from the same 1x1 network
+    (`ep`) as a correction added to the hyper-synthesis output, with a zero context for the
+    anchors; its last layer starts at zero, so a new model starts as its hyperprior.  Decoding
+    is two passes (anchors, then the rest), each fully parallel."""
+
+    kind = "checkerboard"
+
+    def __init__(self, n: int = 64, m: int = 128, lambdas=LAMBDAS, nh: int | None = None):
+        super().__init__(n, m, lambdas, nh)
+        self.ctx = conv(m, 2 * m, 5, 1)
+        self.ep = nn.Sequential(
+            conv(4 * m, 3 * m, 1, 1), nn.ReLU(inplace=True), conv(3 * m, 5 * m // 2, 1, 1), nn.ReLU(inplace=True),
+            conv(5 * m // 2, 2 * m, 1, 1),
+        )
+        nn.init.zeros_(self.ep[-1].weight)
+        nn.init.zeros_(self.ep[-1].bias)
+
+    def params(self, hyper: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return hyper + self.ep(torch.cat([hyper, context], dim=1))
+
+    def condition(self, y, params, rnd):
+        a = anchors(*y.shape[-2:], device=y.device)
+        scales_a, means_a = self.params(params, torch.zeros_like(params)).chunk(2, dim=1)
+        y_anchor = (rnd(y - means_a) + means_a) * a
+        scales_b, means_b = self.params(params, self.ctx(y_anchor)).chunk(2, dim=1)
+        return scales_a * a + scales_b * (1 - a), means_a * a + means_b * (1 - a)
 
 
 class FactorizedCodec(_GainedCodec):
@@ -163,13 +209,13 @@ class FactorizedCodec(_GainedCodec):
         return self.y_density.aux_loss()
 
 
-KINDS = {"hyperprior": HyperpriorCodec, "factorized": FactorizedCodec}
+KINDS = {"hyperprior": HyperpriorCodec, "checkerboard": CheckerboardCodec, "factorized": FactorizedCodec}
 
 
 def build(config: dict) -> _GainedCodec:
     cls = KINDS[config["kind"]]
     if config.get("nh") is not None:
-        if cls is not HyperpriorCodec:
+        if not issubclass(cls, HyperpriorCodec):
             raise ValueError("only a hyperprior model has a hyper width (nh)")
         return cls(int(config["n"]), int(config["m"]), tuple(config["lambdas"]), int(config["nh"]))
     return cls(int(config["n"]), int(config["m"]), tuple(config["lambdas"]))
@@ -260,6 +306,10 @@ def export_tensors(model: _GainedCodec) -> dict[str, torch.Tensor]:
         tensors["int.inv_hgain"] = ihg.to(torch.int64)
         for k, v in intnet.export(model.h_s).items():
             tensors[f"int.h_s.{k}"] = v
+        if isinstance(model, CheckerboardCodec):
+            for name, seq in (("ctx", nn.Sequential(model.ctx)), ("ep", model.ep)):
+                for k, v in intnet.export(seq).items():
+                    tensors[f"int.{name}.{k}"] = v
     else:
         yp, yo = model.y_density.tables()
         pad, lens = entropy.pack_tables(yp)

@@ -107,7 +107,7 @@ def _bits_and_yhat(model, y, z, q, soft):
     """(bits, y_hat) of latents y and hyper-latents z, rounded by `soft` (a function)."""
     if isinstance(model, HyperpriorCodec):
         zq = soft(z)
-        scales, means = model.h_s(zq * model._pick(model.inv_hgain, q)).chunk(2, dim=1)
+        scales, means = model.condition(y, model.h_s(zq * model._pick(model.inv_hgain, q)), soft)
         r = soft(y - means)
         y_bits = -torch.log2(gaussian_likelihood(r, scales))
         z_bits = -torch.log2(model.z_density.likelihood(zq))

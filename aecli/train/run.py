@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
-CODEC_KINDS = ("hyperprior", "factorized")
+CODEC_KINDS = ("hyperprior", "checkerboard", "factorized")
 DENOISE_KINDS = ("unet",)
 FAMILY_KINDS = ("dense", "conv", "vae", "sparse", "contractive", "denoising")
 DEFAULT_MODEL = {"codec": "hyperprior", "denoise": "unet", "autoencoder": "dense"}
@@ -119,8 +119,8 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
     ckpt_every, val_every, log_every = ckpt_every or 500, val_every or 2000, log_every or 50
     if min(steps, batch_size, *(widths or [1])) < 1 or (task != "autoencoder" and patch < 1):
         raise UserError("--steps, --batch-size, --patch and --channels must be positive")
-    if patch % 64 and task == "codec" and model == "hyperprior":
-        raise UserError("--patch must be a multiple of 64 for the hyperprior codec")
+    if patch % 64 and task == "codec" and model in ("hyperprior", "checkerboard"):
+        raise UserError(f"--patch must be a multiple of 64 for the {model} codec")
     if task == "denoise" and patch % 2 ** (len(widths) - 1):
         raise UserError(f"--patch must be a multiple of {2 ** (len(widths) - 1)} for a {len(widths)}-scale U-Net")
     ckpt = out / "checkpoint.pt"
