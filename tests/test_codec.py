@@ -454,6 +454,10 @@ def test_checkerboard_codes_in_two_halves_with_a_context_that_matters(rng, monke
     taps = [(i, j) for i in range(5) for j in range(5) if (i + j) % 2]
     whole = layer(y_anchor.clone()).flatten(2)[:, :, pos]
     assert torch.equal(layer.at(y_anchor, pos, taps), whole)
+    # the correction network on a set of positions = the same 1x1 convolutions on the grid
+    a = torch.cat([hyper.double(), torch.randint(-5000, 5000, hyper.shape).double()], dim=1)
+    grid = intnet.run(codec.ep, a)
+    assert torch.equal(intnet.run_pointwise(codec.ep, a[0].flatten(1)), grid[0].flatten(1))
     monkeypatch.setattr(api, "HYPER_TILE", 1)  # context pass in 2x2-latent tiles with their 2-latent halo
     assert codec.compress(img, 3) == data
 

@@ -236,17 +236,18 @@ class Codec:
 
         def run(hyper_t, mask_t, anchor_t=None):
             hh, ww = hyper_t.shape[-2:]
-            pos = mask_t.flatten().nonzero().squeeze(1).to(self.device)
-            h = hyper_t.to(self.device, torch.float64).flatten(2)[:, :, pos]
+            pos = mask_t.flatten().nonzero().squeeze(1)
+            h = hyper_t.flatten(2)[0][:, pos].to(self.device, torch.float64)  # (2M, K)
             if anchor_t is None:
                 context = torch.zeros_like(h)
             else:
-                context = self.ctx[0].at(anchor_t.to(self.device, torch.float64), pos, taps)
-            out = intnet.run(self.ep, torch.cat([h, context], dim=1).unsqueeze(-1)).squeeze(-1)
-            out = out.add_(h).clamp_(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
-            full = torch.zeros(1, m2, hh * ww, dtype=torch.float64, device=out.device)
-            full[:, :, pos] = out
-            return self._tables_and_means(full.view(1, m2, hh, ww))
+                context = self.ctx[0].at(anchor_t.to(self.device, torch.float64), pos.to(self.device), taps)[0]
+            out = intnet.run_pointwise(self.ep, torch.cat([h, context]))
+            idx_k, means_k = self._tables_and_means(out.add_(h).clamp_(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)[None])
+            idx = torch.zeros(1, m2 // 2, hh * ww, dtype=idx_k.dtype)
+            means = torch.zeros(1, m2 // 2, hh * ww, dtype=torch.float32)
+            idx[:, :, pos], means[:, :, pos] = idx_k, means_k
+            return idx.view(1, -1, hh, ww), means.view(1, -1, hh, ww)
 
         mask = torch.from_numpy(np.ascontiguousarray(half)).view(1, 1, *half.shape)
         x = (hyper, mask) if y_anchor is None else (hyper, mask, y_anchor)
@@ -300,8 +301,10 @@ class Codec:
         hyper = self._hyper_ints(z_sym, qi)
         first = anchors(*y.shape[-2:])[0, 0].bool().numpy()
         idx, means = self._checkerboard_params(hyper, None, first)
-        sym = torch.round(y - means).clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
-        y_anchor = self._anchor_ints(sym, means, first)
+        res = torch.sub(y, means).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1)
+        sym = res.to(torch.int32).numpy()
+        del res
+        y_anchor = self._anchor_ints(sym, means, first)  # (uses up `means`)
         del means
         anchor_bytes, escapes = coding.encode(sym[..., first], idx[..., first], self.y_pmfs, self.y_offsets)
         del sym, idx
@@ -315,11 +318,12 @@ class Codec:
     @staticmethod
     def _anchor_ints(sym: np.ndarray, means: torch.Tensor, first: np.ndarray) -> torch.Tensor:
         """The decoded anchors as integers at 2**-ACT_BITS (symbol + mean, saturated), zero
-        elsewhere, in float32.  Exact: a symbol below 2**12 in size gives a product below 2**24 and
-        a sum below 2**23, both exact in float32; a larger one gives a sum beyond the saturation
-        limit 2**22 however it rounds, so the saturated value is the same."""
+        elsewhere, in float32; `means` is used up (scaled in place).  Exact: a symbol below 2**12 in
+        size gives a product below 2**24 and a sum below 2**23, both exact in float32; a larger one
+        gives a sum beyond the saturation limit 2**22 however it rounds, so the saturated value is
+        the same."""
         unit = 2.0**intnet.ACT_BITS
-        a = torch.from_numpy(sym).to(torch.float32).mul_(unit).add_(means * unit)
+        a = torch.from_numpy(sym).to(torch.float32).mul_(unit).add_(means.mul_(unit))
         a = a.clamp_(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
         return a.mul_(torch.from_numpy(first))
 
@@ -332,9 +336,9 @@ class Codec:
         sym = np.zeros(shape, dtype=np.int32)
         sym[..., first] = coding.decode(streams[0], idx[..., first], self.y_pmfs, self.y_offsets, esc)
         del idx
-        y_anchor = self._anchor_ints(sym, means, first)
         mask = torch.from_numpy(first)
         y_hat = torch.from_numpy(sym).to(torch.float32).add_(means).mul_(mask)  # the anchors, zero elsewhere
+        y_anchor = self._anchor_ints(sym, means, first)  # (uses up `means`)
         del means
         idx, means = self._checkerboard_params(hyper, y_anchor, ~first)
         del hyper, y_anchor

@@ -78,6 +78,25 @@ class IntLayer:
         return out.clamp_(-ACT_LIMIT, ACT_LIMIT).unsqueeze(0)
 
 
+    def pointwise(self, a: torch.Tensor) -> torch.Tensor:
+        """This layer (a 1x1 convolution) on a (C, K) set of positions: one exact integer matrix
+        product, the same integers as the convolution."""
+        if self.kind != "conv" or self.weight.shape[-2:] != (1, 1):
+            raise ValueError("only a 1x1 convolution runs on a set of positions")
+        out = torch.addmm(self._b.view(-1, 1), self._w[:, :, 0, 0], a).mul_(2.0 ** -self.shift).add_(0.5).floor_()
+        if self.relu:
+            out = out.clamp_min_(0)
+        return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+
+def run_pointwise(net: list[IntLayer], a: torch.Tensor) -> torch.Tensor:
+    """An integer network of 1x1 convolutions on integer-valued float64 activations (C, K)."""
+    a = a.to(torch.float64).clamp(-ACT_LIMIT, ACT_LIMIT)
+    for layer in net:
+        a = layer.pointwise(a)
+    return a
+
+
 def _geometry(layer: nn.Module) -> tuple[str, int, int, int]:
     if isinstance(layer, nn.ConvTranspose2d):
         return "deconv", layer.stride[0], layer.padding[0], layer.output_padding[0]
