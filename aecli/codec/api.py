@@ -208,17 +208,19 @@ class Codec:
     def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
         """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
         made compact tile by tile (the float64 output of a whole large image is never held)."""
-        a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1).cpu()
-        idx, means = tiled(lambda t: self._tables_and_means(intnet.run(self.h_s, t.to(self.device))), a, 4, up=True,
-                           tile=HYPER_TILE)
+        idx, means = tiled(lambda t: self._tables_and_means(intnet.run(self.h_s, t.to(self.device))),
+                           self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE)
         return idx.numpy(), means
 
     def _hyper_ints(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
         """The integer hyper-synthesis output (1, 2M, H/16, W/16) as float32, which holds its
         integers (below 2**22) exactly: the checkerboard model's input."""
-        a = z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1).cpu()
-        return tiled(lambda t: intnet.run(self.h_s, t.to(self.device)).to(torch.float32).cpu(), a, 4, up=True,
-                     tile=HYPER_TILE)
+        return tiled(lambda t: intnet.run(self.h_s, t.to(self.device)).to(torch.float32).cpu(),
+                     self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE)
+
+    def _hyper_input(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
+        """The integer hyper-synthesis's input: the hyper-latent symbols times the level's integer gains."""
+        return z_sym.to(torch.float64) * self.inv_hgain[qi].view(1, -1, 1, 1).cpu()
 
     def _checkerboard_params(self, hyper: torch.Tensor, y_anchor: torch.Tensor | None,
                              half: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:

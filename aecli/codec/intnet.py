@@ -54,6 +54,10 @@ class IntLayer:
                 acc = F.conv_transpose2d(a, self._w, self._b, self.stride, self.padding, self.output_padding)
             else:
                 acc = F.conv2d(a, self._w, self._b, self.stride, self.padding)
+        return self._rescale(acc)
+
+    def _rescale(self, acc: torch.Tensor) -> torch.Tensor:
+        """An exact integer accumulator -> this layer's output activations, in place."""
         out = acc.mul_(2.0 ** -self.shift).add_(0.5).floor_()  # x 2**-shift is exact; round half up
         if self.relu:
             out = out.clamp_min_(0)
@@ -71,22 +75,14 @@ class IntLayer:
         padded = F.pad(a, (pad, pad, pad, pad))
         cols = torch.cat([padded[0, :, i:i + h, j:j + w].reshape(a.shape[1], -1)[:, pos] for i, j in taps])
         weight = torch.cat([self._w[:, :, i, j] for i, j in taps], dim=1)  # (Cout, C * len(taps)), cols' order
-        acc = torch.addmm(self._b.view(-1, 1), weight, cols)
-        out = acc.mul_(2.0 ** -self.shift).add_(0.5).floor_()
-        if self.relu:
-            out = out.clamp_min_(0)
-        return out.clamp_(-ACT_LIMIT, ACT_LIMIT).unsqueeze(0)
-
+        return self._rescale(torch.addmm(self._b.view(-1, 1), weight, cols)).unsqueeze(0)
 
     def pointwise(self, a: torch.Tensor) -> torch.Tensor:
         """This layer (a 1x1 convolution) on a (C, K) set of positions: one exact integer matrix
         product, the same integers as the convolution."""
         if self.kind != "conv" or self.weight.shape[-2:] != (1, 1):
             raise ValueError("only a 1x1 convolution runs on a set of positions")
-        out = torch.addmm(self._b.view(-1, 1), self._w[:, :, 0, 0], a).mul_(2.0 ** -self.shift).add_(0.5).floor_()
-        if self.relu:
-            out = out.clamp_min_(0)
-        return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
+        return self._rescale(torch.addmm(self._b.view(-1, 1), self._w[:, :, 0, 0], a))
 
 
 def run_pointwise(net: list[IntLayer], a: torch.Tensor) -> torch.Tensor:
