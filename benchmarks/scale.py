@@ -93,6 +93,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from PIL import Image
 
+    from aecli import registry
     from aecli.progress import progress_bar
 
     ops = [o for o in args.ops.split(",") if o]
@@ -113,7 +114,9 @@ def main() -> int:
                     bar.advance(job)
     L = [f"# Huge images: {args.mp:g} MP against {rows[0]['width']}x{rows[0]['height']}", "",
          f"Command: `python benchmarks/scale.py --mp {args.mp:g}`. Machine: {platform.machine()}, {os.cpu_count()} cores, "
-         f"torch threads {rows[0]['threads']}. Quality 5 for the codec, sigma 25 (given) for the denoiser.", "",
+         f"torch threads {rows[0]['threads']}. Quality 5 for the codec (`{registry.DEFAULTS['codec']}`, the default model), coded at the "
+         "image's own size (`scale=8`: the only coding the encoder tries above 16.8 MP, and the small image is coded the same "
+         "way; docs/codec.md, \"Coding scale\"), sigma 25 (given) for the denoiser.", "",
          "| operation | image | seconds | us per pixel | ratio to small | peak RSS MB |", "|---|---|---:|---:|---:|---:|"]
     summary = {}
     for op in ops:

@@ -153,6 +153,41 @@ def test_integer_hyper_synthesis_is_exact(rng):
     assert fast.abs().max() < 2**53
 
 
+def test_integer_layers_in_pieces_give_the_same_integers(monkeypatch, rng):
+    """Above COLUMN_BYTES a convolution sums over slices of its input channels and a transposed one
+    computes slices of its output channels: the same integers as in one call (hyper-synthesis and
+    the fixed-point synthesis)."""
+    codec = api.load_codec("tiny-hp")
+    z = torch.from_numpy(rng.integers(-40, 40, (1, 8, 5, 6))).to(torch.float64)
+    a = z * codec.inv_hgain[1].view(1, -1, 1, 1)
+    y = torch.randint(-(1 << 22) + 1, 1 << 22, (1, codec.model.m, 5, 6)).double()
+    synthesis = intnet.synthesis(codec.model.g_s)
+    whole = intnet.run(codec.h_s, a), intnet.run(synthesis, y)
+    calls = []
+    real = torch.nn.functional.conv2d
+    monkeypatch.setattr(intnet.F, "conv2d", lambda *args: calls.append(args[1].shape[1]) or real(*args))
+    monkeypatch.setattr(intnet, "COLUMN_BYTES", 4096)
+    pieces = intnet.run(codec.h_s, a), intnet.run(synthesis, y)
+    assert len(calls) > 1 and min(calls) < max(w._w.shape[1] for w in codec.h_s)  # really split
+    assert torch.equal(whole[0], pieces[0]) and torch.equal(whole[1], pieces[1])
+    assert intnet._pieces(10 * 4096, 7) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7)]
+    assert intnet._pieces(3 * 4096, 8) == [(0, 3), (3, 6), (6, 8)]
+    assert intnet._pieces(100, 8) == [(0, 8)]
+
+
+@pytest.mark.parametrize("tile", [1, 2, 3])
+def test_hyper_synthesis_tiles_with_its_halo_are_exact(monkeypatch, rng, tile):
+    """A latent in hyper cell c depends on cells c - 1 .. c + 2 only, so tiles with a halo of
+    HYPER_HALO (2) cells give the untiled integers, and a halo of 1 does not."""
+    codec = api.load_codec("tiny-hp")
+    z = torch.from_numpy(rng.integers(-30, 30, (1, codec.model.nh, 7, 9)))
+    whole = codec._hyper_ints(z, 2)
+    monkeypatch.setattr(api, "HYPER_TILE", tile)
+    assert torch.equal(codec._hyper_ints(z, 2), whole)
+    monkeypatch.setattr(api, "HYPER_HALO", 1)
+    assert not torch.equal(codec._hyper_ints(z, 2), whole)
+
+
 def test_tiled_equals_untiled(monkeypatch, rng):
     codec = api.load_codec("tiny-hp")
     img = _img(photo_like(200, 260, rng))
@@ -458,7 +493,8 @@ def test_checkerboard_codes_in_two_halves_with_a_context_that_matters(rng, monke
     a = torch.cat([hyper.double(), torch.randint(-5000, 5000, hyper.shape).double()], dim=1)
     grid = intnet.run(codec.ep, a)
     assert torch.equal(intnet.run_pointwise(codec.ep, a[0].flatten(1)), grid[0].flatten(1))
-    monkeypatch.setattr(api, "HYPER_TILE", 1)  # context pass in 2x2-latent tiles with their 2-latent halo
+    monkeypatch.setattr(api, "CONTEXT_TILE", 2)  # context pass in 2x2-latent tiles with their 2-latent halo
+    monkeypatch.setattr(api, "HYPER_TILE", 1)  # and hyper-synthesis in single cells with their 2-cell halo
     assert codec.compress(img, 3) == data
 
 

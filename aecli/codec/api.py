@@ -42,9 +42,12 @@ from .model import Z_LIMIT, CheckerboardCodec, HyperpriorCodec, anchors, build
 # (measured against plain NCHW in docs/perf_layout.md)
 ANALYSIS_LAYOUT = torch.channels_last
 SYNTHESIS_LAYOUT = torch.channels_last
-HYPER_TILE = 32  # hyper-latent cells per tile side of the integer hyper-synthesis: its float64
-# convolutions take buffers of about 400 MB per tile at 32 (800 MB at 48); the halo stays 4 cells,
-# its whole receptive field (3.25 cells), so that the integers are exactly those of one piece
+HYPER_TILE = 24  # hyper-latent cells per tile side of the integer hyper-synthesis (the fastest per
+# cell on a 50-megapixel image: 7.6 s at 24 against 9.5 s at 32, docs/perf.md); its float64 column
+# buffers are bounded per call by intnet.COLUMN_BYTES
+HYPER_HALO = 2  # its receptive field: a latent in hyper cell c depends on cells c - 1 .. c + 2, so
+# that every integer is that of one piece
+CONTEXT_TILE = 64  # latents per tile side of the checkerboard context pass (halo 2: its 5x5 reach)
 
 
 
@@ -209,14 +212,14 @@ class Codec:
         """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
         made compact tile by tile (the float64 output of a whole large image is never held)."""
         idx, means = tiled(lambda t: self._tables_and_means(intnet.run(self.h_s, t.to(self.device))),
-                           self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE)
+                           self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO)
         return idx.numpy(), means
 
     def _hyper_ints(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
         """The integer hyper-synthesis output (1, 2M, H/16, W/16) as float32, which holds its
         integers (below 2**22) exactly: the checkerboard model's input."""
         return tiled(lambda t: intnet.run(self.h_s, t.to(self.device)).to(torch.float32).cpu(),
-                     self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE)
+                     self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO)
 
     def _hyper_input(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
         """The integer hyper-synthesis's input: the hyper-latent symbols times the level's integer gains."""
@@ -253,7 +256,7 @@ class Codec:
 
         mask = torch.from_numpy(np.ascontiguousarray(half)).view(1, 1, *half.shape)
         x = (hyper, mask) if y_anchor is None else (hyper, mask, y_anchor)
-        idx, means = tiled(run, x, 1, up=True, tile=HYPER_TILE * 2, halo=2)
+        idx, means = tiled(run, x, 1, up=True, tile=CONTEXT_TILE, halo=2)
         return idx.numpy(), means
 
     # ---- coding --------------------------------------------------------------------------
@@ -298,24 +301,32 @@ class Codec:
 
     def _encode_checkerboard(self, y: torch.Tensor, z_sym: torch.Tensor, qi: int) -> tuple[list[bytes], list[int]]:
         """The two streams of a checkerboard model's latents (anchors, then the rest) and their
-        escaped values, in coding order.  Each latent-sized array is dropped as soon as it is
-        used (a 50-megapixel image has 100 MB per float32 copy of its latents)."""
+        escaped values, in coding order.  Both halves' symbols and table indexes are found (and
+        kept as compact vectors) before any entropy coding, so that the hyper-synthesis output
+        and the decoded anchors are dropped first; every latent-sized array goes as soon as it
+        is used (a 50-megapixel image has 100 MB per float32 copy of its latents)."""
         hyper = self._hyper_ints(z_sym, qi)
         first = anchors(*y.shape[-2:])[0, 0].bool().numpy()
         idx, means = self._checkerboard_params(hyper, None, first)
-        res = torch.sub(y, means).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1)
-        sym = res.to(torch.int32).numpy()
-        del res
+        sym = torch.sub(y, means).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
         y_anchor = self._anchor_ints(sym, means, first)  # (uses up `means`)
         del means
-        anchor_bytes, escapes = coding.encode(sym[..., first], idx[..., first], self.y_pmfs, self.y_offsets)
+        halves = [(sym[..., first], idx[..., first])]
         del sym, idx
         idx, means = self._checkerboard_params(hyper, y_anchor, ~first)
         del hyper, y_anchor
         sym = means.neg_().add_(y).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
         del means
-        rest_bytes, esc = coding.encode(sym[..., ~first], idx[..., ~first], self.y_pmfs, self.y_offsets)
-        return [anchor_bytes, rest_bytes], escapes + esc
+        halves.append((sym[..., ~first], idx[..., ~first]))
+        del sym, idx
+        out, escapes = [], []
+        while halves:
+            sym, idx = halves.pop(0)
+            data, esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
+            del sym, idx
+            out.append(data)
+            escapes += esc
+        return out, escapes
 
     @staticmethod
     def _anchor_ints(sym: np.ndarray, means: torch.Tensor, first: np.ndarray) -> torch.Tensor:

@@ -25,6 +25,15 @@ ACT_BITS = 12
 ACT_LIMIT = (1 << 22) - 1
 WEIGHT_LIMIT = (1 << 15) - 1
 EXACT_LIMIT = 1 << 53
+COLUMN_BYTES = 64 << 20  # largest float64 column buffer one convolution call may need
+
+
+def _pieces(column_bytes: int, channels: int) -> list[tuple[int, int]]:
+    """Channel ranges splitting a convolution so that each call's column buffer stays within
+    COLUMN_BYTES (one range when it already does)."""
+    n = min(channels, max(1, -(-column_bytes // COLUMN_BYTES)))
+    step = -(-channels // n)
+    return [(c, min(c + step, channels)) for c in range(0, channels, step)]
 
 
 class IntLayer:
@@ -50,11 +59,29 @@ class IntLayer:
         # cuDNN is kept out: its FFT and Winograd algorithms transform the integers (inexact);
         # without it, CUDA convolves by im2col and an FP64 matrix product, exact like the CPU's
         with torch.backends.cudnn.flags(enabled=False):
-            if self.kind == "deconv":
-                acc = F.conv_transpose2d(a, self._w, self._b, self.stride, self.padding, self.output_padding)
-            else:
-                acc = F.conv2d(a, self._w, self._b, self.stride, self.padding)
-        return self._rescale(acc)
+            return self._rescale(self._accumulate(a))
+
+    def _accumulate(self, a: torch.Tensor) -> torch.Tensor:
+        """The exact integer accumulator, in pieces where the convolution's column buffer (the
+        im2col / col2im matrix, float64) would exceed COLUMN_BYTES: a convolution sums over
+        slices of its input channels, a transposed one computes slices of its output channels.
+        Each piece is a sum of the same integer products (partial sums stay below 2**53), so
+        the result is the same integers whatever the pieces."""
+        w, b = self._w, self._b
+        k = w.shape[2] * w.shape[3]
+        if self.kind == "deconv":  # columns: (cout * k, input positions)
+            pieces = _pieces(w.shape[1] * k * a.shape[-2] * a.shape[-1] * 8, w.shape[1])
+            if len(pieces) == 1:
+                return F.conv_transpose2d(a, w, b, self.stride, self.padding, self.output_padding)
+            return torch.cat([F.conv_transpose2d(a, w[:, c0:c1], b[c0:c1], self.stride, self.padding, self.output_padding)
+                              for c0, c1 in pieces], dim=1)
+        rows = (a.shape[-2] + 2 * self.padding - w.shape[2]) // self.stride + 1
+        cols = (a.shape[-1] + 2 * self.padding - w.shape[3]) // self.stride + 1
+        pieces = _pieces(w.shape[1] * k * rows * cols * 8 if k > 1 else 0, w.shape[1])  # columns: (cin * k, output positions)
+        acc = F.conv2d(a[:, pieces[0][0]:pieces[0][1]], w[:, pieces[0][0]:pieces[0][1]], b, self.stride, self.padding)
+        for c0, c1 in pieces[1:]:
+            acc.add_(F.conv2d(a[:, c0:c1], w[:, c0:c1], None, self.stride, self.padding))
+        return acc
 
     def _rescale(self, acc: torch.Tensor) -> torch.Tensor:
         """An exact integer accumulator -> this layer's output activations, in place."""
