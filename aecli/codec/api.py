@@ -33,7 +33,7 @@ from .. import tiling
 from ..devices import exact_float32, pick_device
 from ..eval.metrics import mse
 from ..imageio import Image, UserError
-from ..tiling import tiled
+from ..tiling import shrinking, tiled
 from . import coding, intnet, levels, refine
 from .entropy import unpack_tables
 from .model import Z_LIMIT, CheckerboardCodec, HyperpriorCodec, anchors, build
@@ -167,12 +167,12 @@ class Codec:
         """uint8 image (1, 3, H, W) from the scaled latent."""
         ig = torch.exp(self.model.inv_gain[qi]).view(1, -1, 1, 1)
 
-        def run(t):
+        def run(t, box):
             t = (t.to(self.device) * ig).contiguous(memory_format=SYNTHESIS_LAYOUT)
-            return self.model.g_s(t).clamp_(0, 1).mul_(255).round_().to(torch.uint8).contiguous().cpu()
+            return shrinking(self.model.g_s, t, box).clamp_(0, 1).mul_(255).round_().to(torch.uint8).contiguous().cpu()
 
         with exact_float32(self.device):
-            return tiled(run, y_hat, 16, up=True, halo=tiling.SYNTHESIS_HALO)
+            return tiled(run, y_hat, 16, up=True, halo=tiling.SYNTHESIS_HALO, own=True)
 
     @cached_property
     def _fixed_point_synthesis(self) -> tuple[list, torch.Tensor]:
