@@ -107,16 +107,22 @@ def shrinking(net, x: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Ten
 
 
 def _geometry(layer) -> tuple[str, int, int, int]:
-    """(kind, stride, kernel, padding) of a layer, for `shrinking`."""
+    """(kind, stride, kernel, padding) of a layer, for `shrinking`: torch layers, and the codec's
+    integer layers (intnet.IntLayer: `kind` "conv" or "deconv", `weight`, `stride`, `padding`)."""
     from torch import nn
 
+    kind = getattr(layer, "kind", None)
+    if kind in ("conv", "deconv") and hasattr(layer, "weight"):
+        if kind == "conv" and layer.stride != 1:
+            raise ValueError("only stride-1 convolutions can follow an upsampling network's margin")
+        return kind, layer.stride, layer.weight.shape[-1], layer.padding
     if isinstance(layer, nn.ConvTranspose2d):
         return "deconv", layer.stride[0], layer.kernel_size[0], layer.padding[0]
     if isinstance(layer, nn.Conv2d):
         if layer.stride[0] != 1:
             raise ValueError("only stride-1 convolutions can follow an upsampling network's margin")
         return "conv", 1, layer.kernel_size[0], layer.padding[0]
-    if type(layer).__name__ in ("GDN", "ReLU", "LeakyReLU", "Identity"):
+    if type(layer).__name__ in ("GDN", "IntIGDN", "ReLU", "LeakyReLU", "Identity"):
         return "pointwise", 1, 1, 0
     raise ValueError(f"no known reach for {type(layer).__name__}")
 

@@ -186,19 +186,19 @@ class Codec:
     def synthesise_exact(self, y_hat: torch.Tensor, qi: int) -> torch.Tensor:
         """uint8 image (1, 3, H, W) from the fixed-point synthesis (intnet.synthesis): every value
         is an integer computed exactly, so the pixels are the same on every machine and device.
-        Tiles take the full receptive field as halo (tiling.HALO), so tiling changes nothing."""
+        Tiles take the full receptive field as halo (tiling.HALO) and narrow it layer by layer
+        (tiling.shrinking), so tiling changes nothing."""
         net, gains = self._fixed_point_synthesis
         ig = gains[qi].view(1, -1, 1, 1)
         unit = 2.0**intnet.ACT_BITS
 
-        def run(t):
+        def run(t, box):
             a = t.to(self.device, torch.float64).mul_(unit).add_(0.5).floor_()  # y_hat: integer + 12-bit mean
             a = a.mul_(ig).mul_(1.0 / unit).add_(0.5).floor_().clamp_(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
-            for layer in net:
-                a = layer(a)
+            a = shrinking(net, a, box)
             return a.mul_(255.0 / unit).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).cpu()
 
-        return tiled(run, y_hat, 16, up=True, halo=tiling.HALO)
+        return tiled(run, y_hat, 16, up=True, halo=tiling.HALO, own=True)
 
     def _tables_and_means(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Integer (scales, means) at 2**-ACT_BITS -> table indexes (uint8 where they fit) and means
@@ -211,15 +211,21 @@ class Codec:
     def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
         """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
         made compact tile by tile (the float64 output of a whole large image is never held)."""
-        idx, means = tiled(lambda t: self._tables_and_means(intnet.run(self.h_s, t.to(self.device))),
-                           self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO)
+        idx, means = tiled(lambda t, box: self._tables_and_means(self._hyper_tile(t, box)),
+                           self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO, own=True)
         return idx.numpy(), means
 
     def _hyper_ints(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
         """The integer hyper-synthesis output (1, 2M, H/16, W/16) as float32, which holds its
         integers (below 2**22) exactly: the checkerboard model's input."""
-        return tiled(lambda t: intnet.run(self.h_s, t.to(self.device)).to(torch.float32).cpu(),
-                     self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO)
+        return tiled(lambda t, box: self._hyper_tile(t, box).to(torch.float32).cpu(),
+                     self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO, own=True)
+
+    def _hyper_tile(self, t: torch.Tensor, box: tuple) -> torch.Tensor:
+        """The integer hyper-synthesis of a tile's own cells `box` from its window `t`, each layer
+        computing only what the next reads (tiling.shrinking): the same integers as the whole."""
+        t = t.to(self.device, torch.float64).clamp(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
+        return shrinking(self.h_s, t, box)
 
     def _hyper_input(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
         """The integer hyper-synthesis's input: the hyper-latent symbols times the level's integer gains."""

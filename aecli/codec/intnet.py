@@ -25,7 +25,7 @@ ACT_BITS = 12
 ACT_LIMIT = (1 << 22) - 1
 WEIGHT_LIMIT = (1 << 15) - 1
 EXACT_LIMIT = 1 << 53
-COLUMN_BYTES = 64 << 20  # largest float64 column buffer one convolution call may need
+COLUMN_BYTES = 192 << 20  # largest float64 column buffer one convolution call may need
 
 
 def _pieces(column_bytes: int, channels: int) -> list[tuple[int, int]]:
