@@ -113,18 +113,17 @@ def _geometry(layer) -> tuple[str, int, int, int]:
 
     kind = getattr(layer, "kind", None)
     if kind in ("conv", "deconv") and hasattr(layer, "weight"):
-        if kind == "conv" and layer.stride != 1:
-            raise ValueError("only stride-1 convolutions can follow an upsampling network's margin")
-        return kind, layer.stride, layer.weight.shape[-1], layer.padding
-    if isinstance(layer, nn.ConvTranspose2d):
-        return "deconv", layer.stride[0], layer.kernel_size[0], layer.padding[0]
-    if isinstance(layer, nn.Conv2d):
-        if layer.stride[0] != 1:
-            raise ValueError("only stride-1 convolutions can follow an upsampling network's margin")
-        return "conv", 1, layer.kernel_size[0], layer.padding[0]
-    if type(layer).__name__ in ("GDN", "IntIGDN", "ReLU", "LeakyReLU", "Identity"):
+        geometry = kind, layer.stride, layer.weight.shape[-1], layer.padding
+    elif isinstance(layer, (nn.ConvTranspose2d, nn.Conv2d)):
+        kind = "deconv" if isinstance(layer, nn.ConvTranspose2d) else "conv"
+        geometry = kind, layer.stride[0], layer.kernel_size[0], layer.padding[0]
+    elif type(layer).__name__ in ("GDN", "IntIGDN", "ReLU", "LeakyReLU", "Identity"):
         return "pointwise", 1, 1, 0
-    raise ValueError(f"no known reach for {type(layer).__name__}")
+    else:
+        raise ValueError(f"no known reach for {type(layer).__name__}")
+    if kind == "conv" and geometry[1] != 1:
+        raise ValueError("only stride-1 convolutions can follow an upsampling network's margin")
+    return geometry
 
 
 def _reads(layer, lo: int, hi: int) -> tuple[int, int]:

@@ -211,21 +211,15 @@ class Codec:
     def _hyper_params(self, z_sym: torch.Tensor, qi: int) -> tuple[np.ndarray, torch.Tensor]:
         """Exact table indexes (uint8) and means (float32) of y from the integer hyper-synthesis,
         made compact tile by tile (the float64 output of a whole large image is never held)."""
-        idx, means = tiled(lambda t, box: self._tables_and_means(self._hyper_tile(t, box)),
+        idx, means = tiled(lambda t, box: self._tables_and_means(intnet.run(self.h_s, t.to(self.device), box)),
                            self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO, own=True)
         return idx.numpy(), means
 
     def _hyper_ints(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
         """The integer hyper-synthesis output (1, 2M, H/16, W/16) as float32, which holds its
         integers (below 2**22) exactly: the checkerboard model's input."""
-        return tiled(lambda t, box: self._hyper_tile(t, box).to(torch.float32).cpu(),
+        return tiled(lambda t, box: intnet.run(self.h_s, t.to(self.device), box).to(torch.float32).cpu(),
                      self._hyper_input(z_sym, qi), 4, up=True, tile=HYPER_TILE, halo=HYPER_HALO, own=True)
-
-    def _hyper_tile(self, t: torch.Tensor, box: tuple) -> torch.Tensor:
-        """The integer hyper-synthesis of a tile's own cells `box` from its window `t`, each layer
-        computing only what the next reads (tiling.shrinking): the same integers as the whole."""
-        t = t.to(self.device, torch.float64).clamp(-intnet.ACT_LIMIT, intnet.ACT_LIMIT)
-        return shrinking(self.h_s, t, box)
 
     def _hyper_input(self, z_sym: torch.Tensor, qi: int) -> torch.Tensor:
         """The integer hyper-synthesis's input: the hyper-latent symbols times the level's integer gains."""
@@ -317,22 +311,18 @@ class Codec:
         sym = torch.sub(y, means).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
         y_anchor = self._anchor_ints(sym, means, first)  # (uses up `means`)
         del means
-        halves = [(sym[..., first], idx[..., first])]
+        anchor_sym, anchor_idx = sym[..., first], idx[..., first]  # compact copies
         del sym, idx
         idx, means = self._checkerboard_params(hyper, y_anchor, ~first)
         del hyper, y_anchor
         sym = means.neg_().add_(y).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
         del means
-        halves.append((sym[..., ~first], idx[..., ~first]))
+        rest_sym, rest_idx = sym[..., ~first], idx[..., ~first]
         del sym, idx
-        out, escapes = [], []
-        while halves:
-            sym, idx = halves.pop(0)
-            data, esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
-            del sym, idx
-            out.append(data)
-            escapes += esc
-        return out, escapes
+        anchor_bytes, escapes = coding.encode(anchor_sym, anchor_idx, self.y_pmfs, self.y_offsets)
+        del anchor_sym, anchor_idx
+        rest_bytes, esc = coding.encode(rest_sym, rest_idx, self.y_pmfs, self.y_offsets)
+        return [anchor_bytes, rest_bytes], escapes + esc
 
     @staticmethod
     def _anchor_ints(sym: np.ndarray, means: torch.Tensor, first: np.ndarray) -> torch.Tensor:

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..tiling import shrinking
+
 ACT_BITS = 12
 ACT_LIMIT = (1 << 22) - 1
 WEIGHT_LIMIT = (1 << 15) - 1
@@ -172,9 +174,13 @@ def load(tensors: dict[str, torch.Tensor], template: nn.Sequential, device: torc
     return net
 
 
-def run(net: list[IntLayer], a: torch.Tensor) -> torch.Tensor:
-    """Run the integer network on integer-valued float64 activations (N, C, H, W)."""
+def run(net: list[IntLayer], a: torch.Tensor, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """Run the integer network on integer-valued float64 activations (N, C, H, W); with `box`, a
+    tile's own cells in the window `a`, only what their output needs (tiling.shrinking: the same
+    integers) and that output alone."""
     a = a.to(torch.float64).clamp(-ACT_LIMIT, ACT_LIMIT)
+    if box is not None:
+        return shrinking(net, a, box)
     for layer in net:
         a = layer(a)
     return a
