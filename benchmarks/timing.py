@@ -16,3 +16,13 @@ def median_time(fn, repeat: int, warmup: bool = True) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def best_of_turns(calls: dict, turns: int, repeat: int) -> dict:
+    """For each named call, the best of `turns` medians (each after a warm-up); the calls take
+    turns, so that a slow spell of the machine falls on all of them rather than on one."""
+    best = {k: float("inf") for k in calls}
+    for _ in range(turns):
+        for k, fn in calls.items():
+            best[k] = min(best[k], median_time(fn, repeat, warmup=True))
+    return best

@@ -70,9 +70,13 @@ def test_smoke_run_is_clean(corpus, tmp_path):
     assert s["cases"] == 300
     assert s["crashes"] == 0, s["crash_examples"]
     assert s["hangs"] == 0, s["hang_examples"]
-    assert s["over_allocation"] == 0, s["over_allocation_examples"]
+    # CPython now and then rebuilds a process-wide table during some case (docs/fuzz.md); such a peak
+    # does not come back when the case runs again, one sized by the file would
+    assert s["over_allocation_repeated"] == 0, s["over_allocation_examples"]
     assert s["rss_over_bound"] == 0, s["rss_examples"]
-    assert not (tmp_path / "crashes").exists()
+    saved = sorted(p.name for p in (tmp_path / "crashes").glob("*")) if (tmp_path / "crashes").exists() else []
+    assert all(name.startswith("alloc-") for name in saved), saved
+    assert len(saved) == s["over_allocation"] <= 1
     # the mutations reach every stage: reader rejections, decoder rejections, full decodes
     assert s["rejected"] > 50 and s["parsed_ok"] > 50
     assert s["decoder_rejected"] > 20 and s["decoded_ok"] > 10
@@ -154,13 +158,36 @@ def test_over_allocation_is_detected(corpus):
     # only small claims are decoded, so that the stub's allocation (just over its bound) stays small
     s = fz.fuzz(corpus, 30, seed=5, decoder=greedy, max_decode_pixels=1 << 14)
     assert s["decode_attempted"] > 0
-    assert s["over_allocation"] == s["decode_attempted"]
+    assert s["over_allocation"] == s["decode_attempted"] == s["over_allocation_repeated"]
+    assert all(e["repeats"] for e in s["over_allocation_examples"])
 
     # the real decoder and reader, against bounds that leave no room
     tight = fz.Bounds(reader_per_byte=0, reader_const=16, per_pixel=0, per_symbol=0, per_byte=0, const=1024)
     s = fz.fuzz(corpus, 20, seed=6, bounds=tight)
     assert s["over_allocation"] >= s["decode_attempted"] > 0
     assert {e["stage"] for e in s["over_allocation_examples"]} == {"reader", "decoder"}
+
+
+def test_a_one_time_allocation_is_told_apart_from_one_the_file_causes(corpus, tmp_path):
+    """A decoder that builds a big table once (like a cache, or CPython rebuilding a table of its
+    own) is flagged, does not repeat, and names the line that kept the memory; the real decoder
+    replayed in a fresh process stays within its bound."""
+    kept = []
+
+    def once(lat):
+        if not kept:
+            kept.append(bytearray(fz.Bounds().decoder(lat, 0, (320, 192)) + 8192))
+        return fz.cli_decode(lat)
+
+    s = fz.fuzz(corpus, 30, seed=5, decoder=once, max_decode_pixels=1 << 14, crash_dir=tmp_path / "crashes")
+    assert s["over_allocation"] == 1 and s["over_allocation_repeated"] == 0
+    (e,) = s["over_allocation_examples"]
+    assert e["repeats"] is False and e["repeat_decoder_peak"] < e["bound"] < e["peak"]
+    assert "test_fuzz.py" in e["grown_since_start"][0]
+
+    assert fz._replay_flagged(s, Path(fz.os.environ["AECLI_MODEL_PATH"]), 5.0) == 0
+    assert e["fresh_process_replay"] == "within bound"
+    assert fz._replay_flagged({"over_allocation": 2, "over_allocation_examples": [{"case": 1}]}, tmp_path, 5.0) == 2
 
 
 def test_absurd_header_claims_are_refused_before_allocating():
