@@ -62,6 +62,7 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from aecli.progress import progress_bar
+    from aecli.registry import DEFAULTS
 
     workers = [int(w) for w in args.workers.split(",") if w]
     commands = [c for c in args.commands.split(",") if c]
@@ -90,7 +91,10 @@ def main() -> int:
     L = [f"# Folder batches: {args.count} images of {args.size}x{args.size}", "",
          f"Command: `python benchmarks/batch_workers.py --count {args.count} --workers {args.workers}`. "
          f"Machine: {platform.machine()}, {os.cpu_count()} cores. Wall-clock time of the whole command "
-         "(start-up and one model load included); the denoiser is given sigma 25.", "",
+         f"(start-up and one model load included), with the default models (codec `{DEFAULTS['codec']}`, denoiser "
+         f"`{DEFAULTS['denoise']}`); the denoiser is given sigma 25, and `compress` codes each image at its own size "
+         "(`--scale 1`; by default compress also tries 11/8 from quality 2 on, about 6x the encode time: "
+         "docs/codec.md, \"Coding scale\").", "",
          "| command | workers | seconds | images/s | speed-up | same outputs as 1 worker |", "|---|---:|---:|---:|---:|---|"]
     for cmd in commands:
         base = next(r for r in rows if r["command"] == cmd and r["workers"] == workers[0])

@@ -53,6 +53,12 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=8)
     args = ap.parse_args()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    sys.path.insert(0, str(ROOT))
+    from aecli.registry import DEFAULTS
+
+    print(f"# Where the CPU time goes (py-spy)\n\nCommand: `python benchmarks/profile_cpu.py --rounds {args.rounds} "
+          f"--top {args.top}`; default models: codec `{DEFAULTS['codec']}`, denoiser `{DEFAULTS['denoise']}`. "
+          "768x512 `samples/kodim23.png` at quality 5 coded at its own size; denoise: its 481x321 crop, blind.")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "work.py"
         script.write_text(WORK)
