@@ -25,7 +25,10 @@ the file (`codec_for`), `Codec.decompress`, encode the image as PNG.  Outcomes:
 * over-allocation: the peak of traced allocations (tracemalloc: Python objects and numpy
   buffers, not torch tensors) during the reader or the decoder exceeded the bound derived
   from the header (see `Bounds`); and peak RSS (ru_maxrss, which does include torch) may not
-  grow past the baseline by more than `rss_factor` times that bound plus a slack.
+  grow past the baseline by more than `rss_factor` times that bound plus a slack.  A flagged
+  case is diagnosed (`_diagnose`, `_replay_flagged`): the lines whose memory grew since the
+  start, the case run again at once, and its input replayed in a fresh process; the exit status
+  counts only flags that come back there.
 
 `--replay FILE...` runs the same checks on given files (e.g. saved crashes) and prints them.
 Not part of the test suite; tests/test_fuzz.py runs a few hundred cases as a smoke test.
