@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import OWN_SIZE  # noqa: E402
 
 
 def make_images(folder: Path, count: int, size: int) -> None:
@@ -93,8 +95,7 @@ def main() -> int:
          f"Machine: {platform.machine()}, {os.cpu_count()} cores. Wall-clock time of the whole command "
          f"(start-up and one model load included), with the default models (codec `{DEFAULTS['codec']}`, denoiser "
          f"`{DEFAULTS['denoise']}`); the denoiser is given sigma 25, and `compress` codes each image at its own size "
-         "(`--scale 1`; by default compress also tries 11/8 from quality 2 on, about 6x the encode time: "
-         "docs/codec.md, \"Coding scale\").", "",
+         f"{OWN_SIZE}.", "",
          "| command | workers | seconds | images/s | speed-up | same outputs as 1 worker |", "|---|---:|---:|---:|---:|---|"]
     for cmd in commands:
         base = next(r for r in rows if r["command"] == cmd and r["workers"] == workers[0])

@@ -5,6 +5,10 @@ from __future__ import annotations
 import statistics
 import time
 
+# how the speed benchmarks code an image, said the same way in each report
+OWN_SIZE = ("(`--scale 1`; by default compress also tries 11/8 from quality 2 on, about 6x the encode time: "
+            "docs/codec.md, \"Coding scale\")")
+
 
 def median_time(fn, repeat: int, warmup: bool = True) -> float:
     """Median wall-clock seconds of `repeat` calls of fn() (after one untimed call if `warmup`)."""

@@ -8,7 +8,8 @@ image (default samples/kodim23.png, 768x512). The two codecs take --turns turns;
 call gets a warm-up and the median of --repeat runs, and the best turn is kept. aecli:
 `Codec.compress` (analysis, hyper-analysis, integer hyper-synthesis, range coding, .lat container)
 and `Codec.decompress`. CompressAI: `model.compress(x)` and `model.decompress(strings, shape)`
-of `bmshj2018_hyperprior(quality=Q)` (its own C++ rANS coder; no container). CompressAI's weights are downloaded from the internet; where that is not
+of `bmshj2018_hyperprior(quality=Q)` (its own C++ rANS coder; no container). CompressAI's
+weights are downloaded from the internet; where that is not
 possible the model runs with its initial weights after `update()`, which gives the same
 network arithmetic but other symbol statistics, and the report says so. CompressAI imports
 torchvision and point-cloud libraries that its image models never use; where they are missing,
@@ -32,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import best_of_turns  # noqa: E402
+from timing import OWN_SIZE, best_of_turns  # noqa: E402
 
 OPTIONAL = ("torchvision", "torch_geometric", "pandas", "pointops", "open3d", "plyfile")
 
@@ -154,10 +155,10 @@ def main() -> int:
             bar.advance(job)
     params_ours = sum(p.numel() for p in ours.model.parameters())
     L = [f"# Codec speed next to CompressAI ({w}x{h}, {args.image.name})", "",
-         f"Command: `python benchmarks/vs_compressai.py --compressai-path DIR" + (f" --model {args.model}" if args.model else "") + f"`. Machine: {platform.machine()}, "
-         f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; best of {args.turns} turns (the codecs alternating), each the median of {args.repeat} runs after a warm-up.",
-         f"{label}: {params_ours / 1e6:.2f} M parameters. aecli codes at the image's own size (`--scale 1`; by default "
-         "compress also tries 11/8 from quality 2 on, about 6x the encode time: docs/codec.md, \"Coding scale\"), "
+         f"Command: `python benchmarks/vs_compressai.py --compressai-path DIR{f' --model {args.model}' if args.model else ''}`. "
+         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
+         f"threads; best of {args.turns} turns (the codecs alternating), each the median of {args.repeat} runs after a warm-up.",
+         f"{label}: {params_ours / 1e6:.2f} M parameters. aecli codes at the image's own size {OWN_SIZE}, "
          "at encoder effort 0 (the default).", ""]
     if stubs:
         L += [f"Stand-ins were used for CompressAI's unused optional imports: {', '.join(stubs)}.", ""]

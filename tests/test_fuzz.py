@@ -8,6 +8,7 @@ that the harness itself is known to be able to fail.
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import sys
 import time
@@ -185,7 +186,7 @@ def test_a_one_time_allocation_is_told_apart_from_one_the_file_causes(corpus, tm
     assert e["repeats"] is False and e["repeat_decoder_peak"] < e["bound"] < e["peak"]
     assert "test_fuzz.py" in e["grown_since_start"][0]
 
-    assert fz._replay_flagged(s, Path(fz.os.environ["AECLI_MODEL_PATH"]), 5.0) == 0
+    assert fz._replay_flagged(s, Path(os.environ["AECLI_MODEL_PATH"]), 5.0) == 0
     assert e["fresh_process_replay"] == "within bound"
     assert fz._replay_flagged({"over_allocation": 2, "over_allocation_examples": [{"case": 1}]}, tmp_path, 5.0) == 2
 
