@@ -256,6 +256,10 @@ def train(
     channels: Optional[str] = typer.Option(None, "--channels", help="codec: N,M (64,128); denoise: U-Net widths (32,64,128); conv/denoising: conv widths (32,64)."),
     blocks: Optional[int] = typer.Option(None, "--blocks", help="denoise: residual blocks per U-Net scale (default 2)."),
     sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="denoise: LO,HI noise levels (0-255 scale) drawn per sample (default 0,50)."),
+    real_noise: bool = typer.Option(False, "--real-noise", help="denoise: a blind model for real camera noise (sensor noise through a "
+                                    "simulated camera pipeline, demosaicing, JPEG), with its own noise-level estimator."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights: a bundled or installed name "
+                                       "(dn, hpc), a model path or a checkpoint.pt; the tensors that fit are copied."),
     latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="family: code size (default 32)."),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="family: hidden layer sizes, such as 256,128 (dense kinds: none; vae: 512)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="family: resize images to SIZE x SIZE (default: the first image's size)."),
@@ -300,7 +304,7 @@ def train(
         data=data, out=out, task=task.value if task else None, model=model, quality=quality, steps=steps,
         batch_size=batch_size, patch=patch, lr=lr, channels=channels, blocks=blocks, sigma_range=sigma_range, seed=seed,
         device=device, threads=threads, holdout=holdout, ckpt_every=ckpt_every, val_every=val_every,
-        log_every=log_every, resume=resume, family=family, time_limit=time_limit,
+        log_every=log_every, resume=resume, family=family, time_limit=time_limit, real_noise=real_noise, init=init,
     )
 
 

@@ -1,39 +1,47 @@
 #!/usr/bin/env bash
 # Before a call on a lent GPU machine (the library's `device` tool), here: put what the call needs
-# into .gpu/ (git-ignored, sent with carry [".gpu"]) and keep the working tree under the 64 MiB limit.
+# into .gpu/ (git-ignored, sent with carry [".gpu"]) and keep what travels under the 64 MiB limit.
 #
-#   bash scripts/gpu_prepare.sh          # needs a committed tree
-#   device run: bash scripts/gpu_session.sh   (carry [".gpu"], timeout 600)
+#   bash scripts/gpu_prepare.sh               # needs a committed tree
+#   device run: bash scripts/gpu_session.sh   (carry [".gpu"], timeout 590)
 #   bash scripts/gpu_prepare.sh --restore     # afterwards: the big files tracked again
 #
-# .gpu/ holds: CBSD432 (the training images), the codec checkpoint without Adam's moments (hp.pt, from
-# $HP_CKPT, by default checkpoints/hp/checkpoint.pt), the widened codec's checkpoint if there is one
-# (hp-wide.pt, from checkpoints/hp-wide/), and the
-# entropy coder's wheel for Python 3.12 (the GPU machine has no package index), so that the
-# cross-device record can be written there.
+# .gpu/ holds CBSD432 (the training images) and the widened codec's checkpoint without Adam's
+# moments (hp-wide.pt, from $WIDE_CKPT, by default checkpoints/hp-wide/checkpoint.pt). Every
+# tracked checkpoint and every bundled .safetensors but the ones the session starts from
+# ($KEEP: weights/dn.safetensors, the real-noise denoiser's initialisation) is untracked for the
+# call. The script fails if what would travel is over $LIMIT bytes (62 MiB: the tool's 64 MiB less
+# a margin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIG=(checkpoints/hp/checkpoint.pt checkpoints/dn/checkpoint.pt weights/hp.safetensors weights/dn.safetensors)
 EXCLUDE=.git/info/exclude
+KEEP=${KEEP:-weights/dn.safetensors}
+LIMIT=${LIMIT:-65011712}
+BEGIN='# gpu_prepare.sh: untracked for the call' END='# gpu_prepare.sh: end'
 if [ "${1:-}" = --restore ]; then
-  git reset -q -- "${BIG[@]}"
-  sed -i '\#^/checkpoints/$#d; \#^/weights/\*\.safetensors$#d' "$EXCLUDE"
+  [ -f .gpu/untracked.txt ] && xargs -r -a .gpu/untracked.txt git reset -q --
+  sed -i "/^$BEGIN\$/,/^$END\$/d" "$EXCLUDE"
   git status --short
   exit 0
 fi
 [ -z "$(git status --porcelain --untracked-files=no)" ] || { echo "commit first: the big files are untracked for the call" >&2; exit 1; }
 DATA=${DATA:-../shared/data/CBSD432}
-rm -rf .gpu && mkdir -p .gpu/whl
-cp -r "$DATA" .gpu/CBSD432
-python scripts/slim_checkpoint.py "${HP_CKPT:-checkpoints/hp/checkpoint.pt}" .gpu/hp.pt
-if [ -f checkpoints/hp-wide/checkpoint.pt ]; then
-  python scripts/slim_checkpoint.py checkpoints/hp-wide/checkpoint.pt .gpu/hp-wide.pt
+WIDE_CKPT=${WIDE_CKPT:-checkpoints/hp-wide/checkpoint.pt}
+rm -rf .gpu && mkdir -p .gpu
+cp -r "$DATA" .gpu/CBSD432 && chmod -R u+w .gpu/CBSD432
+if [ -f "$WIDE_CKPT" ]; then
+  python scripts/slim_checkpoint.py "$WIDE_CKPT" .gpu/hp-wide.pt
 fi
-python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .gpu/whl constriction || echo "no constriction wheel: the cross-device record will be skipped" >&2
 grep -qx '/.gpu/' "$EXCLUDE" || echo '/.gpu/' >> "$EXCLUDE"
-git rm --cached -q -- "${BIG[@]}"
-printf '/checkpoints/\n/weights/*.safetensors\n' >> "$EXCLUDE"
-du -sh .gpu
-echo "ready: the tracked files now travel without checkpoints and weights; run gpu_prepare.sh --restore afterwards"
+git ls-files -- 'checkpoints/*' 'weights/*.safetensors' | grep -vxF -f <(tr ' ' '\n' <<<"$KEEP") > .gpu/untracked.txt || true
+xargs -r -a .gpu/untracked.txt git rm --cached -q --
+{ echo "$BEGIN"; sed 's#^#/#' .gpu/untracked.txt; echo "$END"; } >> "$EXCLUDE"  # --restore removes this block
+bytes=$(( $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) \
+        + $(git ls-files -z --others --exclude-standard | xargs -0 -r du -cb 2>/dev/null | tail -1 | cut -f1 || echo 0) \
+        + $(du -sb .gpu | cut -f1) ))
+echo "travels: $bytes bytes (limit $LIMIT)"
+if [ "$bytes" -gt "$LIMIT" ]; then
+  echo "too much would travel: run gpu_prepare.sh --restore and send less" >&2
+  exit 1
+fi
+echo "ready: the tracked files now travel without the big checkpoints and weights; run gpu_prepare.sh --restore afterwards"

@@ -10,6 +10,16 @@ For each sample of a batch (all random numbers from the loop's generator, so res
 
 Validation: the held-out images at sigma 15, 25, 50 with float Gaussian noise from fixed seeds
 (numpy, independent of the training RNG), PSNR with the true sigma and blind (estimated sigma).
+
+Real-noise recipe (`noise: "real"`, the blind model `dn-real`): the model has a noise-level
+estimator (aecli/denoise/model.py) and never sees sigma; each batch is degraded by
+aecli/denoise/degrade.py (camera pipeline with sensor noise, demosaicing and JPEG; some plain
+Gaussian noise; some clean crops). The loss is L1 to the clean target, plus `map_weight` times
+the L1 error of the estimated map on the samples whose noise is white Gaussian of a known level
+(that anchors the map's scale to sigma/255, so that `--strength` scales something meaningful).
+Its validation degrades each held-out image (cropped to multiples of 16) by the camera pipeline
+alone with VAL_REAL_DRAWS fixed seeds and reports the mean PSNR of input and output against the clean target, and the
+blind PSNR at sigma 15, 25, 50.
 """
 
 from __future__ import annotations
@@ -25,10 +35,18 @@ from .data import CropDataset
 from .loop import TrainConfig
 
 VAL_SIGMAS = (15, 25, 50)
+VAL_REAL_DRAWS = 3  # degradations per held-out image (torch generator seeded VAL_SEED * 1000 + 10 * image + draw)
 VAL_SEED = 20240  # noise of validation image i at level s: numpy default_rng([VAL_SEED, i, s])
 DEFAULTS = {"widths": [32, 64, 128], "blocks": 2, "sigma_range": [0.0, 50.0], "gray_prob": 0.2, "clip_prob": 0.25,
-            "loss": "l1"}
+            "loss": "l1", "noise": "gaussian"}
+REAL_DEFAULTS = {"estimator": {"widths": [16, 32], "layers": 2}, "map_weight": 1.0}
 LUMA = (0.299, 0.587, 0.114)
+
+
+def degrade_defaults() -> dict:
+    from ..denoise.degrade import DEFAULTS as D
+
+    return dict(D)
 
 
 class DenoiseTask:
@@ -39,14 +57,24 @@ class DenoiseTask:
 
     @staticmethod
     def options(cfg: TrainConfig) -> dict:
-        return {**DEFAULTS, **(cfg.extra or {})}
+        o = {**DEFAULTS, **(cfg.extra or {})}
+        if o["noise"] == "real":
+            o = {**REAL_DEFAULTS, **o}
+        return o
+
+    @property
+    def real(self) -> bool:
+        return self.opts["noise"] == "real"
 
     def dataset(self, cfg: TrainConfig) -> CropDataset:
         return CropDataset(cfg.data, cfg.patch, holdout=cfg.holdout)
 
     def build(self, cfg: TrainConfig):
         o = self.options(cfg)
-        return dn_model.build({"kind": cfg.model, "in_ch": 3, "widths": o["widths"], "blocks": o["blocks"], "noise_map": True})
+        arch = {"kind": cfg.model, "in_ch": 3, "widths": o["widths"], "blocks": o["blocks"], "noise_map": True}
+        if o["noise"] == "real":
+            arch["estimator"] = o["estimator"]
+        return dn_model.build(arch)
 
     def optimizers(self, model, cfg: TrainConfig):
         return torch.optim.Adam(model.parameters(), lr=cfg.lr), None
@@ -72,16 +100,31 @@ class DenoiseTask:
 
     def loss(self, model, batch, gen):
         o = self.opts
-        x, y, sigma = self.corrupt(batch, gen, o)
-        out = model(y, sigma)
+        extra = {}
+        if self.real:
+            from ..denoise.degrade import degrade
+
+            x, y, level = degrade(batch, gen, o.get("degrade"))
+            sigma_map = model.estimate(y)
+            out = model(y, sigma_map)
+            known = ~torch.isnan(level.to(y.device))
+            map_err = (sigma_map.mean(dim=(1, 2, 3)) - torch.nan_to_num(level.to(y.device))).abs()
+            map_loss = (map_err * known).sum() / known.sum().clamp_min(1)
+            sigma = sigma_map.detach().mean(dim=(1, 2, 3))
+            extra = {"map_err": map_loss.detach() * 255}
+        else:
+            x, y, sigma = self.corrupt(batch, gen, o)
+            out = model(y, sigma)
         if o["loss"] == "mse":
             loss = F.mse_loss(out, x)
         else:
             loss = F.l1_loss(out, x)
+        if self.real:
+            loss = loss + o["map_weight"] * map_loss
         with torch.no_grad():
             mse = F.mse_loss(out.clamp(0, 1), x, reduction="none").mean(dim=(1, 2, 3))
             psnr = (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()
-        return loss, {"loss": loss.item(), "psnr": psnr.item(), "sigma": sigma.mean().item() * 255}
+        return loss, {"loss": loss.detach(), "psnr": psnr, "sigma": sigma.mean() * 255, **extra}
 
     @torch.no_grad()
     def validate(self, model, data: CropDataset, device) -> list[dict]:
@@ -91,20 +134,43 @@ class DenoiseTask:
         from ..eval.metrics import psnr
 
         images = data.val_images or data.images[:4]
-        rows = []
+        rows = self._validate_real(model, images, device) if self.real else []
         for s in VAL_SIGMAS:
             known, blind, est = [], [], []
             for i, img in enumerate(images):
                 clean = img.permute(1, 2, 0).numpy()
                 noisy = add_gaussian(clean, s, [VAL_SEED, i, s], clip=False)
                 e = estimate_sigma(noisy, clipped_range=False)
-                for level, acc in ((float(s), known), (e, blind)):
+                levels = ((None, blind),) if self.real else ((float(s), known), (e, blind))
+                for level, acc in levels:
                     out = run_model(model, noisy, level, tile=1 << 20)
                     acc.append(psnr(np.clip(np.rint(out), 0, 255).astype(np.uint8), clean))
                 est.append(e)
-            rows.append({"sigma": s, "psnr": round(float(np.mean(known)), 3), "psnr_blind": round(float(np.mean(blind)), 3),
-                         "sigma_estimated": round(float(np.mean(est)), 2)})
+            row = {"sigma": s, "psnr_blind": round(float(np.mean(blind)), 3), "sigma_estimated": round(float(np.mean(est)), 2)}
+            if known:
+                row["psnr"] = round(float(np.mean(known)), 3)
+            rows.append(row)
         return rows
+
+    @staticmethod
+    def _validate_real(model, images, device) -> list[dict]:
+        """Mean PSNR of the degraded input and of the model's output against the clean target."""
+        from ..denoise.degrade import degrade
+
+        noisy_psnr, out_psnr = [], []
+        for i, img in enumerate(images):
+            h, w = (d - d % 16 for d in img.shape[1:])
+            x = img[:, :h, :w].float().div(255.0).unsqueeze(0)
+            for draw in range(VAL_REAL_DRAWS):
+                gen = torch.Generator().manual_seed(VAL_SEED * 1000 + 10 * i + draw)
+                target, noisy, _ = degrade(x, gen, {"p_gauss": 0.0, "p_clean": 0.0})  # the camera pipeline alone
+                target, noisy = target.to(device), noisy.to(device)
+                out = torch.round(model(noisy).clamp(0, 1) * 255) / 255
+                for a, acc in ((noisy, noisy_psnr), (out, out_psnr)):
+                    mse = F.mse_loss(a, target).clamp_min(1e-10)
+                    acc.append(float(10 * torch.log10(1 / mse)))
+        return [{"noise": "real", "draws": len(out_psnr), "psnr_noisy": round(float(np.mean(noisy_psnr)), 3),
+                 "psnr": round(float(np.mean(out_psnr)), 3)}]
 
     def export(self, model, cfg: TrainConfig, out: Path, record: dict, history: list) -> None:
         from .. import registry
@@ -119,12 +185,16 @@ class DenoiseTask:
             "task": "denoise",
             "architecture": model.config(),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "noise": {"kind": "gaussian", "sigma_range": list(o["sigma_range"]), "gray_prob": o["gray_prob"],
-                      "clip_prob": o["clip_prob"]},
+            "noise": ({"kind": "real", "degrade": {**degrade_defaults(), **(o.get("degrade") or {})},
+                       "map_weight": o["map_weight"]} if self.real else
+                      {"kind": "gaussian", "sigma_range": list(o["sigma_range"]), "gray_prob": o["gray_prob"],
+                       "clip_prob": o["clip_prob"]}),
             "training": {**record, "loss": o["loss"], "lr": cfg.lr},
             "validation": {
                 "images": [p.name for p in val_files],
-                "noise": f"float Gaussian, numpy default_rng([{VAL_SEED}, image index, sigma])",
+                "noise": f"float Gaussian, numpy default_rng([{VAL_SEED}, image index, sigma])"
+                         + (f"; real: aecli/denoise/degrade.py with torch seeds {VAL_SEED} * 1000 + 10 * image + draw "
+                            f"(draw < {VAL_REAL_DRAWS}), images cropped to multiples of 16" if self.real else ""),
                 "psnr": vals[-1] if vals else None,
             },
         }

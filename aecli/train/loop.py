@@ -60,6 +60,7 @@ class TrainConfig:
     threads: int = 0
     time_limit: float = 0.0  # seconds of training for this process, then checkpoint and stop (0: none)
     extra: dict = field(default_factory=dict)
+    init: str | None = None  # start from this model's weights (aecli/train/init.py); a fresh run only
 
 
 def hardware(device: torch.device) -> str:
@@ -139,6 +140,10 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
     segments: list = []  # one entry per process that trained this run: steps, hardware, seconds
     extensions: list = []
     step, seconds = 0, 0.0
+    if state is None and cfg.init:
+        from .init import initialise
+
+        initialise(model, cfg.init, cfg.task, log)
     if state is not None:
         model.load_state_dict(state["model"])
         try:

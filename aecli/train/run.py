@@ -60,7 +60,7 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
          seed: int = 0, device: str = "auto", threads: int = 0, holdout: int = 8, ckpt_every: int | None = None,
          val_every: int | None = None, log_every: int | None = None, resume: bool = False,
          sigma_range: str | None = None, blocks: int | None = None, family: dict | None = None,
-         time_limit: float = 0.0) -> int:
+         time_limit: float = 0.0, real_noise: bool = False, init: str | None = None) -> int:
     if not data.exists():
         raise UserError(f"training data not found: {data}")
     task = task_of(task, model)
@@ -68,6 +68,10 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
     d = TASK_DEFAULTS[task]
     if time_limit < 0:
         raise UserError("--time-limit must not be negative")
+    if real_noise and task != "denoise":
+        raise UserError("--real-noise is for --task denoise")
+    if init is not None and resume:
+        raise UserError("--init starts a new run; a resumed run continues from its own checkpoint")
     # a resumed run keeps its checkpoint's recipe, except what is asked for here
     changes = tuple(k for k, v in (("batch_size", batch_size), ("patch", patch), ("lr", lr)) if v is not None)
     batch_size = batch_size or d["batch_size"]
@@ -104,6 +108,10 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         if not 1 <= len(widths) <= 6:
             raise UserError("--channels must give 1 to 6 U-Net widths, such as 32,64,128")
         extra = {"widths": widths, "sigma_range": _sigma_range(sigma_range or DEFAULT_SIGMA_RANGE)}
+        if real_noise:
+            if sigma_range is not None:
+                raise UserError("--sigma-range is for Gaussian-noise training; --real-noise draws its own noise")
+            extra["noise"] = "real"
         if blocks is not None:
             extra["blocks"] = blocks
     else:
@@ -140,7 +148,7 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
     cfg = TrainConfig(data=str(data), out=str(out), task=task, model=model, n=n, m=m, quality=quality, steps=steps,
                       batch_size=batch_size, patch=patch, lr=lr, lr_decay_at=lr_decay_at, seed=seed, device=device,
                       holdout=holdout, log_every=log_every, ckpt_every=ckpt_every, val_every=val_every, threads=threads,
-                      time_limit=time_limit, extra=extra)
+                      time_limit=time_limit, extra=extra, init=init)
     if not is_rank0():  # data-parallel training (torchrun): rank 0 alone writes train.log and prints
         try:
             train(cfg, resume=resume, log=lambda msg: None, changes=changes)

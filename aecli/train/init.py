@@ -1,0 +1,68 @@
+"""Start a training run from another model's weights (`aecli train --init NAME|PATH`).
+
+The source is a bundled or installed model by name, a model's .safetensors/.json or folder by
+path, or a training checkpoint (.pt, loaded with weights_only=True). Every tensor of the new
+model whose name and shape match is copied; a convolution whose input channels differ (say, a
+noise-level map added or removed) takes the channels both have, and the others start at zero.
+The run then trains from there with its own recipe; only the weights are taken, never the
+optimiser's state or the schedule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+
+def source_tensors(spec: str, task: str) -> tuple[str, dict[str, torch.Tensor]]:
+    """(a description of the source, its tensors) for --init SPEC."""
+    p = Path(spec)
+    if p.suffix == ".pt" and p.is_file():
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is the user's error here
+            raise UserError(f"--init {spec}: not a readable aecli checkpoint ({type(exc).__name__})") from None
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise UserError(f"--init {spec}: not an aecli training checkpoint")
+        return f"checkpoint {p} (step {state.get('step', '?')})", state["model"]
+    from .. import registry
+
+    files = registry.resolve(spec, task)
+    return f"model '{files.name}' ({files.weights})", registry.load_tensors(files)
+
+
+def load_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[int, int, list[str]]:
+    """Copy what fits into `model`: (tensors copied whole, tensors copied in part, names left as built)."""
+    own = model.state_dict()
+    whole = part = 0
+    left = []
+    with torch.no_grad():
+        for name, dst in own.items():
+            src = tensors.get(name)
+            if src is None or src.dim() != dst.dim():
+                left.append(name)
+            elif src.shape == dst.shape:
+                dst.copy_(src.to(dst.dtype))
+                whole += 1
+            elif src.dim() == 4 and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:]:
+                c = min(src.shape[1], dst.shape[1])  # input channels: the common ones, the rest zero
+                dst.zero_()
+                dst[:, :c].copy_(src[:, :c].to(dst.dtype))
+                part += 1
+            else:
+                left.append(name)
+    return whole, part, left
+
+
+def initialise(model: torch.nn.Module, spec: str, task: str, log=print) -> None:
+    what, tensors = source_tensors(spec, task)
+    whole, part, left = load_into(model, tensors)
+    total = whole + part + len(left)
+    if whole + part < total / 2:
+        raise UserError(f"--init {spec}: only {whole + part} of the {total} tensors of the new model fit {what}; "
+                        "give a model of the same kind and architecture")
+    log(f"initialised from {what}: {whole} tensors copied, {part} in part, {len(left)} new"
+        + (f" ({', '.join(left[:4])}{', ...' if len(left) > 4 else ''})" if left else ""))
