@@ -28,7 +28,8 @@ fi
 DATA=${DATA:-../shared/data/CBSD432}
 WIDE_CKPT=${WIDE_CKPT:-checkpoints/hp-wide/checkpoint.pt}
 rm -rf .gpu && mkdir -p .gpu
-cp -r "$DATA" .gpu/CBSD432 && chmod -R u+w .gpu/CBSD432
+cp -r "$DATA" .gpu/CBSD432
+chmod -R u+w .gpu/CBSD432
 if [ -f "$WIDE_CKPT" ]; then
   python scripts/slim_checkpoint.py "$WIDE_CKPT" .gpu/hp-wide.pt
 fi
