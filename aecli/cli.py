@@ -202,8 +202,11 @@ def evaluate(
 def denoise(
     input: str = typer.Argument(..., help="Noisy image file, '-' for stdin, or a folder."),
     output: Optional[str] = typer.Argument(None, help="Image file (format from extension), '-' for stdout (PNG), or a folder (default: INPUT-denoised)."),
-    sigma: Optional[str] = typer.Option(None, "--sigma", "-s", help="Noise level on the 0-255 scale, or 'auto' (default): estimated from the image and reported."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'dn')."),
+    sigma: Optional[str] = typer.Option(None, "--sigma", "-s", help="Noise level on the 0-255 scale (Gaussian noise: the bundled 'dn'), "
+                                        "or 'auto' (default: the bundled 'dn-real' estimates a noise map of real camera noise and reports it)."),
+    strength: str = typer.Option("1", "--strength", help="How hard to denoise: multiplies the noise level, 0..4 "
+                                 "(below 1 keeps more texture, above 1 smooths more), or light (0.6), normal (1), strong (1.5)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: 'dn-real' for --sigma auto, 'dn' for a given sigma)."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     workers: int = WORKERS,
@@ -213,7 +216,7 @@ def denoise(
     from .denoise import files
 
     return files.denoise(input, output, model=model, sigma=sigma, force=force, quiet=quiet, workers=workers,
-                         device=device)
+                         device=device, strength=strength)
 
 
 @app.command()

@@ -171,7 +171,7 @@ def evaluate(args, den, bar, job) -> list[dict]:
                     row["ours_psnr"], row["ours_ssim"] = psnr(out, clean), ssim(out, clean)
                     if args.blind:
                         out, est = den.denoise_array(y, None)
-                        row["blind_psnr"], row["blind_ssim"], row["sigma_est"] = psnr(out, clean), ssim(out, clean), est
+                        row["blind_psnr"], row["blind_ssim"], row["sigma_est"] = psnr(out, clean), ssim(out, clean), est.sigma
                     if row["subset"]:
                         for name, fn, mod in (("cbm3d", run_bm3d, bm3d), ("nlm", run_nlm, nlm)):
                             if mod is None:

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     sheet.save(tmp, format="PNG", optimize=True)
     tmp.replace(args.out)
-    line = f"{args.image.name} crop {args.crop}, sigma {args.sigma:g} (estimated {est:.2f}): noisy {psnr(noisy, clean):.2f} dB"
+    line = f"{args.image.name} crop {args.crop}, sigma {args.sigma:g} (estimated {est.sigma:.2f}): noisy {psnr(noisy, clean):.2f} dB"
     if theirs is not None:
         line += f", CBM3D {psnr(theirs, clean):.2f} dB"
     print(f"{line}, aecli {psnr(ours, clean):.2f} dB -> {args.out}", file=sys.stderr)

@@ -14,7 +14,7 @@
 # "training" block copies them.
 #
 #   GPU (scripts/gpu_session.sh runs this):  DEVICE=cuda A_SECONDS=380 B_SECONDS=90 bash scripts/train_denoise_real.sh
-#   CPU, in the background, resumable:       DEVICE=cpu STEPS=40000 bash scripts/train_denoise_real.sh
+#   CPU, in the background, resumable:       DEVICE=cpu STEPS=8000 bash scripts/train_denoise_real.sh
 #
 # Install with: cp runs/dn-real/dn-real.safetensors runs/dn-real/dn-real.json weights/
 # (and the checkpoint, slimmed: python scripts/slim_checkpoint.py runs/dn-real/checkpoint.pt checkpoints/dn-real/checkpoint.pt)
@@ -28,13 +28,13 @@ recipe=(--task denoise --real-noise --channels 24,48,96,192 --blocks 1 --seed 0 
 if [ ! -f "$OUT/checkpoint.pt" ] && [ -f "$SEED_CKPT" ]; then
   mkdir -p "$OUT" && cp "$SEED_CKPT" "$OUT/checkpoint.pt"
 fi
-start=(--init dn)
+start=(--init "${INIT:-dn}")
 [ -f "$OUT/checkpoint.pt" ] && start=(--resume)
 if [ -n "${A_SECONDS:-}" ]; then  # time-bounded segments (the GPU recipe)
   common=(--batch-size 64 --patch 128 --steps 100000000 --log-every 200 --ckpt-every 2000 --val-every 100000000 --threads 4)
   $AECLI train "$DATA" --out "$OUT" "${recipe[@]}" "${common[@]}" "${start[@]}" --lr 2e-4 --time-limit "${A_SECONDS:-380}" || exit
   exec $AECLI train "$DATA" --out "$OUT" "${recipe[@]}" "${common[@]}" --resume --lr 2e-5 --time-limit "${B_SECONDS:-90}"
 fi
-# CPU: batch 16 of 96x96 crops, lr 1e-4 divided by 10 after 90% of STEPS
-exec $AECLI train "$DATA" --out "$OUT" "${recipe[@]}" "${start[@]}" --steps "${STEPS:-40000}" --batch-size 16 --patch 96 \
-  --lr 1e-4 --log-every 100 --ckpt-every 500 --val-every 5000 --threads "${THREADS:-1}"
+# CPU: batch 16 of 64x64 crops, lr 1e-4 divided by 10 after 90% of STEPS
+exec $AECLI train "$DATA" --out "$OUT" "${recipe[@]}" "${start[@]}" --steps "${STEPS:-8000}" --batch-size 16 --patch 64 \
+  --lr 1e-4 --log-every 100 --ckpt-every 500 --val-every 2000 --threads "${THREADS:-1}"

@@ -27,15 +27,16 @@ def make_tiny_codec(kind: str, name: str, out: Path, seed: int = 1234):
     return registry.save(codec_model.export_tensors(m), meta, out / f"{name}.safetensors")
 
 
-def make_tiny_denoiser(name: str, out: Path, seed: int = 4321, widths=(8, 16)):
-    """An untrained tiny U-Net denoiser (2 scales, 1 block): a fixed, non-trivial function."""
+def make_tiny_denoiser(name: str, out: Path, seed: int = 4321, widths=(8, 16), estimator: dict | None = None):
+    """An untrained tiny U-Net denoiser (2 scales, 1 block): a fixed, non-trivial function; with
+    `estimator`, a blind one with its own noise-level map (as the bundled dn-real)."""
     import torch
 
     from aecli import registry
     from aecli.denoise import model as dn_model
 
     torch.manual_seed(seed)
-    m = dn_model.build({"widths": list(widths), "blocks": 1})
+    m = dn_model.build({"widths": list(widths), "blocks": 1, **({"estimator": estimator} if estimator else {})})
     meta = {"name": name, "task": "denoise", "architecture": m.config(), "noise": {"sigma_range": [0, 50]}}
     return registry.save(dict(m.state_dict()), meta, out / f"{name}.safetensors")
 
@@ -47,6 +48,7 @@ def model_dir(tmp_path_factory):
     make_tiny_codec("checkerboard", "tiny-cb", d)
     make_tiny_codec("factorized", "tiny-fp", d)
     make_tiny_denoiser("tiny-dn", d)
+    make_tiny_denoiser("tiny-dn-real", d, estimator={"widths": [4, 8], "layers": 1})
     shutil.copy(VECTORS / "vector-hp.safetensors", d)
     shutil.copy(VECTORS / "vector-hp.json", d)
     return d

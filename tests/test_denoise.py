@@ -136,9 +136,9 @@ def test_tiled_equals_untiled(rng, gray):
     den = load_denoiser("tiny-dn")
     clean = photo_like(70, 90, rng, channels=1 if gray else 3)
     noisy = add_gaussian(clean, 20, seed=0)
-    whole, s = den.denoise_array(noisy, 20, tile=1 << 20)
+    whole, level = den.denoise_array(noisy, 20, tile=1 << 20)
     tiles, _ = den.denoise_array(noisy, 20, tile=16)  # 5 x 6 tiles
-    assert s == 20.0 and whole.shape == tiles.shape == clean.shape
+    assert level.sigma == 20.0 and level.how == "given" and whole.shape == tiles.shape == clean.shape
     assert abs(psnr(whole, clean) - psnr(tiles, clean)) < 0.01
     assert np.abs(whole.astype(int) - tiles.astype(int)).max() <= 1
     # without a halo the tiles do show: the test would catch a halo that is too small
@@ -151,12 +151,12 @@ def test_api_modes_alpha_and_sigma(rng):
     assert load_denoiser("tiny-dn") is den  # cached
     px = add_gaussian(photo_like(21, 23, rng), 15, seed=2)  # odd sizes: padded inside
     alpha = rng.integers(0, 256, (21, 23), dtype=np.uint8)
-    out, s = den.denoise(Image(px, alpha, "RGBA"), "auto")
+    out, level = den.denoise(Image(px, alpha, "RGBA"), "auto")
     assert out.mode == "RGBA" and out.pixels.shape == px.shape and out.alpha is alpha
-    assert 5 < s < 40
+    assert level.how == "estimated" and 5 < level.sigma < 40
     gray = px[..., 1]
-    out, s = den.denoise(Image(gray, alpha, "LA"), 15)
-    assert out.mode == "LA" and out.pixels.shape == gray.shape and out.alpha is alpha and s == 15.0
+    out, level = den.denoise(Image(gray, alpha, "LA"), 15)
+    assert out.mode == "LA" and out.pixels.shape == gray.shape and out.alpha is alpha and level.sigma == 15.0
     out, _ = den.denoise(Image(np.array([[7]], np.uint8), None, "L"), 10)  # 1x1
     assert out.pixels.shape == (1, 1)
     floats = add_gaussian(photo_like(16, 16, rng), 25, seed=1, clip=False)

@@ -1,10 +1,14 @@
-"""denoise(image, sigma) -> (image, sigma used), with a model from the registry.
+"""denoise(image, sigma, strength) -> (image, the noise level used), with a model from the registry.
 
     pixels (uint8, or float for the papers' protocol) -> 0..1 floats, (1, 3, H, W)
     grayscale with a colour model: the gray plane as 3 equal channels, the output's channels
         averaged back to one (the model is trained with such gray samples)
     colour with a 1-channel model: each channel on its own
-    sigma: given (0..255 scale), or estimated from the image (blind: None or "auto")
+    sigma: given (0..255 scale), or estimated from the image (blind: None or "auto"): by the model's
+        own noise-level estimator where it has one (a per-pixel map, `dn-real`), else by the
+        classical estimate of aecli/denoise/noise.py (one sigma, `dn`)
+    strength: multiplies the level (given, estimated or the map): below 1 keeps more texture,
+        above 1 smooths more
     pad to a multiple of the model's alignment (reflection), run tiled, crop, clip, round
     alpha: passed through untouched; L in -> L out, RGB in -> RGB out
 
@@ -15,7 +19,7 @@ to float rounding and memory stays bounded by the tile size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,7 +30,7 @@ from ..errors import UserError
 from ..imageio import Image
 from ..tiling import tiled
 from .model import UNetDenoiser, build
-from .noise import estimate_sigma, parse_sigma
+from .noise import estimate_sigma, parse_sigma, parse_strength  # noqa: F401 (parse_strength: for callers)
 
 LAYOUT = torch.channels_last  # the model's memory layout: oneDNN's faster convolutions on x86 CPUs (docs/perf_layout.md)
 TILE = 640  # pixels per tile side (peak memory of a 50-megapixel image about 1.2 GB: docs/scale.md)
@@ -45,11 +49,35 @@ def halo_of(model: UNetDenoiser) -> int:
     return -(-int(model.receptive_radius * HALO_FRACTION) // a) * a
 
 
+@dataclass
+class NoiseLevel:
+    """What a denoise call used: sigma given or estimated (0..255 scale), or the model's own map."""
+
+    how: str  # "given", "estimated" (one sigma for the image), "map" (the model's per-pixel estimate)
+    sigma: float | None = None  # the level given or estimated (before strength); None for a map
+    strength: float = 1.0
+    map_values: list = field(default_factory=list, repr=False)  # samples of the map (0..255 scale), for `summary`
+
+    def summary(self) -> str:
+        k = f" x{self.strength:g}" if self.strength != 1.0 else ""
+        if self.how == "map":
+            if not self.map_values:
+                return f"noise map estimated{k}"
+            v = np.concatenate(self.map_values)
+            lo, med, hi = np.percentile(v, [10, 50, 90])
+            return f"noise map estimated (sigma-equivalent median {med:.1f}, 10-90% {lo:.1f}-{hi:.1f}){k}"
+        return f"sigma {self.sigma:.1f} ({self.how}){k}"
+
+
 @torch.inference_mode()
 def run_model(model: UNetDenoiser, pixels: np.ndarray, sigma: float | None, tile: int | None = None,
-              halo: int | None = None, rounded: bool = False) -> np.ndarray:
+              halo: int | None = None, rounded: bool = False, strength: float = 1.0,
+              level: NoiseLevel | None = None) -> np.ndarray:
     """The denoised HxW / HxWx3 image of `pixels` (0..255 scale, any dtype) at noise level sigma:
     float32, not clipped; or with `rounded`, uint8 (rounded, clipped).
+
+    sigma None: the model's own noise-level map (a blind model), times `strength`; samples of the
+    map go to `level.map_values` when `level` is given. A given sigma is multiplied by `strength` too.
 
     The image stays in its own dtype (a uint8 copy for 8-bit input) and each tile is converted to
     float on its own, so a large 8-bit image needs a few bytes per pixel beyond the tile's work.
@@ -71,7 +99,7 @@ def run_model(model: UNetDenoiser, pixels: np.ndarray, sigma: float | None, tile
         x = x.expand(1, 3, *x.shape[2:])
     elif model.in_ch == 1 and not gray:
         x = x.permute(1, 0, 2, 3)  # the channels as a batch of gray images
-    level = None if sigma is None else float(sigma) / 255.0
+    sigma01 = None if sigma is None else float(sigma) * strength / 255.0
     tile = TILE if tile is None else tile
     halo = halo_of(model) if halo is None else halo
     if tile <= 0 or tile % a or halo % a:
@@ -80,7 +108,12 @@ def run_model(model: UNetDenoiser, pixels: np.ndarray, sigma: float | None, tile
     def run(t: torch.Tensor) -> torch.Tensor:
         t = t.to(device=device, dtype=torch.float32, copy=True).div_(255.0)  # a copy: the halos overlap
         t = t.contiguous(memory_format=LAYOUT)
-        y = model(t, level).contiguous().cpu()
+        m = sigma01
+        if m is None and model.estimator is not None:
+            m = model.estimate(t) * strength
+            if level is not None:  # every 4th pixel of the tile (halo included), for the report
+                level.map_values.append(m[:, 0, ::4, ::4].flatten().float().cpu().numpy() * 255.0)
+        y = model(t, m).contiguous().cpu()
         if model.in_ch == 1 and not gray:
             y = y.permute(1, 0, 2, 3)
         if gray:
@@ -129,39 +162,58 @@ class Denoiser:
         r = self.files.meta.get("noise", {}).get("sigma_range")
         return (float(r[0]), float(r[1])) if r else None
 
-    def choose_sigma(self, pixels: np.ndarray, sigma) -> tuple[float | None, str]:
-        """(sigma on the 0..255 scale, how it was chosen: 'given' or 'estimated')."""
+    def choose_sigma(self, pixels: np.ndarray, sigma, strength: float = 1.0) -> NoiseLevel:
+        """The level to denoise `pixels` at: given, estimated by the classical estimate, or the model's own map."""
         sigma = parse_sigma(sigma)
         if isinstance(sigma, float):
             if not self.model.noise_map:
                 raise UserError(f"model '{self.name}' is blind (it takes no noise level); leave out --sigma")
-            return sigma, "given"
-        if sigma is None and not self.model.noise_map:
-            return None, "blind"
-        return estimate_sigma(pixels, clipped_range=pixels.dtype == np.uint8), "estimated"
+            return NoiseLevel("given", sigma, strength)
+        if not self.model.noise_map or self.model.estimator is not None:
+            return NoiseLevel("map", None, strength)
+        return NoiseLevel("estimated", estimate_sigma(pixels, clipped_range=pixels.dtype == np.uint8), strength)
 
     # ---- arrays ---------------------------------------------------------------------------
-    def run(self, pixels: np.ndarray, sigma: float | None, tile: int | None = None, halo: int | None = None) -> np.ndarray:
-        """The denoised float32 image (0..255 scale, not clipped) of HxW or HxWx3 `pixels` at noise level sigma."""
-        return run_model(self.model, pixels, sigma, tile, halo)
+    def run(self, pixels: np.ndarray, sigma: float | None, tile: int | None = None, halo: int | None = None,
+            strength: float = 1.0) -> np.ndarray:
+        """The denoised float32 image (0..255 scale, not clipped) of HxW or HxWx3 `pixels` at noise level
+        sigma (None: a blind model's own map)."""
+        return run_model(self.model, pixels, sigma, tile, halo, strength=strength)
 
-    def denoise_array(self, pixels: np.ndarray, sigma=None, *, tile: int | None = None,
-                      halo: int | None = None) -> tuple[np.ndarray, float | None]:
-        """(uint8 denoised HxW / HxWx3, sigma used) from uint8 or float (0..255) `pixels`."""
+    def denoise_array(self, pixels: np.ndarray, sigma=None, *, strength: float = 1.0, tile: int | None = None,
+                      halo: int | None = None) -> tuple[np.ndarray, NoiseLevel]:
+        """(uint8 denoised HxW / HxWx3, the level used) from uint8 or float (0..255) `pixels`."""
         pixels = np.asarray(pixels)
         if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or pixels.size == 0:
             raise ValueError(f"expected an HxW or HxWx3 image, got shape {pixels.shape}")
-        s, _ = self.choose_sigma(pixels, sigma)
-        return run_model(self.model, pixels, s, tile, halo, rounded=True), s
+        level = self.choose_sigma(pixels, sigma, strength)
+        out = run_model(self.model, pixels, level.sigma, tile, halo, rounded=True, strength=strength, level=level)
+        return out, level
 
     # ---- images ---------------------------------------------------------------------------
-    def denoise(self, img: Image, sigma=None, *, tile: int | None = None, halo: int | None = None) -> tuple[Image, float | None]:
-        """(denoised image, sigma used).  sigma: a number (0..255 scale), None or 'auto' (estimated)."""
-        px, s = self.denoise_array(img.pixels, sigma, tile=tile, halo=halo)
-        return Image(pixels=np.ascontiguousarray(px), alpha=img.alpha, mode=img.mode, source_bits=8), s
+    def denoise(self, img: Image, sigma=None, *, strength: float = 1.0, tile: int | None = None,
+                halo: int | None = None) -> tuple[Image, NoiseLevel]:
+        """(denoised image, the level used).  sigma: a number (0..255 scale), None or 'auto' (estimated)."""
+        px, level = self.denoise_array(img.pixels, sigma, strength=strength, tile=tile, halo=halo)
+        return Image(pixels=np.ascontiguousarray(px), alpha=img.alpha, mode=img.mode, source_bits=8), level
 
 
 _CACHE: dict = {}
+
+
+BLIND_DEFAULT = "dn-real"  # the bundled model for --sigma auto: real camera noise, its own noise map
+
+
+def default_model(sigma) -> str | None:
+    """The bundled model a command without --model uses: `dn-real` when the level is left to the
+    model (--sigma auto) and it is installed, else the registry's default (`dn`, Gaussian noise)."""
+    if not isinstance(parse_sigma(sigma), float):
+        try:
+            registry.resolve(BLIND_DEFAULT, "denoise")
+            return BLIND_DEFAULT
+        except UserError:
+            pass
+    return None
 
 
 def load_denoiser(spec: str | None = None, device: str = "cpu") -> Denoiser:

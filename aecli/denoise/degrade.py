@@ -4,7 +4,8 @@ Real photographs are not clean images plus white Gaussian noise. A sensor's nois
 Poisson-Gaussian in linear light (its variance grows with the signal), each photosite sees one
 colour of a Bayer mosaic, demosaicing spreads each site's noise over its neighbours, white
 balance and the colour matrix mix and amplify the channels, the tone curve lifts the shadows'
-noise, in-camera noise reduction blurs it, and JPEG quantises what is left. A denoiser trained
+noise, in-camera noise reduction blurs it (colour noise more than luma noise, leaving colour blotches),
+sharpening lifts it again, and JPEG quantises what is left. A denoiser trained
 on white noise leaves most of that in place. :func:`degrade` walks the camera's pipeline
 backwards from a clean sRGB crop to a linear raw-like image, adds sensor noise there, and walks
 it forwards again (the ideas of Brooks et al., "Unprocessing Images for Learned Raw Denoising",
@@ -17,10 +18,20 @@ are ours):
     -> divided by random white-balance gains and a brightness gain    "raw" in 0..1
     -> + noise with variance shot * raw + read (shot, read drawn as cameras at ISO 100-6400 give),
          sampled per photosite of an RGGB mosaic and bilinearly demosaiced (probability p_mosaic),
-         else per pixel and channel; sometimes low-passed (in-camera noise reduction)
-    -> the same forward pipeline (gains, clip, CCM, gamma, tone curve) on both the noisy and the
-       clean raw: the clean one is the training target, so that clipping is the same for both
+         else per pixel and channel; sometimes low-passed (in-camera noise reduction), sometimes
+         its colour part low-passed more strongly (chroma noise reduction)
+    -> the same forward pipeline (gains, clip, CCM, gamma, tone curve, sometimes an unsharp mask)
+       on both the noisy and the clean raw: the clean one is the training target, so that clipping
+       and sharpening are the same for both
     -> 8-bit rounding, then JPEG at a random quality (probability p_jpeg)
+
+With each pair comes its noise map: the local standard deviation of noisy - target (a Gaussian
+window of 1.5 pixels, the channels pooled), what the model's noise-level estimator is taught.
+
+The ranges are those of cameras, not of one test set; CC15 (real noise, validation only) was
+used to check that they cover real noise: its noise's autocorrelation (luma about 0.6 at one
+pixel, colour noise 0.2-0.45 at five) and colour/luma variance ratio (0.9-2.5) lie inside the
+synthetic distribution (docs/denoise_real.md).
 
 A fraction `p_gauss` of the batch gets plain Gaussian noise instead (white, or low-passed, or
 the same in all channels, sigma up to `gauss_max`), and `p_clean` gets none, so that the model
@@ -43,8 +54,11 @@ DEFAULTS = {
     "p_gauss": 0.2,  # plain Gaussian noise instead of the camera pipeline
     "p_clean": 0.05,  # no noise at all (the target is the input)
     "gauss_max": 50.0,  # sigma of the Gaussian branch, 0..gauss_max (0-255 scale)
-    "p_mosaic": 0.7,  # camera noise sampled on a Bayer mosaic and demosaiced
-    "p_lowpass": 0.3,  # noise low-passed (in-camera noise reduction)
+    "p_mosaic": 0.9,  # camera noise sampled on a Bayer mosaic and demosaiced
+    "p_lowpass": 0.5,  # noise low-passed (in-camera noise reduction, demosaicing finer than bilinear)
+    "p_chroma": 0.8,  # colour noise low-passed more than luma noise (in-camera chroma noise reduction)
+    "chroma_sigma": [1.0, 4.0],  # its blur, pixels
+    "p_sharpen": 0.3,  # the rendered image sharpened (unsharp mask), noise and all
     "p_jpeg": 0.6,  # JPEG after the camera pipeline
     "jpeg_quality": [55, 98],
     "log_shot": [math.log(5e-5), math.log(8e-3)],  # shot-noise factor of a raw value in 0..1
@@ -125,14 +139,17 @@ def demosaic_bilinear(mosaic: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-sample isotropic Gaussian blur (5x5 kernel), sigma (B,) in pixels."""
+    """Per-sample isotropic Gaussian blur, sigma (B,) in pixels; the kernel reaches 2.5 of the largest
+    sigma (at least 2, at most 10 pixels), in two separable passes."""
     b, c = x.shape[:2]
-    r = torch.arange(-2, 3, dtype=torch.float64)
+    rad = int(min(10, max(2, math.ceil(2.5 * float(sigma.max())))))
+    rad = min(rad, x.shape[2] - 1, x.shape[3] - 1)
+    r = torch.arange(-rad, rad + 1, dtype=torch.float64)
     g = torch.exp(-(r.view(1, -1) ** 2) / (2 * sigma.view(-1, 1).clamp_min(1e-3) ** 2))
-    g = g / g.sum(dim=1, keepdim=True)
-    k2 = (g.view(b, 5, 1) * g.view(b, 1, 5)).to(device=x.device, dtype=x.dtype)
-    k = k2.repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C, 1, 5, 5)
-    y = F.conv2d(F.pad(x.reshape(1, b * c, *x.shape[2:]), (2, 2, 2, 2), mode="reflect"), k, groups=b * c)
+    g = (g / g.sum(dim=1, keepdim=True)).to(device=x.device, dtype=x.dtype).repeat_interleave(c, dim=0)
+    y = x.reshape(1, b * c, *x.shape[2:])
+    y = F.conv2d(F.pad(y, (rad, rad, 0, 0), mode="reflect"), g.view(b * c, 1, 1, -1), groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, rad, rad), mode="reflect"), g.view(b * c, 1, -1, 1), groups=b * c)
     return y.view_as(x)
 
 
@@ -206,6 +223,22 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
 
 # ---- the whole degradation -------------------------------------------------------------------
 
+def _chroma_lowpass(noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Noise whose colour part (each channel's deviation from the channels' mean) is blurred."""
+    luma = noise.mean(dim=1, keepdim=True)
+    return luma + gaussian_blur(noise - luma, sigma)
+
+
+def _sharpen(v: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+    return v + _bc(amount, v) * (v - gaussian_blur(v, torch.ones(v.shape[0], dtype=torch.float64)))
+
+
+def noise_map(noisy: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W): the local standard deviation of noisy - target (channels pooled), 0..1 scale."""
+    r2 = (noisy - target).pow(2).mean(dim=1, keepdim=True)
+    return gaussian_blur(r2, torch.full((r2.shape[0],), 1.5, dtype=torch.float64)).clamp_min(0).sqrt()
+
+
 def _camera(x: torch.Tensor, gen: torch.Generator, o: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(clean target, noisy) through the unprocess -> sensor noise -> process pipeline."""
     b, _, h, w = x.shape
@@ -216,7 +249,11 @@ def _camera(x: torch.Tensor, gen: torch.Generator, o: dict) -> tuple[torch.Tenso
     log_read = 2.18 * log_shot + 1.20 + 0.26 * torch.randn(b, generator=gen, dtype=torch.float64)
     mosaic = torch.rand(b, generator=gen) < o["p_mosaic"]
     lowpass = torch.rand(b, generator=gen) < o["p_lowpass"]
-    lp_sigma = _u(gen, b, 0.4, 1.2)
+    lp_sigma = _u(gen, b, 0.4, 1.0)
+    chroma = torch.rand(b, generator=gen) < o["p_chroma"]
+    chroma_sigma = _u(gen, b, *o["chroma_sigma"])
+    sharpen = torch.rand(b, generator=gen) < o["p_sharpen"]
+    amount = _u(gen, b, 0.2, 0.7) * sharpen
     normal = _normal(x, gen)
 
     gains = torch.stack([wb_r, torch.ones(b, dtype=torch.float64), wb_b], dim=1) / bright.view(-1, 1)
@@ -228,15 +265,16 @@ def _camera(x: torch.Tensor, gen: torch.Generator, o: dict) -> tuple[torch.Tenso
     masks = bayer_masks(h, w, x.device)
     noise = torch.where(_bc(mosaic, raw) > 0, demosaic_bilinear(noise * masks), noise)
     noise = torch.where(_bc(lowpass, raw) > 0, _lowpass(noise, lp_sigma), noise)
+    noise = torch.where(_bc(chroma, raw) > 0, _chroma_lowpass(noise, chroma_sigma), noise)
 
     def forward(r: torch.Tensor) -> torch.Tensor:
         lin_out = _apply(ccm, (r * gains_t).clamp(0.0, 1.0)).clamp(0.0, 1.0)
-        return tone(lin_out.clamp_min(1e-8) ** (1 / 2.2))
+        return _sharpen(tone(lin_out.clamp_min(1e-8) ** (1 / 2.2)), amount).clamp(0.0, 1.0)
 
     return forward(raw), forward(raw + noise)
 
 
-def _gaussian(x: torch.Tensor, gen: torch.Generator, o: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def _gaussian(x: torch.Tensor, gen: torch.Generator, o: dict) -> torch.Tensor:
     b = x.shape[0]
     sigma = _u(gen, b, 0.0, o["gauss_max"]) / 255.0
     lowpass = torch.rand(b, generator=gen) < 0.3
@@ -245,18 +283,15 @@ def _gaussian(x: torch.Tensor, gen: torch.Generator, o: dict) -> tuple[torch.Ten
     noise = _normal(x, gen)
     noise = torch.where(_bc(same, x) > 0, noise[:, :1].expand_as(noise), noise)
     noise = torch.where(_bc(lowpass, x) > 0, _lowpass(noise, lp_sigma), noise)
-    white = torch.where(same | lowpass, torch.full_like(sigma, math.nan), sigma)
-    return x + noise * _bc(sigma, x), white
+    return x + noise * _bc(sigma, x)
 
 
 def degrade(x: torch.Tensor, gen: torch.Generator, opts: dict | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(clean target, noisy 8-bit input, level) for a clean batch x (B, 3, H, W) in 0..1.
+    """(clean target, noisy 8-bit input, noise map) for a clean batch x (B, 3, H, W) in 0..1.
 
     Each sample takes one branch: camera pipeline, plain Gaussian noise, or none (see the module
-    text). `level` (B,) is the noise's sigma on the 0..1 scale where it is white Gaussian noise of
-    one known level (0 for the clean samples), NaN elsewhere: what a noise-level estimator can be
-    taught directly.
+    text). The noise map (B, 1, H, W) is :func:`noise_map` of the pair.
     """
     o = {**DEFAULTS, **(opts or {})}
     b = x.shape[0]
@@ -266,12 +301,11 @@ def degrade(x: torch.Tensor, gen: torch.Generator, opts: dict | None = None
     use_jpeg = torch.rand(b, generator=gen) < o["p_jpeg"]
     quality = _u(gen, b, *o["jpeg_quality"]).round()
     target, noisy = _camera(x, gen, o)
-    gauss, white = _gaussian(x, gen, o)
+    gauss = _gaussian(x, gen, o)
     g, c = _bc(use_gauss, x) > 0, _bc(use_clean, x) > 0
     target = torch.where(g | c, x, target)
     noisy = torch.where(g, gauss, torch.where(c, x, noisy))
     noisy = torch.round(noisy.clamp(0.0, 1.0) * 255.0) / 255.0
     cam = ~(use_gauss | use_clean)
     noisy = torch.where(_bc(use_jpeg & cam, x) > 0, jpeg(noisy, quality), noisy)
-    level = torch.where(use_gauss, white, torch.where(use_clean, torch.zeros_like(white), torch.full_like(white, math.nan)))
-    return target, noisy, level.float()
+    return target, noisy, noise_map(noisy, target)

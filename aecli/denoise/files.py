@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..imageio import (_EXT_TO_FORMAT, IMAGE_EXTS, Image, _same_file, encode_image, format_from_path,
                        mirror_path, read_image, walk_images, write_output)
 
-from .noise import parse_sigma
+from .noise import parse_sigma, parse_strength
 
 SAVE_OPTIONS = {"jpeg": {"quality": 95}, "webp": {"quality": 95}}
 DEFAULT_SUFFIX = "-denoised"
@@ -86,42 +86,39 @@ def _default_output(src: str) -> str:
 # denoise
 
 
-def _denoise_one(den, src: str, dst: str, sigma) -> str:
+def _denoise_one(den, src: str, dst: str, sigma, strength: float) -> str:
     img = read_image(src)
-    out, used = den.denoise(img, sigma)
+    out, level = den.denoise(img, sigma, strength=strength)
     write_output(dst, _encode(out, dst), inputs=[src], force=True)
-    if used is None:
-        level = "blind model"
-    else:
-        level = f"sigma {used:.1f} ({'given' if isinstance(parse_sigma(sigma), float) else 'estimated'})"
-        rng = den.sigma_range
-        if rng and used > rng[1] + 5:
-            batch.say(f"aecli: warning: {src}: noise level {used:.1f} is above the range the model "
-                      f"was trained for ({rng[0]:g}..{rng[1]:g}); the result may be poor")
-    return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {level}, model {den.name}"
+    rng = den.sigma_range
+    if level.sigma is not None and rng and level.sigma > rng[1] + 5:
+        batch.say(f"aecli: warning: {src}: noise level {level.sigma:.1f} is above the range the model "
+                  f"was trained for ({rng[0]:g}..{rng[1]:g}); the result may be poor")
+    return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {level.summary()}, model {den.name}"
 
 
 def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool,
-            workers: int = 1, device: str = "cpu") -> int:
+            workers: int = 1, device: str = "cpu", strength: str | float = 1.0) -> int:
     parse_sigma(sigma)  # bad values fail before the model (and torch) loads
+    strength = parse_strength(strength)
     if dst is None:
         dst = _default_output(src)
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = _plan(Path(src), Path(dst))
-        den = _load(model, device)
-        s = batch.run(pairs, lambda a, b: _denoise_one(den, str(a), str(b), sigma), force=force, quiet=quiet,
+        den = _load(model, device, sigma)
+        s = batch.run(pairs, lambda a, b: _denoise_one(den, str(a), str(b), sigma, strength), force=force, quiet=quiet,
                       label="denoise", workers=workers)
         return 1 if s.failed else 0
     _check_single(src, dst)
-    den = _load(model, device)
-    batch.say(_denoise_one(den, src, dst, sigma), quiet)
+    den = _load(model, device, sigma)
+    batch.say(_denoise_one(den, src, dst, sigma, strength), quiet)
     return 0
 
 
-def _load(model: str | None, device: str = "cpu"):
-    from .api import load_denoiser
+def _load(model: str | None, device: str = "cpu", sigma=None):
+    from .api import default_model, load_denoiser
 
-    return load_denoiser(model, device)
+    return load_denoiser(model or default_model(sigma), device)
 
 
 # --------------------------------------------------------------------------------------

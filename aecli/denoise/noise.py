@@ -21,7 +21,8 @@ Estimate (:func:`estimate_sigma`)
     too small for a reliable covariance use the median absolute deviation of a fine-scale
     Laplacian residual instead.
 
-:func:`parse_sigma` checks a user's noise level: a number 0..255, 'auto', or None.
+:func:`parse_sigma` checks a user's noise level: a number 0..255, 'auto', or None;
+:func:`parse_strength` the `--strength` of `aecli denoise`: a number or a named level.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import UserError
 
-__all__ = ["add_noise", "add_gaussian", "add_poisson_gaussian", "estimate_sigma", "parse_sigma"]
+__all__ = ["add_noise", "add_gaussian", "add_poisson_gaussian", "estimate_sigma", "parse_sigma", "parse_strength"]
 
 SIGMA_MAX = 255.0
 PATCH = 7
@@ -187,3 +188,21 @@ def _pca_sigma(cov: np.ndarray) -> float:
         if tau <= np.median(rest):
             return float(math.sqrt(tau))
     return float(math.sqrt(lam[0]))
+
+
+STRENGTH_MAX = 4.0
+STRENGTHS = {"light": 0.6, "normal": 1.0, "strong": 1.5}  # the named levels of --strength
+
+
+def parse_strength(value) -> float:
+    """--strength: a number 0..STRENGTH_MAX or one of STRENGTHS' names."""
+    if isinstance(value, str) and value.strip().lower() in STRENGTHS:
+        return STRENGTHS[value.strip().lower()]
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not 0 <= v <= STRENGTH_MAX:  # (NaN fails too)
+        names = ", ".join(f"{k} ({v:g})" for k, v in STRENGTHS.items())
+        raise UserError(f"--strength must be a number 0..{STRENGTH_MAX:g} or {names}, not {value!r}")
+    return v

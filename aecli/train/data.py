@@ -74,11 +74,7 @@ class CropDataset:
         if grayscale:
             arr = np.round(arr @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)[..., None]
         t = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)  # C, H, W uint8
-        h, w = t.shape[1:]
-        if h < self.patch or w < self.patch:  # too small: pad by reflection/replication
-            ph, pw = max(0, self.patch - h), max(0, self.patch - w)
-            t = torch.nn.functional.pad(t[None].float(), (0, pw, 0, ph), mode="replicate")[0].to(torch.uint8)
-        return t
+        return _padded(t, self.patch)  # too small: padded by replication
 
     def __len__(self) -> int:
         return len(self.images)
@@ -105,3 +101,76 @@ class CropDataset:
                 crop = crop.flip(1)
             out.append(crop)
         return torch.stack(out)
+
+
+# ---- noisy/clean pairs (fine-tuning a denoiser to one's own camera) ----------------------------
+
+PAIR_SUFFIXES = (("_noisy", "_clean"), ("_real", "_mean"))  # NAME_noisy.png + NAME_clean.png, ...
+
+
+def find_pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """(noisy, clean) image pairs under `root`: the same relative name under noisy/ and clean/, or
+    NAME_noisy.EXT beside NAME_clean.EXT (also NAME_real/NAME_mean, as in real-noise test sets).
+    An empty list when the folder holds no pairs (then it is a folder of clean images)."""
+    root = Path(root)
+    if root.is_file():
+        return []
+    if (root / "noisy").is_dir() and (root / "clean").is_dir():
+        clean = {p.relative_to(root / "clean").with_suffix(""): p for p in list_images(root / "clean")}
+        found = [(p, clean.get(p.relative_to(root / "noisy").with_suffix(""))) for p in list_images(root / "noisy")]
+        return [(n, c) for n, c in found if c is not None]
+    files = {p.with_suffix(""): p for p in list_images(root)}
+    out = []
+    for stem, p in sorted(files.items()):
+        for noisy_tag, clean_tag in PAIR_SUFFIXES:
+            if stem.name.endswith(noisy_tag):
+                c = files.get(stem.with_name(stem.name[: -len(noisy_tag)] + clean_tag))
+                if c is not None:
+                    out.append((p, c))
+    return out
+
+
+class PairDataset:
+    """Aligned random crops (same place, same flips) of noisy/clean pairs, as one 6-channel uint8 batch:
+    channels 0-2 the noisy crop, 3-5 the clean one. The last `holdout` pairs are kept for validation."""
+
+    def __init__(self, root: str | Path, patch: int, holdout: int = 0):
+        self.patch = patch
+        self.skipped: list[str] = []
+        loaded = []
+        for noisy, clean in find_pairs(root):
+            try:
+                a, b = load_rgb(noisy), load_rgb(clean)
+            except Exception as exc:  # noqa: BLE001 - one bad pair must not stop a run
+                self.skipped.append(f"{noisy}: {_reason(exc)}")
+                continue
+            if a.shape != b.shape:
+                self.skipped.append(f"{noisy}: {a.shape[1]}x{a.shape[0]} but its clean image is {b.shape[1]}x{b.shape[0]}")
+                continue
+            t = torch.from_numpy(np.concatenate([a, b], axis=2)).permute(2, 0, 1).contiguous()
+            loaded.append((noisy, _padded(t, patch)))
+        if not loaded:
+            raise UserError(f"no readable noisy/clean pairs under {root}" + (f" ({self.skipped[0]})" if self.skipped else ""))
+        for line in self.skipped:
+            print(f"aecli: warning: skipping {line}", file=sys.stderr, flush=True)
+        holdout = holdout if holdout < len(loaded) else 0
+        cut = len(loaded) - holdout
+        self.files = [f for f, _ in loaded[:cut]]
+        self.val_files = [f for f, _ in loaded[cut:]]
+        self.images = [t for _, t in loaded[:cut]]
+        self.val_images = [t for _, t in loaded[cut:]]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    batch = CropDataset.batch
+    batch_u8 = CropDataset.batch_u8
+
+
+def _padded(t: torch.Tensor, patch: int) -> torch.Tensor:
+    """A C, H, W uint8 image at least `patch` on each side (edge replication)."""
+    h, w = t.shape[1:]
+    if h >= patch and w >= patch:
+        return t
+    ph, pw = max(0, patch - h), max(0, patch - w)
+    return torch.nn.functional.pad(t[None].float(), (0, pw, 0, ph), mode="replicate")[0].to(torch.uint8)

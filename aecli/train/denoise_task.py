@@ -14,9 +14,12 @@ Validation: the held-out images at sigma 15, 25, 50 with float Gaussian noise fr
 Real-noise recipe (`noise: "real"`, the blind model `dn-real`): the model has a noise-level
 estimator (aecli/denoise/model.py) and never sees sigma; each batch is degraded by
 aecli/denoise/degrade.py (camera pipeline with sensor noise, demosaicing and JPEG; some plain
-Gaussian noise; some clean crops). The loss is L1 to the clean target, plus `map_weight` times
-the L1 error of the estimated map on the samples whose noise is white Gaussian of a known level
-(that anchors the map's scale to sigma/255, so that `--strength` scales something meaningful).
+Gaussian noise; some clean crops). The estimator is taught the true noise map of each pair (the
+local standard deviation of noisy - clean, aecli/denoise/degrade.py's noise_map) with an L1
+loss of weight `map_weight`; the U-Net gets the true map for a fraction `p_true_map` of the
+samples and the estimated one for the others, so that it learns what the map means (a local
+noise level on the sigma/255 scale) and `--strength`, which multiplies the estimated map,
+smooths less or more as asked. The loss is L1 to the clean target plus the map's loss.
 Its validation degrades each held-out image (cropped to multiples of 16) by the camera pipeline
 alone with VAL_REAL_DRAWS fixed seeds and reports the mean PSNR of input and output against the clean target, and the
 blind PSNR at sigma 15, 25, 50.
@@ -31,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..denoise import model as dn_model
-from .data import CropDataset
+from .data import CropDataset, PairDataset, find_pairs
 from .loop import TrainConfig
 
 VAL_SIGMAS = (15, 25, 50)
@@ -39,7 +42,7 @@ VAL_REAL_DRAWS = 3  # degradations per held-out image (torch generator seeded VA
 VAL_SEED = 20240  # noise of validation image i at level s: numpy default_rng([VAL_SEED, i, s])
 DEFAULTS = {"widths": [32, 64, 128], "blocks": 2, "sigma_range": [0.0, 50.0], "gray_prob": 0.2, "clip_prob": 0.25,
             "loss": "l1", "noise": "gaussian"}
-REAL_DEFAULTS = {"estimator": {"widths": [16, 32], "layers": 2}, "map_weight": 1.0}
+REAL_DEFAULTS = {"estimator": {"widths": [16, 32], "layers": 2}, "map_weight": 1.0, "p_true_map": 0.5}
 LUMA = (0.299, 0.587, 0.114)
 
 
@@ -66,7 +69,10 @@ class DenoiseTask:
     def real(self) -> bool:
         return self.opts["noise"] == "real"
 
-    def dataset(self, cfg: TrainConfig) -> CropDataset:
+    def dataset(self, cfg: TrainConfig):
+        """Clean images (noise synthesised), or noisy/clean pairs (a real-noise model's fine-tuning)."""
+        if self.real and find_pairs(cfg.data):
+            return PairDataset(cfg.data, cfg.patch, holdout=cfg.holdout)
         return CropDataset(cfg.data, cfg.patch, holdout=cfg.holdout)
 
     def build(self, cfg: TrainConfig):
@@ -102,14 +108,17 @@ class DenoiseTask:
         o = self.opts
         extra = {}
         if self.real:
-            from ..denoise.degrade import degrade
+            from ..denoise.degrade import degrade, noise_map
 
-            x, y, level = degrade(batch, gen, o.get("degrade"))
+            if batch.shape[1] == 6:  # noisy/clean pairs: the camera's own noise
+                y, x = batch[:, :3], batch[:, 3:]
+                true_map = noise_map(y, x)
+            else:
+                x, y, true_map = degrade(batch, gen, o.get("degrade"))
             sigma_map = model.estimate(y)
-            out = model(y, sigma_map)
-            known = ~torch.isnan(level.to(y.device))
-            map_err = (sigma_map.mean(dim=(1, 2, 3)) - torch.nan_to_num(level.to(y.device))).abs()
-            map_loss = (map_err * known).sum() / known.sum().clamp_min(1)
+            given = (torch.rand(y.shape[0], generator=gen) < o["p_true_map"]).to(y.device).view(-1, 1, 1, 1)
+            out = model(y, torch.where(given, true_map, sigma_map))
+            map_loss = F.l1_loss(sigma_map, true_map)
             sigma = sigma_map.detach().mean(dim=(1, 2, 3))
             extra = {"map_err": map_loss.detach() * 255}
         else:
@@ -134,6 +143,8 @@ class DenoiseTask:
         from ..eval.metrics import psnr
 
         images = data.val_images or data.images[:4]
+        if isinstance(data, PairDataset):
+            return self._validate_pairs(model, images, device)
         rows = self._validate_real(model, images, device) if self.real else []
         for s in VAL_SIGMAS:
             known, blind, est = [], [], []
@@ -151,6 +162,20 @@ class DenoiseTask:
                 row["psnr"] = round(float(np.mean(known)), 3)
             rows.append(row)
         return rows
+
+    @staticmethod
+    def _validate_pairs(model, pairs, device) -> list[dict]:
+        """Mean PSNR of the held-out noisy images and of the model's outputs against their clean images."""
+        from ..denoise.api import run_model
+        from ..eval.metrics import psnr
+
+        noisy_psnr, out_psnr = [], []
+        for t in pairs:
+            noisy, clean = (np.ascontiguousarray(t[c : c + 3].permute(1, 2, 0).numpy()) for c in (0, 3))
+            noisy_psnr.append(psnr(noisy, clean))
+            out_psnr.append(psnr(run_model(model, noisy, None, tile=1 << 20, rounded=True), clean))
+        return [{"noise": "pairs", "images": len(pairs), "psnr_noisy": round(float(np.mean(noisy_psnr)), 3),
+                 "psnr": round(float(np.mean(out_psnr)), 3)}]
 
     @staticmethod
     def _validate_real(model, images, device) -> list[dict]:
@@ -178,7 +203,8 @@ class DenoiseTask:
 
         o = self.options(cfg)
         vals = [h["val"] for h in history if "val" in h]
-        files = list_images(cfg.data)
+        pairs = find_pairs(cfg.data) if self.real else []
+        files = [noisy for noisy, _ in pairs] or list_images(cfg.data)
         val_files = files[len(files) - cfg.holdout :] if cfg.holdout < len(files) else files[:4]
         meta = {
             "name": Path(cfg.out).name,
@@ -186,7 +212,8 @@ class DenoiseTask:
             "architecture": model.config(),
             "parameters": sum(p.numel() for p in model.parameters()),
             "noise": ({"kind": "real", "degrade": {**degrade_defaults(), **(o.get("degrade") or {})},
-                       "map_weight": o["map_weight"]} if self.real else
+                       "map_weight": o["map_weight"], "p_true_map": o["p_true_map"],
+                       **({"pairs": len(pairs)} if pairs else {})} if self.real else
                       {"kind": "gaussian", "sigma_range": list(o["sigma_range"]), "gray_prob": o["gray_prob"],
                        "clip_prob": o["clip_prob"]}),
             "training": {**record, "loss": o["loss"], "lr": cfg.lr},

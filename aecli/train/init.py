@@ -34,6 +34,25 @@ def source_tensors(spec: str, task: str) -> tuple[str, dict[str, torch.Tensor]]:
     return f"model '{files.name}' ({files.weights})", registry.load_tensors(files)
 
 
+def source_architecture(spec: str, task: str) -> dict:
+    """The architecture of --init SPEC (its JSON's "architecture", or a checkpoint's recipe), {} if unknown."""
+    p = Path(spec)
+    if p.suffix == ".pt" and p.is_file():
+        try:
+            cfg = torch.load(p, map_location="cpu", weights_only=True).get("config", {})
+        except Exception:  # noqa: BLE001 - reported when the weights are loaded
+            return {}
+        extra = cfg.get("extra") or {}
+        arch = {k: extra[k] for k in ("widths", "blocks") if k in extra}
+        if extra.get("noise") == "real":
+            arch["estimator"] = extra.get("estimator") or {"widths": [16, 32], "layers": 2}
+        return arch
+    from .. import registry
+
+    arch = registry.resolve(spec, task).meta.get("architecture")
+    return dict(arch) if isinstance(arch, dict) else {}
+
+
 def load_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[int, int, list[str]]:
     """Copy what fits into `model`: (tensors copied whole, tensors copied in part, names left as built)."""
     own = model.state_dict()

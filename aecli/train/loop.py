@@ -325,6 +325,7 @@ def training_record(cfg: TrainConfig, data, step: int, seconds: float, segments:
         "batch_size": cfg.batch_size,
         "patch": cfg.patch,
         "seed": cfg.seed,
+        **({"init": cfg.init} if cfg.init else {}),  # the weights it started from (aecli/train/init.py)
         "torch": torch.__version__,
         **({"extensions": [{k: v for k, v in e.items() if k != "history"} for e in extensions]} if extensions else {}),
     }

@@ -102,6 +102,17 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
     elif task == "denoise":
         if quality is not None:
             raise UserError("--quality is for --task codec")
+        arch: dict = {}
+        if init is not None and not resume:  # fine-tuning: the architecture of the model it starts from
+            from .init import source_architecture
+
+            arch = source_architecture(init, "denoise")
+            if channels is None and arch.get("widths"):
+                channels = ",".join(str(w) for w in arch["widths"])
+            if blocks is None and arch.get("blocks") is not None:
+                blocks = int(arch["blocks"])
+            if arch.get("estimator") and sigma_range is None:
+                real_noise = True  # a blind real-noise model stays one
         if blocks is not None and not 1 <= blocks <= 8:
             raise UserError("--blocks must be 1..8")
         widths = _ints(channels or DEFAULT_CHANNELS["denoise"], "--channels must be integers, the U-Net widths per scale, such as 32,64,128")
@@ -112,6 +123,8 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
             if sigma_range is not None:
                 raise UserError("--sigma-range is for Gaussian-noise training; --real-noise draws its own noise")
             extra["noise"] = "real"
+            if arch.get("estimator"):
+                extra["estimator"] = arch["estimator"]
         if blocks is not None:
             extra["blocks"] = blocks
     else:
