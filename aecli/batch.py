@@ -2,7 +2,8 @@
 
 A folder input maps every matching file below it to the same relative path under the
 output folder (subfolders mirrored, suffix replaced), skips outputs that exist unless
-`force`, reports a bad file on one line and goes on, and ends with a summary.
+`force` (but redoes an existing output that is damaged: a .lat file that does not parse, an
+image that does not open), reports a bad file on one line and goes on, and ends with a summary.
 """
 
 from __future__ import annotations
@@ -23,9 +24,36 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    redone: int = 0  # existing outputs found damaged, so done again instead of skipped
 
     def line(self) -> str:
-        return f"done {self.done}, skipped {self.skipped}, failed {self.failed}"
+        text = f"done {self.done}, skipped {self.skipped}, failed {self.failed}"
+        if self.redone:
+            text += f"; {self.redone} existing output{'s' if self.redone > 1 else ''} damaged, redone"
+        return text
+
+
+def lat_problem(path: Path) -> str | None:
+    """Why an existing .lat output cannot be kept (it does not parse: header and CRC), or None.
+    Cheap: no torch, nothing decoded."""
+    from . import format as latformat
+
+    try:
+        latformat.unpack(Path(path).read_bytes())
+    except (OSError, latformat.FormatError) as exc:
+        return str(exc)
+    return None
+
+
+def image_problem(path: Path) -> str | None:
+    """Why an existing image output cannot be kept (it does not open and decode), or None."""
+    from .imageio import read_image
+
+    try:
+        read_image(Path(path))
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def say(msg: str, quiet: bool = False) -> None:
@@ -46,10 +74,12 @@ def plan(src: Path, dst: Path, exts: Iterable[str], suffix: str) -> list[tuple[P
 
 
 def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None], *, force: bool, quiet: bool, label: str,
-        workers: int = 1) -> Summary:
+        workers: int = 1, problem: Callable[[Path], str | None] | None = None) -> Summary:
     """Apply work(input, output) to each pair; work returns a message for the log or None.
 
-    Outputs that exist are skipped unless `force`; with `workers` > 1 that many files are in
+    Outputs that exist are skipped unless `force`, or unless `problem(output)` says why the existing
+    file cannot be kept (lat_problem, image_problem): then it is done again, with a warning, and
+    the summary counts it.  With `workers` > 1 that many files are in
     flight at once on threads sharing the one loaded model (the model's arithmetic and the image
     codecs release the GIL), each with its share of torch's CPU threads. Messages, errors and
     the summary come in input order whatever the number of workers.
@@ -65,8 +95,12 @@ def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None]
             continue
         seen[dst] = src
         if dst.exists() and not force:
-            summary.skipped += 1
-            continue
+            why = problem(dst) if problem is not None else None
+            if why is None:
+                summary.skipped += 1
+                continue
+            summary.redone += 1
+            say(f"aecli: warning: {dst} exists but is damaged ({why}): doing it again")
         todo.append((src, dst))
     for msg in early:
         summary.errors.append(msg)

@@ -53,7 +53,7 @@ def _guarded(fn):
 
 
 QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
-FORCE = typer.Option(False, "--force", "-f", help="Overwrite outputs that exist (folder batches skip them otherwise).")
+FORCE = typer.Option(False, "--force", "-f", help="Replace outputs that exist (refused otherwise; folder batches skip them).")
 WORKERS = typer.Option(1, "--workers", "-j", min=1, max=256, help="Folders: files processed at once, sharing the CPU "
                        "threads and the one loaded model (try the number of cores for many small images).")
 DEVICE = typer.Option("cpu", "--device", help="Where the transforms run: cpu, cuda, cuda:N, mps or auto. Files decode "
@@ -68,7 +68,7 @@ def compress(
     quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="1 = smallest file ... N = best quality (see 'aecli models')."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="Pick the best quality whose file is at most this many bits per pixel."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Pick the best quality whose file fits in this many bytes."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: the bundled 'hpc')."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (bundled or installed) or path (with a '/' or a leading '.'; default: the bundled 'hpc')."),
     effort: int = typer.Option(0, "--effort", "-e", help="0 = fast (default); 1, 2, 3: fit the latents to each image by "
                                "50, 100, 200 gradient steps: smaller files at equal quality, far slower encoding "
                                "(decoding unchanged; docs/codec.md)."),
@@ -92,7 +92,8 @@ def compress(
 @_guarded
 def decompress(
     input: str = typer.Argument(..., help="A .lat file, '-' for stdin, or a folder of .lat files."),
-    output: Optional[str] = typer.Argument(None, help="Image file (format from extension: png jpg webp tiff bmp), '-', or a folder."),
+    output: Optional[str] = typer.Argument(None, help="Image file (format from extension: png jpg webp tiff bmp), '-', or a folder "
+                                           "(default: INPUT.decoded.png, never INPUT.png)."),
     format: Optional[str] = typer.Option(None, "--format", help="Output format when it cannot come from the extension (stdout, folders)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to decode with (default: the one the file names)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse files that claim a bigger image (padded to the model's "
@@ -206,7 +207,8 @@ def denoise(
                                         "or 'auto' (default: the bundled 'dn-real' estimates a noise map of real camera noise and reports it)."),
     strength: str = typer.Option("1", "--strength", help="How hard to denoise: multiplies the noise level, 0..4 "
                                  "(below 1 keeps more texture, above 1 smooths more), or light (0.6), normal (1), strong (1.5)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name or path (default: 'dn-real' for --sigma auto, 'dn' for a given sigma)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (bundled or installed) or path (with a '/' or a leading '.'; "
+                                        "default: 'dn-real' for --sigma auto, 'dn' for a given sigma)."),
     force: bool = FORCE,
     quiet: bool = QUIET,
     workers: int = WORKERS,
@@ -311,9 +313,9 @@ def train(
     )
 
 
-FAMILY_MODEL = typer.Option(None, "--model", "-m", help="A trained autoencoder: its --out folder or its name "
+FAMILY_MODEL = typer.Option(None, "--model", "-m", help="A trained autoencoder: its --out folder (./NAME) or its installed name "
                              "(default: the bundled fashion-ae, a dense autoencoder of 28x28 FashionMNIST images).")
-SAMPLER_MODEL = typer.Option(None, "--model", "-m", help="A trained VAE: its --out folder or its name "
+SAMPLER_MODEL = typer.Option(None, "--model", "-m", help="A trained VAE: its --out folder (./NAME) or its installed name "
                              "(default: the bundled fashion-vae, trained on 28x28 FashionMNIST images).")
 
 
@@ -324,12 +326,13 @@ def embed(
     output: str = typer.Option("-", "--output", "-o", help="codes.npy (N x latent), .npz (codes, paths, labels) or .csv (path, label, z...); '-' = CSV on stdout."),
     model: Optional[str] = FAMILY_MODEL,
     plot: Optional[str] = typer.Option(None, "--plot", help="Also draw a 2-D map (PCA of the codes) coloured by subfolder, to this PNG."),
+    force: bool = FORCE,
     quiet: bool = QUIET,
 ):
     """Codes of images from an autoencoder's encoder (dimensionality reduction, features)."""
     from .family import files
 
-    return files.embed(input, output, model=model, plot=plot, quiet=quiet)
+    return files.embed(input, output, model=model, plot=plot, quiet=quiet, force=force)
 
 
 @app.command()
@@ -339,12 +342,13 @@ def score(
     model: Optional[str] = FAMILY_MODEL,
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag scores above this (default: calibrated on the training images)."),
     output: str = typer.Option("-", "--output", "-o", help="CSV file, or '-' for stdout."),
+    force: bool = FORCE,
     quiet: bool = QUIET,
 ):
     """Anomaly scores from reconstruction error: CSV path,score,anomaly."""
     from .family import files
 
-    return files.score(input, output, model=model, threshold=threshold, quiet=quiet)
+    return files.score(input, output, model=model, threshold=threshold, quiet=quiet, force=force)
 
 
 @app.command()
@@ -355,12 +359,13 @@ def reconstruct(
     model: Optional[str] = FAMILY_MODEL,
     count: int = typer.Option(16, "-n", help="Images to show (the first in sorted order)."),
     cols: int = typer.Option(8, "--cols", help="Images per row."),
+    force: bool = FORCE,
     quiet: bool = QUIET,
 ):
     """A picture of images over their reconstructions."""
     from .family import files
 
-    return files.reconstruct(input, output, model=model, count=count, cols=cols, quiet=quiet)
+    return files.reconstruct(input, output, model=model, count=count, cols=cols, quiet=quiet, force=force)
 
 
 @app.command()
@@ -373,6 +378,7 @@ def sample(
     temperature: float = typer.Option(1.0, "--temperature", help="Scale of the prior's standard deviation."),
     interpolate: Optional[tuple[str, str]] = typer.Option(None, "--interpolate", help="A.png B.png: decode the straight walk between the two images' codes instead."),
     steps: int = typer.Option(10, "--steps", help="Images along the interpolation."),
+    force: bool = FORCE,
     quiet: bool = QUIET,
 ):
     """Generate images from a VAE, or interpolate between two images in latent space."""
@@ -380,7 +386,7 @@ def sample(
 
     return files.sample(output, model=model, count=count, seed=seed, temperature=temperature,
                         interpolate=list(interpolate) if interpolate and interpolate[0] else None,
-                        steps=steps, quiet=quiet)
+                        steps=steps, quiet=quiet, force=force)
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ __all__ = [
     "MAX_STREAMS",
     "MAX_NAME",
     "MIN_SIZE",
+    "NAME_RULE",
+    "valid_name",
+    "normalise_name",
     "FormatError",
     "LatFile",
     "pack",
@@ -50,6 +53,9 @@ MAX_SIDE = 1 << 20
 MAX_PIXELS = 1 << 28
 MAX_STREAMS = 8
 MAX_NAME = 64
+# the reader policy's decode limit (docs/format.md, "Reader policy"): padded pixels a file may claim
+# before `aecli decompress` refuses it unless told otherwise (--max-pixels, $AECLI_MAX_PIXELS)
+DEFAULT_DECODE_PIXELS = 1 << 26
 
 FINGERPRINT_SIZE = 4
 CRC_SIZE = 4
@@ -200,6 +206,35 @@ def _check_dims(w: int, h: int) -> None:
         raise FormatError(
             f"image size {w}x{h} exceeds the limit of {MAX_PIXELS} pixels"
         )
+
+
+NAME_RULE = f"1..{MAX_NAME} characters of A-Z a-z 0-9 . _ -"
+
+
+def valid_name(name: object) -> bool:
+    """True if ``name`` can be written into a .lat file as its model name."""
+    if not isinstance(name, str) or not name.isascii():
+        return False
+    raw = name.encode("ascii")
+    return 1 <= len(raw) <= MAX_NAME and _NAME_BYTES.issuperset(raw)
+
+
+def normalise_name(text: str) -> str:
+    """A valid model name made from ``text`` (a training folder's name, say): accents dropped,
+    every run of other characters made one '-', trimmed to MAX_NAME; 'model' if nothing is left."""
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    out, dash = [], False
+    for ch in ascii_text:
+        if ord(ch) in _NAME_BYTES:
+            out.append(ch)
+            dash = False
+        elif not dash:
+            out.append("-")
+            dash = True
+    name = "".join(out).strip("-")[:MAX_NAME].strip("-")
+    return name or "model"
 
 
 def _check_name_bytes(raw: bytes) -> None:

@@ -65,9 +65,17 @@ Writing policy (:func:`encode_image`, :func:`write_output`)
 * :func:`format_from_path` picks the format from the extension; ``-`` or a
   name without an extension gives the default; a known image extension that
   we cannot write (``.gif``, ``.ppm``...) or an unknown one is a UserError.
-* ``write_output('-')`` writes to ``sys.stdout.buffer`` and flushes; it
-  refuses to write binary data to a terminal.
-* File outputs are written atomically: a temporary file
+* ``write_output('-')``, ``/dev/stdout`` and ``/dev/fd/N`` (process
+  substitution) write to that descriptor, every byte (partial writes are
+  continued; a write that fails or makes no progress, such as ENOSPC on
+  ``/dev/full``, is a UserError); binary data is never written to a terminal.
+* An existing character device (``/dev/null``) or FIFO is written *into*, as
+  ``cat > path`` does: no temporary file, no rename.  Block devices, sockets
+  and directories are refused: only regular files are ever replaced.
+* An existing regular file is replaced only with ``force`` (else
+  :class:`OutputExists`); :func:`check_output` makes the same checks before
+  any work is done.
+* Regular files are written atomically (aecli/atomic.py): a temporary file
   (``.<name>.<random>.tmp``) in the destination's directory is written,
   flushed, fsync'ed and ``os.replace``d onto the destination.  On any failure,
   including KeyboardInterrupt, the temporary file is removed, so the
@@ -94,22 +102,24 @@ file to the corresponding path below an output directory.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
 import stat
 import sys
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error  # raised by some Pillow plugins on corrupt headers
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from .atomic import replace_atomically, write_all
 from .errors import OutputExists, UserError  # noqa: F401  (re-exported)
 
 __all__ = [
@@ -575,21 +585,132 @@ def _same_file(dst: Path, src: str | Path) -> bool:
         return os.path.abspath(dst) == os.path.abspath(src)
 
 
+def _refuse_terminal(isatty: Callable[[], bool], shown: str) -> None:
+    try:
+        tty = isatty()
+    except (AttributeError, ValueError, OSError):
+        return
+    if tty:
+        raise UserError(f"refusing to write binary data to a terminal ({shown}); redirect it or give an output path")
+
+
 def _write_stdout(data: bytes) -> None:
+    """Every byte to standard output, or a UserError (a broken pipe is left to the caller)."""
     stream = sys.stdout
     if stream is None:
         raise UserError("cannot write <stdout>: no standard output")
-    try:
-        if stream.isatty():
-            raise UserError("refusing to write binary data to a terminal; redirect stdout or give an output path")
-    except (AttributeError, ValueError):
-        pass
+    _refuse_terminal(getattr(stream, "isatty", lambda: False), STDIO_NAME_OUT)
     buf = getattr(stream, "buffer", stream)
     try:
-        buf.write(data)
-        buf.flush()
+        stream.flush()  # what was printed before comes first
+        fd = buf.fileno()
+    except (AttributeError, ValueError, OSError):  # (io.UnsupportedOperation: an in-memory stream)
+        fd = None
+    try:
+        if fd is None:
+            _write_all_stream(buf, data)
+        else:
+            buf.flush()
+            write_all(fd, data)  # straight to the descriptor: nothing is left in a buffer to fail at exit
+    except BrokenPipeError:
+        raise
     except OSError as e:
-        raise UserError(f"cannot write <stdout>: {_reason(e)}") from e
+        raise UserError(f"cannot write {STDIO_NAME_OUT}: {_reason(e)}") from e
+
+
+def _write_all_stream(buf, data: bytes) -> None:
+    """Every byte through a stream's write(), which may report a partial write (or None)."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        n = buf.write(view[done:])
+        if not n or n < 0:
+            raise OSError(errno.EIO, f"short write ({done} of {len(view)} bytes written)")
+        done += n
+    buf.flush()
+
+
+_FD_PATH = re.compile(r"/(?:dev|proc/self)/fd/(\d+)")
+
+
+def _stream_fd(dst: str | Path) -> int | None:
+    """The descriptor an output names: /dev/stdout (1), /dev/stderr (2), /dev/fd/N or /proc/self/fd/N
+    (process substitution); None for any other path."""
+    text = str(dst)
+    if text in ("/dev/stdout", "/dev/stderr"):
+        return 1 if text == "/dev/stdout" else 2
+    m = _FD_PATH.fullmatch(text)
+    return int(m.group(1)) if m else None
+
+
+def _write_fd(fd: int, data: bytes, shown: str) -> None:
+    """Every byte to descriptor ``fd`` (1: standard output, through sys.stdout)."""
+    if fd == 1:
+        _write_stdout(data)
+        return
+    _refuse_terminal(lambda: os.isatty(fd), shown)
+    try:
+        write_all(fd, data)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise UserError(f"cannot write {shown}: {_reason(e)}") from e
+
+
+def _write_into(path: Path, data: bytes, shown: str) -> None:
+    """Write into a character device or a FIFO as `cat > path` does: no temporary file, no rename."""
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise UserError(f"cannot write {shown}: {_reason(e)}") from e
+    try:
+        if fd == 1:  # (only when standard output was closed)
+            write_all(fd, data)
+        else:
+            _write_fd(fd, data, shown)
+    except OSError as e:
+        raise UserError(f"cannot write {shown}: {_reason(e)}") from e
+    finally:
+        os.close(fd)
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_output(dst: str | Path, *, inputs: Iterable[str | Path] = (), force: bool = False,
+                 derived: bool = False) -> str:
+    """How :func:`write_output` would write ``dst``: 'stdout', 'fd' (/dev/stdout, /dev/fd/N), 'into'
+    (an existing character device or FIFO, written into) or 'file' (a regular file, replaced
+    atomically); raises the UserError it would raise before writing (same file as an input, a
+    folder or another kind of file, an existing file without ``force``).  ``derived``: ``dst`` is
+    a default name the user did not type (said so in the message)."""
+    if _is_stdio(dst):
+        return "stdout"
+    if _stream_fd(dst) is not None:
+        return "fd"
+    shown = str(dst)
+    path = Path(dst)
+    for src in inputs:
+        if _same_file(path, src):
+            raise UserError(f"output {shown} is the same file as the input; refusing to overwrite it")
+    try:
+        mode = os.stat(path).st_mode  # through symlinks
+    except OSError:
+        mode = None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        return "into"
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UserError(f"cannot write {shown}: it is {_kind_of(mode)}; only regular files are replaced")
+    if os.path.lexists(path) and not force:
+        if derived:
+            raise OutputExists(f"{shown} already exists (the default output name); name another output, "
+                               f"or add --force to replace it")
+        raise OutputExists(f"output {shown} already exists (use --force to replace it)")
+    return "file"
 
 
 def write_output(
@@ -597,33 +718,30 @@ def write_output(
     data: bytes,
     *,
     inputs: Iterable[str | Path] = (),
-    force: bool = True,
+    force: bool = False,
 ) -> None:
-    """Write ``data`` to ``dst`` (``'-'``: stdout) atomically.
+    """Write ``data`` to ``dst``: ``'-'``, /dev/stdout and /dev/fd/N are written to their descriptor,
+    an existing character device or FIFO is written into, anything else is a regular file written
+    atomically (a symlink's target is replaced, the link kept).
 
-    Refuses when ``dst`` is the same file as one of ``inputs`` (UserError) or
-    when it exists and ``force`` is False (:class:`OutputExists`).  Missing
-    parent directories are created.
+    Refuses (UserError) when ``dst`` is the same file as one of ``inputs``, a folder, a block device
+    or a socket, and (:class:`OutputExists`) when it exists and ``force`` is False.  Missing parent
+    directories are created.
     """
-    if _is_stdio(dst):
-        _write_stdout(data)
-        return
-
+    how = check_output(dst, inputs=inputs, force=force)
     shown = str(dst)
-    path = Path(dst)
-    for src in inputs:
-        if _same_file(path, src):
-            raise UserError(f"output {shown} is the same file as the input; refusing to overwrite it")
+    if how == "stdout":
+        _write_stdout(data)
+    elif how == "fd":
+        _write_fd(_stream_fd(dst), data, shown)
+    elif how == "into":
+        _write_into(Path(dst), data, shown)
+    else:
+        _write_file(Path(dst), data, shown)
 
-    # Write through a symlink to its target, keeping the link.
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
 
-    if target.is_dir():
-        raise UserError(f"cannot write {shown}: it is a directory")
-    exists = os.path.lexists(path)
-    if exists and not force:
-        raise OutputExists(f"output {shown} already exists (use --force to overwrite it)")
-
+def _write_file(path: Path, data: bytes, shown: str) -> None:
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path  # through a symlink, keeping it
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -631,57 +749,14 @@ def write_output(
         raise UserError(f"cannot write {shown}: {parent} exists and is not a directory") from e
     except OSError as e:
         raise UserError(f"cannot write {shown}: cannot create directory {parent}: {_reason(e)}") from e
-
     try:
         old_mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
         old_mode = None
-    mode = old_mode if old_mode is not None else (0o666 & ~_umask())
-
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + target.name + ".", suffix=".tmp", dir=parent)
+        replace_atomically(target, lambda f: f.write(data), old_mode if old_mode is not None else 0o666 & ~_umask())
     except OSError as e:
         raise UserError(f"cannot write {shown}: {_reason(e)}") from e
-    try:
-        try:
-            f = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
-        with f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, mode)
-        except OSError:
-            pass  # e.g. filesystems without permissions; not worth failing for
-        os.replace(tmp, target)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise UserError(f"cannot write {shown}: {_reason(e)}") from e
-        raise
-    _fsync_dir(parent)
-
-
-def _fsync_dir(d: Path) -> None:
-    """Best effort: make the rename durable."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------

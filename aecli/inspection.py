@@ -8,7 +8,32 @@ from pathlib import Path
 from . import format as latformat
 from . import registry
 from .errors import UserError
-from .imageio import read_bytes
+from .imageio import PIXELS_ENV, pixels_from_env, read_bytes
+
+
+# What decoding costs, per padded megapixel a file claims, measured with the default model (hpc) on
+# the 2-core CPU of docs/perf.md: a 27-byte file claiming 8192x8192 (the default limit) decodes in
+# 34 s with 1.44 GB peak memory as RGB (2.07 GB as L), 2048x2048 in 4.8 s with 0.77 GB; --exact takes
+# about 3x the time (README, "Safety").  Rough figures for `aecli info`, not a promise.
+DECODE_SECONDS_PER_MPX = 0.5
+DECODE_BASE_MB, DECODE_MB_PER_MPX = 600, 22
+
+
+def decode_cost(lat: latformat.LatFile, align: int) -> dict:
+    """What decoding `lat` takes: the padded size the decoder works at, the decode limit in force
+    (--max-pixels aside) and a rough estimate of time and memory."""
+    cw, ch = latformat.coded_size(lat.width, lat.height, lat.scale)
+    pw, ph = -(-cw // align) * align, -(-ch // align) * align
+    env = pixels_from_env()
+    limit = latformat.DEFAULT_DECODE_PIXELS if env is None else env
+    mpx = pw * ph / 1e6
+    return {
+        "padded_width": pw, "padded_height": ph, "pixels": pw * ph,
+        "limit": limit, "limit_from": "default" if env is None else PIXELS_ENV,
+        "within_limit": limit == 0 or pw * ph <= limit,
+        "estimated_seconds": round(DECODE_SECONDS_PER_MPX * mpx, 1),
+        "estimated_peak_mb": round(DECODE_BASE_MB + DECODE_MB_PER_MPX * mpx),
+    }
 
 
 def lat_info(src: str) -> dict:
@@ -20,14 +45,29 @@ def lat_info(src: str) -> dict:
     d = latformat.describe(lat)
     d["file"] = src
     d["integrity"] = "ok (CRC-32 verified)"
+    kind = ""
     try:
         m = registry.find_by_name(lat.model, lat.fingerprint, "codec")
         d["model_available"] = True
         d["model_weights"] = str(m.weights)
+        kind = m.meta.get("architecture", {}).get("kind", "")
     except UserError as exc:
         d["model_available"] = False
         d["model_problem"] = str(exc)
+    d["decode"] = decode_cost(lat, 16 if kind == "factorized" else 64)  # (an unknown model: the larger alignment)
     return d
+
+
+def _decode_line(c: dict) -> str:
+    size = f"{c['padded_width']}x{c['padded_height']} padded = {c['pixels'] / 1e6:.1f} MP"
+    if c["limit"] == 0:
+        return f"{size}, no decode limit ({PIXELS_ENV}=0); about {c['estimated_seconds']:g} s and " \
+               f"{c['estimated_peak_mb'] / 1000:.1f} GB on a 2-core CPU"
+    limit = f"the limit of {c['limit'] / 1e6:.1f} MP ({c['limit_from']})"
+    if not c["within_limit"]:
+        return f"{size}, over {limit}: refused unless --max-pixels allows it"
+    return (f"{size}, within {limit}; about {c['estimated_seconds']:g} s and up to "
+            f"{c['estimated_peak_mb'] / 1000:.1f} GB on a 2-core CPU")
 
 
 def format_info(d: dict) -> str:
@@ -39,6 +79,7 @@ def format_info(d: dict) -> str:
         f"  size      {d['file_bytes']} bytes ({d['header_bytes']} header), {d['bpp']:.4f} bpp",
         f"  streams   {', '.join(str(n) for n in d['stream_bytes'])} bytes",
         f"  integrity {d['integrity']}",
+        f"  decoding  {_decode_line(d['decode'])}",
     ]
     if not d["model_available"]:
         lines.append(f"  note      {d['model_problem']}")
@@ -61,15 +102,23 @@ def model_rows(extra: list[Path] = ()) -> list[dict]:
             "kind": meta.get("architecture", {}).get("kind", ""),
             "qualities": meta.get("qualities", []),
             "default_quality": meta.get("default_quality"),
-            "fingerprint": meta.get("fingerprint", ""),
+            "fingerprint": meta.get("fingerprint") or "",
             "bundled": m.bundled,
             "decode_only": m.decode_only,
             "path": str(m.weights),
-            "bytes": m.weights.stat().st_size,
+            "bytes": _size(m.weights),
             "steps": train.get("steps"),
             "hardware": train.get("hardware"),
         })
     return rows
+
+
+def _size(p: Path) -> int | None:
+    """A file's size, None when it cannot be read (a dangling link must not break the listing)."""
+    try:
+        return p.stat().st_size
+    except OSError:
+        return None
 
 
 def format_models(rows: list[dict]) -> str:

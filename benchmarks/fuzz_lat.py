@@ -56,6 +56,7 @@ import traceback
 import tracemalloc
 import zlib
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -795,7 +796,34 @@ def message_class(msg: str) -> str:
 
 
 @dataclass
-class Stats:
+class Findings:
+    """What a run found that must not happen (crashes, hangs, allocations over their bounds), and its
+    cases counted by mutation."""
+
+    crashes: list = field(default_factory=list)
+    crash_signatures: Counter = field(default_factory=Counter)
+    hangs: list = field(default_factory=list)
+    over_alloc: list = field(default_factory=list)
+    rss_over: list = field(default_factory=list)
+    by_mutation: dict = field(default_factory=dict)
+
+    def summary(self, keep: int = 50) -> dict:
+        return {
+            "crashes": len(self.crashes),
+            "crash_signatures": dict(self.crash_signatures.most_common()),
+            "hangs": len(self.hangs),
+            "over_allocation": len(self.over_alloc),
+            "rss_over_bound": len(self.rss_over),
+            "crash_examples": self.crashes[:keep],
+            "hang_examples": self.hangs[:keep],
+            "over_allocation_examples": self.over_alloc[:keep],
+            "rss_examples": self.rss_over[:keep],
+            "by_mutation": dict(sorted(self.by_mutation.items())),
+        }
+
+
+@dataclass
+class Stats(Findings):
     cases: int = 0
     crc_recomputed: int = 0
     parsed: int = 0
@@ -804,12 +832,6 @@ class Stats:
     decode_skipped_large: int = 0
     decoded: int = 0
     rejected_decoder: Counter = field(default_factory=Counter)
-    crashes: list = field(default_factory=list)
-    crash_signatures: Counter = field(default_factory=Counter)
-    hangs: list = field(default_factory=list)
-    over_alloc: list = field(default_factory=list)
-    rss_over: list = field(default_factory=list)
-    by_mutation: dict = field(default_factory=dict)
     reader_peak_max: int = 0
     reader_ratio_max: float = 0.0
     decoder_peak_max: int = 0
@@ -901,47 +923,61 @@ def fuzz(seeds: list[Seed], cases: int, seed: int = 0, *, decode_fraction: float
          progress: bool | None = False, start: int = 0, time_per_mpx: float = 1.0,
          max_decode_pixels: int | None = 1 << 26) -> dict:
     """Run `cases` mutated files (case i uses random.Random(f"{seed}:{i}")); return the summary."""
+    with _instrumented() as use_alarm:
+        stats = Stats()
+        baseline = tracemalloc.take_snapshot()  # what lives before the first case; flagged cases are compared with it
+        rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_now0 = _rss_now_kb()
+        t_start = time.perf_counter()
+        status = lambda: (f"parsed {stats.parsed}  decoded {stats.decoded}/{stats.decode_attempted}  "  # noqa: E731
+                          f"crashes {len(stats.crashes)}  hangs {len(stats.hangs)}  over-alloc {len(stats.over_alloc)}")
+        for i, rng in _each_case(progress, "fuzz .lat", cases, start, f"{seed}:", 200, status):
+            data, tag, fixed, si = mutate(rng, seeds)
+            decode = rng.random() < decode_fraction
+            again = functools.partial(run_one, data, decode=decode, reader=reader, decoder=decoder, bounds=bounds,
+                                      time_limit=time_limit, use_alarm=use_alarm, rss_base_kb=rss_base,
+                                      time_per_mpx=time_per_mpx, max_decode_pixels=max_decode_pixels)
+            res = again()
+            if _over_bound(res):
+                res["diagnosis"] = _diagnose(res, again, baseline)
+            _account(stats, i, tag, fixed, si, seeds, data, res, crash_dir)
+    wall = time.perf_counter() - t_start
+    summary = _summary(stats, seeds, cases, seed, decode_fraction, time_limit, bounds, wall, rss_base, rss_now0)
+    summary["time_per_mpx_s"] = time_per_mpx
+    summary["max_decode_pixels"] = max_decode_pixels
+    return summary
+
+
+def _each_case(progress, label: str, cases: int, start: int, key: str, every: int, status: Callable[[], str]):
+    """(i, random.Random(f"{key}{i}")) for each case, under a progress bar that shows status() every
+    `every` cases."""
+    from aecli.progress import progress_bar
+
+    with progress_bar(progress) as bar:
+        job = bar.add_task(label, total=cases, stats="")
+        for i in range(start, start + cases):
+            yield i, random.Random(f"{key}{i}")
+            if (i - start) % every == every - 1 or i == start + cases - 1:
+                bar.update(job, completed=i - start + 1, stats=status())
+
+
+@contextmanager
+def _instrumented():
+    """For one run: SIGALRM for the time limits (when in the main thread) and tracemalloc for the
+    allocation bounds; yields whether the alarm is in use."""
     use_alarm = hasattr(signal, "setitimer") and _in_main_thread()
     old_handler = signal.signal(signal.SIGALRM, _on_alarm) if use_alarm else None
     started_tracing = not tracemalloc.is_tracing()
     if started_tracing:
         tracemalloc.start()
-    stats = Stats()
-    baseline = tracemalloc.take_snapshot()  # what lives before the first case; flagged cases are compared with it
-    rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_now0 = _rss_now_kb()
-    t_start = time.perf_counter()
     try:
-        from aecli.progress import progress_bar
-
-        with progress_bar(progress) as bar:
-            job = bar.add_task("fuzz .lat", total=cases, stats="")
-            for i in range(start, start + cases):
-                rng = random.Random(f"{seed}:{i}")
-                data, tag, fixed, si = mutate(rng, seeds)
-                decode = rng.random() < decode_fraction
-                again = functools.partial(run_one, data, decode=decode, reader=reader, decoder=decoder, bounds=bounds,
-                                          time_limit=time_limit, use_alarm=use_alarm, rss_base_kb=rss_base,
-                                          time_per_mpx=time_per_mpx, max_decode_pixels=max_decode_pixels)
-                res = again()
-                if _over_bound(res):
-                    res["diagnosis"] = _diagnose(res, again, baseline)
-                _account(stats, i, tag, fixed, si, seeds, data, res, crash_dir)
-                if (i - start) % 200 == 199 or i == start + cases - 1:
-                    bar.update(job, completed=i - start + 1, stats=(
-                        f"parsed {stats.parsed}  decoded {stats.decoded}/{stats.decode_attempted}  "
-                        f"crashes {len(stats.crashes)}  hangs {len(stats.hangs)}  over-alloc {len(stats.over_alloc)}"))
+        yield use_alarm
     finally:
         if use_alarm:
             _arm(None)
             signal.signal(signal.SIGALRM, old_handler)
         if started_tracing:
             tracemalloc.stop()
-    wall = time.perf_counter() - t_start
-    summary = _summary(stats, seeds, cases, seed, decode_fraction, time_limit, bounds, wall, rss_base, rss_now0)
-    summary["time_per_mpx_s"] = time_per_mpx
-    summary["max_decode_pixels"] = max_decode_pixels
-    return summary
 
 
 def _in_main_thread() -> bool:
@@ -1037,18 +1073,9 @@ def _summary(s: Stats, seeds, cases, seed, decode_fraction, time_limit, bounds, 
         "decoded_ok": s.decoded,
         "decoder_rejected": sum(s.rejected_decoder.values()),
         "decoder_rejected_by_message": dict(s.rejected_decoder.most_common()),
-        "crashes": len(s.crashes),
-        "crash_signatures": dict(s.crash_signatures.most_common()),
-        "hangs": len(s.hangs),
-        "over_allocation": len(s.over_alloc),
+        **s.summary(),
         # flagged cases whose peak came back when the case was run again at once (see _diagnose)
         "over_allocation_repeated": sum(bool(e.get("repeats", True)) for e in s.over_alloc),
-        "rss_over_bound": len(s.rss_over),
-        "crash_examples": s.crashes[:50],
-        "hang_examples": s.hangs[:50],
-        "over_allocation_examples": s.over_alloc[:50],
-        "rss_examples": s.rss_over[:50],
-        "by_mutation": dict(sorted(s.by_mutation.items())),
         "memory": {
             "bounds": dataclasses.asdict(bounds),
             "reader_peak_max_bytes": s.reader_peak_max,
@@ -1075,7 +1102,663 @@ def _summary(s: Stats, seeds, cases, seed, decode_fraction, time_limit, bounds, 
     }
 
 
+# --------------------------------------------------------------------------- model files (--target model)
+#
+# A model is two files that anyone can put in $AECLI_MODEL_PATH or name with --model: its JSON and
+# its .safetensors weights.  Each case mutates one seed model's JSON, its weights, or both (the
+# JSON's fingerprint made to match the mutated weights most of the time, so that the mutation gets
+# past that check), writes them as m.json + m.safetensors in one folder, and runs what the commands
+# do with a model there: list it (`aecli models`, `aecli info` of a file that names it), load it by
+# path (`--model DIR/m.safetensors`), then use it: decode a file that names it, and compress
+# and decode an image (codec), or denoise an image (denoiser).  The expected failure of each stage
+# is a UserError (one line); anything else is a crash.  The file the seed model wrote is made to
+# name the mutated model (its name and fingerprint) so that decoding by name reaches its weights.
+
+DN_MODEL = "fuzz-dn"  # a tiny untrained U-Net denoiser built here, for the denoiser's loader
+MODEL_SEEDS = (HP_MODEL, FP_MODEL, CB_MODEL, DN_MODEL)
+MODEL_STAGES = ("list", "load", "decode", "encode")
+
+
+def prepare_denoiser(folder: Path) -> None:
+    """fuzz-dn in `folder`: an untrained U-Net (widths 8, 16; one block), as tests/conftest.py makes."""
+    import torch
+
+    from aecli import registry
+    from aecli.denoise import model as dn_model
+
+    if (folder / f"{DN_MODEL}.safetensors").exists():
+        return
+    state = torch.random.get_rng_state()
+    torch.manual_seed(4321)
+    m = dn_model.build({"widths": [8, 16], "blocks": 1})
+    torch.random.set_rng_state(state)
+    meta = {"name": DN_MODEL, "task": "denoise", "architecture": m.config(), "noise": {"sigma_range": [0, 50]}}
+    registry.save(dict(m.state_dict()), meta, folder / f"{DN_MODEL}.safetensors")
+
+
+@dataclass
+class ModelSeed:
+    name: str
+    meta: dict
+    weights: bytes
+    lat: bytes | None  # a file this model wrote (codec models)
+
+
+def model_seeds(folder: Path) -> list[ModelSeed]:
+    """The seed models (their files as bytes), each codec with a 17x13 file it wrote."""
+    import numpy as np
+
+    from aecli.codec.api import load_codec
+    from aecli.imageio import Image
+
+    prepare_denoiser(folder)
+    rng = np.random.default_rng(7)
+    seeds = []
+    for name in MODEL_SEEDS:
+        meta = json.loads((folder / f"{name}.json").read_text())
+        lat = None
+        if meta["task"] == "codec":
+            img = Image(_picture(13, 17, 3, "photo", rng), None, "RGB", 8)
+            lat = load_codec(name).compress(img, meta["default_quality"], scale=8)
+        seeds.append(ModelSeed(name, meta, (folder / f"{name}.safetensors").read_bytes(), lat))
+    return seeds
+
+
+# ---- JSON mutations: fn(rng, meta (a copy, changed in place), seed) -> None, or the document's bytes
+
+ODD_VALUES = [None, True, False, 0, -1, 1, 2, 1.5, -0.0, 2**31, 2**63, 10**30, float("nan"), float("inf"), "", "x",
+              "8", [], [1], [[]], {}, {"a": 1}, "ünïcødé", "a b"]
+BIG_NUMBER = "__1e400__"  # written as the JSON number 1e400, which Python reads as inf
+BOUNDARY_INTS = [0, -1, 1, 2, 3, 7, 4095, 4096, 4097, 1 << 16, 10**9, 2**64, BIG_NUMBER]
+
+
+def _key_paths(meta: dict) -> list[tuple]:
+    """Every key of the document and of its nested objects, and every list item below them."""
+    out = []
+    for k, v in meta.items():
+        out.append((k,))
+        if isinstance(v, dict):
+            out += [(k, k2) for k2 in v] + [(k, k2, i) for k2, v2 in v.items() if isinstance(v2, list) for i in range(len(v2))]
+        elif isinstance(v, list):
+            out += [(k, i) for i in range(len(v))]
+    return out
+
+
+def _set(meta: dict, path: tuple, value=None, delete: bool = False) -> None:
+    node = meta
+    for p in path[:-1]:
+        node = node[p]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+def j_drop(rng, meta, seed):
+    _set(meta, rng.choice(_key_paths(meta)), delete=True)
+
+
+def j_retype(rng, meta, seed):
+    _set(meta, rng.choice(_key_paths(meta)), rng.choice(ODD_VALUES + [BIG_NUMBER]))
+
+
+def j_numbers(rng, meta, seed):
+    """The sizes an architecture claims: channel widths, levels, blocks, image shape, code size."""
+    arch = meta.setdefault("architecture", {})
+    if not isinstance(arch, dict):
+        return
+    key = rng.choice(["n", "m", "nh", "widths", "blocks", "in_ch", "latent", "shape", "hidden", "channels"])
+    value = rng.choice(BOUNDARY_INTS)
+    if key in ("widths", "shape", "hidden", "channels"):
+        value = [rng.choice(BOUNDARY_INTS) for _ in range(rng.choice([0, 1, 2, 3, 7, 40]))]
+    arch[key] = value
+
+
+def j_levels(rng, meta, seed):
+    """qualities, default_quality and lambdas out of step with each other or out of range."""
+    arch = meta.get("architecture") if isinstance(meta.get("architecture"), dict) else {}
+    k = rng.randrange(6)
+    if k == 0:
+        meta["qualities"] = rng.choice([[], [0], [256], [1, 1], [1, 2, 3, 4], list(range(1, 300)), [3, 2, 1], ["1"]])
+    elif k == 1:
+        meta["default_quality"] = rng.choice([0, 4, 255, "2", None, 2.0])
+    elif k == 2:
+        arch["lambdas"] = rng.choice([[], [0.0], [-1.0], [float("nan")], [float("inf")], [1e-300] * 300, [0.01] * 2,
+                                      [0.01] * 7, ["a"], 0.01])
+    elif k == 3:
+        meta["qualities"] = [rng.randrange(-2, 260) for _ in range(rng.randrange(0, 6))]
+    elif k == 4:
+        meta.pop("qualities", None)
+    else:
+        arch["lambdas"] = [rng.choice([0.001, 0.1, 10.0, BIG_NUMBER]) for _ in range(rng.randrange(1, 12))]
+
+
+def j_kind(rng, meta, seed):
+    arch = meta.get("architecture")
+    if isinstance(arch, dict):
+        arch["kind"] = rng.choice(["hyperprior", "checkerboard", "factorized", "unet", "dense", "vae", "conv",
+                                   "transformer", "", None, 3])
+        if rng.random() < 0.3:
+            arch["nh"] = rng.choice([1, 8, 12, 64, 0, -1])
+
+
+def j_name(rng, meta, seed):
+    meta["name"] = rng.choice(["my model", "modèle", "a" * 65, "a" * 300, "", "../x", "x/y", ".", "-", "hpc", "hp",
+                               "dn", 42, None, ["x"], "vector-hp", "fuzz-cb"])
+
+
+def j_fingerprint(rng, meta, seed):
+    fp = meta.get("fingerprint") if isinstance(meta.get("fingerprint"), str) else "00000000"
+    k = rng.randrange(5)
+    if k == 0:
+        meta.pop("fingerprint", None)
+    else:
+        meta["fingerprint"] = [fp.upper(), fp[:7], fp + "0", "zzzzzzzz"][k - 1]
+
+
+def j_task(rng, meta, seed):
+    if rng.random() < 0.2:
+        meta.pop("task", None)
+    else:
+        meta["task"] = rng.choice(["codec", "denoise", "autoencoder", "?", "", 1])
+
+
+def j_document(rng, meta, seed) -> bytes:
+    """A whole document that is not a model's JSON object."""
+    text = json.dumps(meta)
+    k = rng.randrange(10)
+    if k == 0:
+        return json.dumps(rng.choice([[1, 2], "text", 3, None, [meta]])).encode()
+    if k == 1:
+        depth = rng.choice([100, 1000, 100_000])
+        return ("[" * depth + "]" * depth).encode()
+    if k == 2:
+        return ('{"name": "x", "training": ' + "{\"a\": " * 50_000 + "1" + "}" * 50_000 + "}").encode()
+    if k == 3:
+        return (text[:-1] + ', "pad": "' + "x" * rng.choice([1 << 20, 3 << 20]) + '"}').encode()  # over 1 MiB
+    if k == 4:
+        return text.encode()[: rng.randrange(len(text))]
+    if k == 5:
+        return b"\xef\xbb\xbf" + text.encode()  # a byte-order mark
+    if k == 6:
+        return text.encode().replace(b'"', b"\xff", 1)
+    if k == 7:
+        return text.replace("{", '{"name": 1, ', 1).encode()  # duplicate key
+    if k == 8:
+        return b""
+    return text.replace(": 8", ": " + "9" * 5000, 1).encode()  # an integer of 5000 digits
+
+
+JSON_MUTATIONS = {
+    "json_drop": (j_drop, 3), "json_retype": (j_retype, 4), "json_numbers": (j_numbers, 4), "json_levels": (j_levels, 3),
+    "json_kind": (j_kind, 2), "json_name": (j_name, 2), "json_fingerprint": (j_fingerprint, 2), "json_task": (j_task, 1),
+    "json_document": (j_document, 2),
+}
+
+
+# ---- weights mutations: fn(rng, tensors) changes the dict of tensors in place; b_*(rng, data) -> bytes
+
+
+def _pick(rng, tensors: dict, prefix: str = "", floating: bool | None = None):
+    keys = [k for k, v in tensors.items() if k.startswith(prefix) and (floating is None or v.is_floating_point() == floating)]
+    return rng.choice(keys) if keys else None
+
+
+def w_tables(rng, t):
+    """Probability tables: all-zero, a zero or negative count, huge counts, lengths and offsets out of step."""
+    import torch
+
+    which = rng.choice(["y", "z"])
+    pmf, lens, off = (f"tables.{which}.{x}" for x in ("pmf", "len", "offset"))
+    if pmf not in t:
+        which, pmf, lens, off = "y", "tables.y.pmf", "tables.y.len", "tables.y.offset"
+    k = rng.randrange(7)
+    if k == 0:
+        t[pmf] = torch.zeros_like(t[pmf])
+    elif k == 1:
+        t[pmf][rng.randrange(len(t[pmf]))] = rng.choice([0, -1, -(2**31)])
+    elif k == 2:
+        t[pmf] = torch.full_like(t[pmf], 2**31 - 1)
+    elif k == 3:
+        t[lens][rng.randrange(len(t[lens]))] += rng.choice([-1, 1, -1000, 2**20])
+    elif k == 4:
+        t[off] = torch.full_like(t[off], rng.choice([2**31 - 1, -(2**31), 2**20]))
+    elif k == 5:
+        t[lens] = torch.cat([t[lens], t[lens][:1]]) if rng.random() < 0.5 else t[lens][:-1].clone()
+    else:
+        t[lens] = torch.full_like(t[lens], 1)
+
+
+def w_nonfinite(rng, t):
+    key = _pick(rng, t, floating=True)
+    if key is not None and t[key].numel():
+        t[key].view(-1)[rng.randrange(t[key].numel())] = rng.choice([float("nan"), float("inf"), float("-inf")])
+
+
+def w_huge(rng, t):
+    key = _pick(rng, t, floating=True)
+    if key is not None:
+        t[key] = t[key] * rng.choice([1e30, -1e30, 1e-30, 0.0])
+
+
+def w_dtype(rng, t):
+    import torch
+
+    key = _pick(rng, t)
+    if key is not None:
+        t[key] = t[key].to(rng.choice([torch.float64, torch.float16, torch.int8, torch.uint8, torch.bool, torch.int64,
+                                       torch.int32, torch.float32]))
+
+
+def w_shape(rng, t):
+    key = _pick(rng, t)
+    if key is None:
+        return
+    v = t[key]
+    k = rng.randrange(5)
+    if k == 0 and v.dim() and v.shape[0] > 1:
+        t[key] = v[: v.shape[0] // 2].clone()
+    elif k == 1:
+        t[key] = v.reshape(-1).clone()
+    elif k == 2:
+        t[key] = v.unsqueeze(0).clone()
+    elif k == 3 and v.dim() >= 2:
+        t[key] = v.transpose(0, 1).contiguous()
+    else:
+        t[key] = v.reshape(-1)[:0].clone()  # empty
+
+
+def w_keys(rng, t):
+    """A tensor dropped, renamed, added, or two swapped."""
+    import torch
+
+    key = _pick(rng, t)
+    k = rng.randrange(4)
+    if k == 0:
+        t.pop(key)
+    elif k == 1:
+        t[key + rng.choice(["x", ".0", "_"])] = t.pop(key)
+    elif k == 2:
+        t[rng.choice(["extra", "tables.q.pmf", "int.h_s.9.weight", "g_a.99.weight"])] = torch.ones(rng.choice([0, 1, 7]))
+    else:
+        other = _pick(rng, t)
+        t[key], t[other] = t[other], t[key]
+
+
+def w_integers(rng, t):
+    """The integer networks and thresholds: weights past the exact range, shifts and biases out of range,
+    thresholds out of order."""
+    import torch
+
+    key = _pick(rng, t, prefix=rng.choice(["int.", "tables.y.thresholds"]))
+    if key is None:
+        return
+    v = t[key]
+    if key.endswith("shift"):
+        t[key] = torch.full_like(v, rng.choice([2**31 - 1, -(2**31), 64, 65, -65, 1000]))
+    elif key.endswith("thresholds"):
+        t[key] = v.flip(0).contiguous() if rng.random() < 0.5 else v[:0].clone()
+    elif v.numel():
+        v.view(-1)[rng.randrange(v.numel())] = rng.choice([2**15, -(2**15) - 1, 2**30, 2**62 if v.dtype == torch.int64 else 2**31 - 1])
+
+
+def b_truncate(rng, data):
+    return data[: rng.randrange(len(data))]
+
+
+def b_header(rng, data):
+    """The safetensors header: its length field, or bytes inside its JSON."""
+    out = bytearray(data)
+    if rng.random() < 0.4:
+        out[:8] = rng.choice([0, 1, 2**63, len(data), 2**32, int.from_bytes(data[:8], "little") + rng.choice([-1, 1])]
+                             ).to_bytes(8, "little")
+    else:
+        n = min(int.from_bytes(data[:8], "little"), len(data) - 8)
+        for _ in range(rng.choice([1, 2, 8])):
+            out[8 + rng.randrange(max(1, n))] = rng.randrange(256)
+    return bytes(out)
+
+
+def b_claims(rng, data):
+    """A header that claims huge tensors (or offsets past the end) over the same data."""
+    n = int.from_bytes(data[:8], "little")
+    head = json.loads(data[8:8 + n])
+    key = rng.choice([k for k in head if k != "__metadata__"])
+    entry = head[key]
+    k = rng.randrange(3)
+    if k == 0:
+        entry["shape"] = [rng.choice([2**20, 2**31, 2**40]), rng.choice([1, 2**20])]
+    elif k == 1:
+        entry["data_offsets"] = [entry["data_offsets"][0], entry["data_offsets"][0] + rng.choice([2**40, 2**31, 7])]
+    else:
+        entry["dtype"] = rng.choice(["F128", "X", "BOOL", "F8_E4M3", "I16"])
+    raw = json.dumps(head).encode()
+    return len(raw).to_bytes(8, "little") + raw + data[8 + n:]
+
+
+def b_bits(rng, data):
+    return _flip_bits(rng, data, rng.choice([1, 8, 64]))
+
+
+TENSOR_MUTATIONS = {
+    "weights_tables": (w_tables, 5), "weights_nonfinite": (w_nonfinite, 3), "weights_huge": (w_huge, 2),
+    "weights_dtype": (w_dtype, 3), "weights_shape": (w_shape, 4), "weights_keys": (w_keys, 3),
+    "weights_integers": (w_integers, 3),
+}
+BYTE_MUTATIONS = {"bytes_truncate": (b_truncate, 1), "bytes_header": (b_header, 2), "bytes_claims": (b_claims, 2),
+                  "bytes_bits": (b_bits, 2)}
+
+
+def _dump_json(meta: dict) -> bytes:
+    return json.dumps(meta).replace(f'"{BIG_NUMBER}"', "1e400").encode()
+
+
+def _mutate_weights(rng, data: bytes) -> tuple[bytes, str]:
+    if rng.random() < 0.25:
+        tag = _weighted(rng, BYTE_MUTATIONS)
+        return BYTE_MUTATIONS[tag][0](rng, data), tag
+    from safetensors.torch import load, save
+
+    tensors = {k: v.clone() for k, v in load(data).items()}
+    codec = "tables.y.pmf" in tensors  # (a denoiser has neither tables nor integer networks)
+    table = {k: v for k, v in TENSOR_MUTATIONS.items() if codec or k not in ("weights_tables", "weights_integers")}
+    tag = _weighted(rng, table)
+    table[tag][0](rng, tensors)
+    return save({k: v.contiguous() for k, v in tensors.items()}), tag
+
+
+def mutate_model(rng: random.Random, seeds: list[ModelSeed]) -> tuple[int, bytes, bytes, str]:
+    """One mutated model: (seed index, JSON bytes, weights bytes, mutation tag)."""
+    import copy
+
+    si = rng.randrange(len(seeds))
+    seed = seeds[si]
+    meta, weights, tags = copy.deepcopy(seed.meta), seed.weights, []
+    k = rng.random()
+    if k < 0.55:  # the weights (and, most of the time, a fingerprint that matches them)
+        weights, tag = _mutate_weights(rng, weights)
+        tags.append(tag)
+        if rng.random() < 0.85:
+            meta["fingerprint"] = hashlib.sha256(weights).hexdigest()[:8]
+    if k >= 0.45 or not tags:  # the JSON
+        tag = _weighted(rng, JSON_MUTATIONS)
+        tags.append(tag)
+        doc = JSON_MUTATIONS[tag][0](rng, meta, seed)
+        return si, doc if isinstance(doc, bytes) else _dump_json(meta), weights, "+".join(tags)
+    return si, _dump_json(meta), weights, "+".join(tags)
+
+
+# ---- running one model case
+
+
+def _reset_model_caches() -> None:
+    from aecli import registry
+    from aecli.codec import api as codec_api
+    from aecli.denoise import api as dn_api
+
+    codec_api._CACHE.clear()
+    dn_api._CACHE.clear()
+    for name in ("_warned", "skipped"):  # (getattr: the harness also runs on versions without them)
+        getattr(registry, name, set()).clear()
+
+
+def _list_stage(folder: Path) -> str:
+    """What `aecli models` and `aecli info FILE` do with the model folder in $AECLI_MODEL_PATH."""
+    from aecli import inspection
+
+    text = inspection.format_models(inspection.model_rows())
+    if (folder / "seed.lat").exists():
+        text += inspection.format_info(inspection.lat_info(str(folder / "seed.lat")))
+    return text
+
+
+def _load_stage(seed: ModelSeed, spec: str):
+    if seed.meta["task"] == "codec":
+        from aecli.codec.api import load_codec
+
+        return load_codec(spec)
+    from aecli.denoise.api import load_denoiser
+
+    return load_denoiser(spec)
+
+
+def _decode_stage(seed: ModelSeed, lat_bytes: bytes | None, spec: str) -> int:
+    """Decode a file that names the model (found by name and fingerprint, as `aecli decompress` does
+    without --model); a denoiser denoises an image without a noise level instead."""
+    from aecli.codec.api import DEFAULT_MAX_PIXELS, codec_for
+    from aecli.imageio import encode_image
+
+    if lat_bytes is None:
+        out, _ = _load_stage(seed, spec).denoise(_fuzz_image(), None)
+        return len(encode_image(out, "png"))
+    lat = latformat.unpack(lat_bytes)
+    return len(encode_image(codec_for(lat, None).decompress(lat, max_pixels=DEFAULT_MAX_PIXELS), "png"))
+
+
+def _encode_stage(seed: ModelSeed, spec: str) -> int:
+    """Compress an image with --model and decode it back; a denoiser denoises at sigma 25 (where it
+    takes a noise level) or blind."""
+    from aecli.codec.api import DEFAULT_MAX_PIXELS
+    from aecli.imageio import encode_image
+
+    model = _load_stage(seed, spec)
+    if seed.meta["task"] != "codec":
+        out, _ = model.denoise(_fuzz_image(), 25.0 if model.model.noise_map else None)
+        return len(encode_image(out, "png"))
+    data = model.compress(_fuzz_image(), None, scale=8)
+    return len(encode_image(model.decompress(latformat.unpack(data), max_pixels=DEFAULT_MAX_PIXELS), "png"))
+
+
+def _fuzz_image():
+    import numpy as np
+
+    from aecli.imageio import Image
+
+    return Image(_picture(16, 20, 3, "noise", np.random.default_rng(3)), None, "RGB", 8)
+
+
+def _case_lat(seed: ModelSeed, json_bytes: bytes) -> bytes | None:
+    """The seed model's file, naming the mutated model (its name and fingerprint, where a file can hold
+    them), so that decoding by name reaches the mutated weights."""
+    from dataclasses import replace
+
+    if seed.lat is None:
+        return None
+    try:
+        meta = json.loads(json_bytes)
+        lat = latformat.unpack(seed.lat)
+        fp = bytes.fromhex(meta["fingerprint"])
+        return latformat.pack(replace(lat, model=meta["name"], fingerprint=fp))
+    except Exception:  # noqa: BLE001 - a JSON that cannot name a file: the file keeps the seed's name
+        return seed.lat
+
+
+def model_bound(json_bytes: bytes, weights: bytes) -> int:
+    """Traced allocations one stage may peak at: 16 times the model's files, plus 32 MiB."""
+    return 16 * (len(json_bytes) + len(weights)) + 32 * MiB
+
+
+def run_model_case(seed: ModelSeed, json_bytes: bytes, weights: bytes, folder: Path, time_limit: float,
+                   use_alarm: bool) -> dict:
+    """The three stages on one mutated model written to `folder`: {stage: Outcome or None}."""
+    _reset_model_caches()
+    (folder / "m.json").write_bytes(json_bytes)
+    (folder / "m.safetensors").write_bytes(weights)
+    spec = str(folder / "m.safetensors")
+    lat = _case_lat(seed, json_bytes)
+    if lat is not None:
+        (folder / "seed.lat").write_bytes(lat)
+    else:
+        (folder / "seed.lat").unlink(missing_ok=True)
+    expected = decoder_expected  # UserError: the one line the CLI prints
+    out = {"list": guarded(lambda: _list_stage(folder), time_limit, expected, use_alarm)}
+    out["load"] = guarded(lambda: _load_stage(seed, spec), time_limit, expected, use_alarm)
+    loaded = out["load"].ok
+    out["decode"] = guarded(lambda: _decode_stage(seed, lat, spec), time_limit, expected, use_alarm) if loaded else None
+    out["encode"] = guarded(lambda: _encode_stage(seed, spec), time_limit, expected, use_alarm) if loaded else None
+    _reset_model_caches()
+    return out
+
+
+@dataclass
+class ModelStats(Findings):
+    cases: int = 0
+    outcomes: dict = field(default_factory=lambda: {s: Counter() for s in MODEL_STAGES})
+    rejected: dict = field(default_factory=lambda: {s: Counter() for s in MODEL_STAGES})
+    peak_ratio_max: float = 0.0
+    time_max: dict = field(default_factory=lambda: {s: 0.0 for s in MODEL_STAGES})
+
+
+def _save_model_case(kind: str, entry: dict, json_bytes: bytes, weights: bytes, crash_dir: Path | None) -> dict:
+    digest = hashlib.sha1(json_bytes + weights).hexdigest()[:16]
+    entry = dict(entry, sha1=digest, json_bytes=len(json_bytes), weights_bytes=len(weights))
+    if crash_dir is not None:
+        d = Path(crash_dir) / f"model-{kind}-{digest}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "m.json").write_bytes(json_bytes)
+        (d / "m.safetensors").write_bytes(weights)
+        entry["dir"] = str(d)
+    return entry
+
+
+_CASE_DIR = re.compile(r"/\S*?aecli-fuzz-model-[^/\s]+")
+
+
+def _account_model(st: ModelStats, i: int, tag: str, seed: ModelSeed, res: dict, json_bytes: bytes, weights: bytes,
+                   crash_dir, rss: tuple[int, int]) -> None:
+    st.cases += 1
+    m = st.by_mutation.setdefault(tag.split("+")[0], {"cases": 0, "loaded": 0, "decoded": 0, "encoded": 0})
+    m["cases"] += 1
+    bound = model_bound(json_bytes, weights)
+    base = {"case": i, "mutation": tag, "seed_model": seed.name}
+    for stage in MODEL_STAGES:
+        o = res[stage]
+        if o is None:
+            continue
+        kind = "hang" if o.hang else "ok" if o.ok else "rejected" if o.expected else "crash"
+        st.outcomes[stage][kind] += 1
+        st.time_max[stage] = max(st.time_max[stage], o.elapsed)
+        st.peak_ratio_max = max(st.peak_ratio_max, o.peak / bound)
+        if kind == "rejected":
+            st.rejected[stage][message_class(_CASE_DIR.sub("<dir>", o.message))] += 1
+        elif kind in ("crash", "hang"):
+            entry = dict(base, stage=stage, error=o.error_type, message=o.message, where=o.where, seconds=round(o.elapsed, 3))
+            (st.crashes if kind == "crash" else st.hangs).append(_save_model_case(kind, entry, json_bytes, weights, crash_dir))
+            if kind == "crash":
+                st.crash_signatures[f"{stage}: {o.error_type} at {o.where}"] += 1
+        if o.peak > bound:
+            st.over_alloc.append(_save_model_case("alloc", dict(base, stage=stage, peak=o.peak, bound=bound),
+                                                  json_bytes, weights, crash_dir))
+        if stage != "list" and kind == "ok":
+            m[{"load": "loaded", "decode": "decoded", "encode": "encoded"}[stage]] += 1
+    if rss[1] > rss[0]:  # this case set a new peak RSS above the allowance
+        st.rss_over.append(dict(base, rss_kb=rss[1], bound_kb=rss[0]))
+
+
+def fuzz_models(seeds: list[ModelSeed], cases: int, seed: int = 0, *, time_limit: float = 10.0, crash_dir: Path | None = None,
+                progress: bool | None = False, start: int = 0, rss_slack: int = 512 * MiB) -> dict:
+    """Run `cases` mutated models (case i uses random.Random(f"model:{seed}:{i}")); return the summary."""
+    with _instrumented() as use_alarm, _model_folder() as folder:
+        st = ModelStats()
+        rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        status = lambda: f"crashes {len(st.crashes)}  hangs {len(st.hangs)}  over-alloc {len(st.over_alloc)}"  # noqa: E731
+        for i, rng in _each_case(progress, "fuzz models", cases, start, f"model:{seed}:", 100, status):
+            si, json_bytes, weights, tag = mutate_model(rng, seeds)
+            res = run_model_case(seeds[si], json_bytes, weights, folder, time_limit, use_alarm)
+            allowance = rss_start + (4 * model_bound(json_bytes, weights) + rss_slack) // KiB
+            rss = (allowance, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+            _account_model(st, i, tag, seeds[si], res, json_bytes, weights, crash_dir, rss)
+    return _model_summary(st, seeds, cases, seed, time_limit, time.perf_counter() - t0, rss_start)
+
+
+@contextmanager
+def _model_folder():
+    """A fresh folder that is the only one in $AECLI_MODEL_PATH, with the registry's warnings muted (a
+    skipped model's warning, once per case, would flood the terminal)."""
+    from aecli import registry
+
+    folder = Path(tempfile.mkdtemp(prefix="aecli-fuzz-model-"))
+    saved_path, saved_warn = os.environ.get("AECLI_MODEL_PATH"), getattr(registry, "_warn", None)
+    os.environ["AECLI_MODEL_PATH"] = str(folder)
+    registry._warn = lambda msg: None
+    try:
+        yield folder
+    finally:
+        if saved_warn is not None:
+            registry._warn = saved_warn
+        if saved_path is None:
+            os.environ.pop("AECLI_MODEL_PATH", None)
+        else:
+            os.environ["AECLI_MODEL_PATH"] = saved_path
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _model_summary(st: ModelStats, seeds, cases, seed, time_limit, wall, rss_start) -> dict:
+    return {
+        "target": "model",
+        "cases": st.cases,
+        "seed": seed,
+        "time_limit_s": time_limit,
+        "wall_s": round(wall, 1),
+        "cases_per_s": round(st.cases / wall, 1) if wall else None,
+        "outcomes": {s: dict(c) for s, c in st.outcomes.items()},
+        "rejected_by_message": {s: dict(c.most_common(25)) for s, c in st.rejected.items()},
+        **st.summary(),
+        "memory": {
+            "stage_bound": "16 x (JSON + weights bytes) + 32 MiB of traced allocations; peak RSS may not rise "
+                           "above the start + 4 x that + 512 MiB",
+            "peak_over_bound_max": round(st.peak_ratio_max, 4),
+            "rss_peak_at_start_mb": round(rss_start / KiB, 1),
+            "rss_peak_at_end_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KiB, 1),
+        },
+        "timing_max_s": {s: round(v, 3) for s, v in st.time_max.items()},
+        "seed_models": [{"name": s.name, "task": s.meta["task"], "kind": s.meta["architecture"].get("kind", "unet"),
+                         "weights_bytes": len(s.weights), "fingerprint": s.meta["fingerprint"]} for s in seeds],
+    }
+
+
+def _print_model_summary(s: dict, out=sys.stdout) -> None:
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p(f"model cases      {s['cases']}, seed {s['seed']}")
+    for stage in MODEL_STAGES:
+        p(f"  {stage:<6} {s['outcomes'][stage]}")
+        for msg, n in list(s["rejected_by_message"][stage].items())[:6]:
+            p(f"    {n:>7}  {msg}")
+    _print_crashes(p, s)
+    p(f"hangs            {s['hangs']}  (limit {s['time_limit_s']} s a stage)")
+    mem = s["memory"]
+    p(f"over-allocation  {s['over_allocation']} (max peak/bound {mem['peak_over_bound_max']}); RSS over bound "
+      f"{s['rss_over_bound']}, peak RSS {mem['rss_peak_at_start_mb']} -> {mem['rss_peak_at_end_mb']} MB")
+    p(f"time             {s['wall_s']} s ({s['cases_per_s']} cases/s); slowest stage {s['timing_max_s']}")
+
+
+def _replay_models(dirs: list[Path], seeds: list[ModelSeed], time_limit: float) -> int:
+    """Run saved model cases (folders with m.json and m.safetensors) through the stages, with each seed
+    model's role (task, file) in turn; print what happened."""
+    bad = 0
+    signal.signal(signal.SIGALRM, _on_alarm)
+    for d in dirs:
+        for seed in seeds:
+            with _model_folder() as folder:
+                res = run_model_case(seed, (d / "m.json").read_bytes(), (d / "m.safetensors").read_bytes(), folder,
+                                     time_limit, True)
+            for stage, o in res.items():
+                if o is None:
+                    continue
+                verdict = "HANG" if o.hang else "ok" if o.ok else "rejected" if o.expected else "CRASH"
+                bad += verdict in ("HANG", "CRASH")
+                print(f"{d} as {seed.name}: {stage}: {verdict} {o.error_type} {o.message} {o.where} ({o.elapsed:.3f} s)")
+    return 1 if bad else 0
+
+
 # --------------------------------------------------------------------------- command line
+
+
+def _print_crashes(p, s: dict) -> None:
+    p(f"crashes          {s['crashes']}")
+    for sig, n in s["crash_signatures"].items():
+        p(f"  {n:>8}  {sig}")
 
 
 def _print_summary(s: dict, out=sys.stdout) -> None:
@@ -1089,9 +1772,7 @@ def _print_summary(s: dict, out=sys.stdout) -> None:
       f" {s['decode_skipped_over_max_pixels']} over --max-decode-pixels)")
     for msg, n in list(s["decoder_rejected_by_message"].items())[:12]:
         p(f"  {n:>8}  {msg}")
-    p(f"crashes          {s['crashes']}")
-    for sig, n in s["crash_signatures"].items():
-        p(f"  {n:>8}  {sig}")
+    _print_crashes(p, s)
     p(f"hangs            {s['hangs']}  (limit {s['time_limit_s']} s + {s['time_per_mpx_s']} s per claimed megapixel)")
     mem = s["memory"]
     p(f"over-allocation  {s['over_allocation']}, of which {s.get('over_allocation_repeated', '?')} came back when run "
@@ -1108,7 +1789,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=100000, help="mutated files to run (default 100000)")
     ap.add_argument("--seed", type=int, default=1, help="random seed; case i uses Random(f'{seed}:{i}')")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "fuzz.json", help="summary JSON")
+    ap.add_argument("--out", type=Path, default=None, help="summary JSON (default docs/fuzz.json; --target model: "
+                    "docs/fuzz_models.json)")
     ap.add_argument("--decode-fraction", type=float, default=1.0,
                     help="share of the files that parse which also go through the decoder (default 1)")
     ap.add_argument("--time-limit", type=float, default=5.0,
@@ -1122,8 +1804,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="where vector-hp and the generated fuzz-fp model live (kept, so that saved inputs replay)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--start", type=int, default=0, help="index of the first case (to resume or re-run a range)")
-    ap.add_argument("--replay", type=Path, nargs="*", help="run these files through the checks instead of fuzzing")
+    ap.add_argument("--replay", type=Path, nargs="*", help="run these files (--target model: folders of saved model "
+                    "cases) through the checks instead of fuzzing")
+    ap.add_argument("--target", choices=("lat", "model"), default="lat",
+                    help="lat: mutated .lat files (default); model: mutated model files, JSON and weights")
     args = ap.parse_args(argv)
+    if args.target == "model":
+        return main_models(args, argv)
 
     import torch
 
@@ -1140,9 +1827,20 @@ def main(argv: list[str] | None = None) -> int:
                        max_decode_pixels=args.max_decode_pixels)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    import numpy
+    summary = {**_head(args, argv), **summary}
+    summary["over_allocation_reproduced"] = _replay_flagged(summary, args.models, args.time_limit)
+    _print_summary(summary)
+    _write_summary(summary, args.out or ROOT / "docs" / "fuzz.json")
+    return 1 if (summary["crashes"] or summary["hangs"] or summary["over_allocation_reproduced"]
+                 or summary["rss_over_bound"]) else 0
 
-    head = {
+
+def _head(args, argv) -> dict:
+    """What ran where: the command, the date, the versions."""
+    import numpy
+    import torch
+
+    return {
         "command": "python " + " ".join(shlex.quote(a) for a in [_rel(sys.argv[0]), *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "python": platform.python_version(),
@@ -1153,14 +1851,34 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "start": args.start,
     }
-    summary = {**head, **summary}
-    summary["over_allocation_reproduced"] = _replay_flagged(summary, args.models, args.time_limit)
-    _print_summary(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"wrote {_rel(str(args.out))}")
-    return 1 if (summary["crashes"] or summary["hangs"] or summary["over_allocation_reproduced"]
-                 or summary["rss_over_bound"]) else 0
+
+
+def _write_summary(summary: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {_rel(str(out))}")
+
+
+def main_models(args, argv) -> int:
+    """--target model: fuzz the model files (JSON and weights) of the seed models."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="aecli-fuzz-"))
+    try:
+        os.environ["AECLI_MODEL_PATH"] = str(prepare_models(args.models))
+        os.environ["AECLI_HOME"] = str(work / "home")  # no user models
+        seeds = model_seeds(args.models)
+        if args.replay is not None:
+            return _replay_models(args.replay, seeds, args.time_limit)
+        summary = fuzz_models(seeds, args.cases, args.seed, time_limit=args.time_limit, crash_dir=args.crash_dir,
+                              progress=None, start=args.start)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = {**_head(args, argv), **summary}
+    _print_model_summary(summary)
+    _write_summary(summary, args.out or ROOT / "docs" / "fuzz_models.json")
+    return 1 if (summary["crashes"] or summary["hangs"] or summary["over_allocation"] or summary["rss_over_bound"]) else 0
 
 
 def _replay_flagged(summary: dict, models: Path, time_limit: float) -> int:

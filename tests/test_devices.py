@@ -1,6 +1,7 @@
 """--device: picking and refusing devices, and what running on one changes (nothing in the file)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from aecli.devices import exact_float32, pick_device
 from aecli.errors import UserError
 from aecli.imageio import Image
 from aecli.train.data import CropDataset
-from aecli.train.loop import finite
+from aecli.train.loop import Diverged, finite
 
 from conftest import photo_like
 
@@ -85,7 +86,7 @@ def test_uint8_batches_are_the_float_batches(tmp_path, rng):
 
 def test_divergence_is_caught_when_the_loop_reads_its_stats():
     finite({"loss": torch.tensor(3.0) + 1.5}, 10)  # finite: no error
-    with pytest.raises(FloatingPointError, match="by step 20"):
+    with pytest.raises(Diverged, match="by step 20; no checkpoint was written"):
         finite({"loss": torch.tensor(3.0) + torch.tensor(math.nan)}, 20)
-    with pytest.raises(FloatingPointError):
-        finite({"loss": math.inf}, 5)
+    with pytest.raises(Diverged, match=r"last checkpoint \(ck.pt, step 4\)"):
+        finite({"loss": math.inf}, 5, (Path("ck.pt"), 4))

@@ -10,7 +10,7 @@ import tracemalloc
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aecli import format as fmt

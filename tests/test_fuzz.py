@@ -219,3 +219,66 @@ def test_message_class():
     assert mc("reserved bits set in mode byte 0x81") == "reserved bits set in mode byte <hex>"
     assert mc("invalid model name (allowed: A-Z a-z 0-9 . _ -)") == "invalid model name (allowed: A-Z a-z 0-9 . _ -)"
     assert mc("quality 9 is not offered by model 'x' (choose 1..3)") == "quality N is not offered by model '…' (choose N..N)"
+
+
+# ---- model files (--target model)
+
+
+@pytest.fixture
+def model_seeds(fuzz_models, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("AECLI_MODEL_PATH", str(fuzz_models))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        key = ("models", fuzz_models)
+        if key not in _CORPUS:
+            _CORPUS[key] = fz.model_seeds(fuzz_models)
+        yield _CORPUS[key]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_model_smoke_run_is_clean(model_seeds, tmp_path):
+    s = fz.fuzz_models(model_seeds, 80, seed=0, crash_dir=tmp_path / "crashes")
+    assert s["cases"] == 80
+    assert s["crashes"] == 0, s["crash_examples"]
+    assert s["hangs"] == 0 and s["over_allocation"] == 0 and s["rss_over_bound"] == 0
+    # every stage is reached, and every kind of mutation is tried
+    out = s["outcomes"]
+    assert out["list"]["ok"] == 80 and out["load"]["rejected"] > 20 and out["load"]["ok"] > 5
+    assert out["decode"]["ok"] > 5 and out["encode"]["ok"] > 5
+    assert any(k.startswith("json_") for k in s["by_mutation"]) and any(k.startswith("weights_") for k in s["by_mutation"])
+    assert {m["task"] for m in s["seed_models"]} == {"codec", "denoise"}
+    assert not (tmp_path / "crashes").exists()
+
+
+def test_model_cases_are_reproducible(model_seeds):
+    a = fz.mutate_model(random.Random("model:5:17"), model_seeds)
+    b = fz.mutate_model(random.Random("model:5:17"), model_seeds)
+    assert a == b
+
+
+def test_model_harness_counts_crashes_and_hangs(model_seeds, tmp_path, monkeypatch):
+    """A loader that raises anything but UserError is a crash, with the model's files saved; one that
+    runs past the time limit is a hang, even if a catch-all swallows the alarm's exception."""
+    def broken(seed, spec):
+        raise ValueError("not a user error")
+
+    monkeypatch.setattr(fz, "_load_stage", broken)
+    s = fz.fuzz_models(model_seeds, 10, seed=1, crash_dir=tmp_path)
+    assert s["crashes"] == 10 and list(s["crash_signatures"].values()) == [10]
+    assert next(iter(s["crash_signatures"])).startswith("load: ValueError at test_fuzz.py")
+    saved = Path(s["crash_examples"][0]["dir"])
+    assert (saved / "m.json").exists() and (saved / "m.safetensors").exists()
+
+    def slow(seed, spec):
+        try:
+            time.sleep(2)
+        except Exception:
+            raise UserError("swallowed")
+
+    monkeypatch.setattr(fz, "_load_stage", slow)
+    s = fz.fuzz_models(model_seeds, 3, seed=1, time_limit=0.05)
+    assert s["hangs"] == 3 and s["crashes"] == 0

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 from PIL import features
 
-from aecli import imageio
+from aecli import atomic, imageio
 from aecli.imageio import (
     IMAGE_EXTS,
     Image,
@@ -446,15 +446,15 @@ def test_write_is_atomic_when_replace_fails(tmp_path, monkeypatch):
     def boom(a, b):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, "replace", boom)
+    monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(UserError, match=r"cannot write .*out\.png: No space left on device"):
         write_output(dst, b"data")
     assert not dst.exists()
     assert list(tmp_path.iterdir()) == []  # no leftover temp file
 
     dst.write_bytes(b"old")
-    with pytest.raises(UserError):
-        write_output(dst, b"data")
+    with pytest.raises(UserError, match="No space left"):
+        write_output(dst, b"data", force=True)
     assert dst.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
@@ -484,7 +484,7 @@ def test_write_permissions(tmp_path):
         os.umask(old)
     # an existing file keeps its mode
     dst.chmod(0o604)
-    write_output(dst, b"y")
+    write_output(dst, b"y", force=True)
     assert stat.S_IMODE(dst.stat().st_mode) == 0o604
     assert dst.read_bytes() == b"y"
 
@@ -508,7 +508,7 @@ def test_write_permission_error_from_mkstemp(tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imageio.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     with pytest.raises(UserError, match=r"cannot write .*out\.png: Permission denied"):
         write_output(tmp_path / "out.png", b"x")
     assert list(tmp_path.iterdir()) == []
@@ -528,7 +528,7 @@ def test_write_through_symlink_keeps_link(tmp_path):
         link.symlink_to(target)
     except OSError:
         pytest.skip("symlinks not supported")
-    write_output(link, b"new")
+    write_output(link, b"new", force=True)
     assert link.is_symlink()
     assert target.read_bytes() == b"new"
 

@@ -34,7 +34,7 @@ from ..devices import exact_float32, pick_device
 from ..eval.metrics import mse
 from ..imageio import Image, UserError
 from ..tiling import shrinking, tiled
-from . import coding, intnet, levels, refine
+from . import checks, coding, intnet, levels, refine
 from .entropy import unpack_tables
 from .model import Z_LIMIT, CheckerboardCodec, HyperpriorCodec, anchors, build
 
@@ -57,7 +57,7 @@ class DecodeError(UserError):
 
 #: Default decode limit, in pixels of the padded image the decoder works on (see
 #: docs/format.md, "Reader policy"): 2^26, about 67 megapixels (8192 x 8192).
-DEFAULT_MAX_PIXELS = 1 << 26
+DEFAULT_MAX_PIXELS = latformat.DEFAULT_DECODE_PIXELS
 
 
 @dataclass
@@ -73,9 +73,10 @@ class Codec:
     def load(cls, files: registry.ModelFiles, device: str | torch.device = "cpu") -> "Codec":
         """The model of `files`, its transforms run on `device` (entropy coding always runs on the
         CPU; the integer hyper-synthesis gives the same integers on any device)."""
+        arch = checks.check_files(files)  # bounded and consistent before anything is built or read
         tensors = registry.load_tensors(files)
-        arch = files.meta["architecture"]
         model = build(arch)
+        checks.check_tensors(files, tensors, model)
         state = {k: v for k, v in tensors.items() if not k.startswith(("tables.", "int."))}
         try:
             model.load_state_dict(state)
@@ -278,8 +279,10 @@ class Codec:
     def encode_latents(self, y: torch.Tensor, z: torch.Tensor | None, qi: int) -> list[bytes]:
         """The entropy-coded streams of scaled latents y (and hyper-latents z, rounded here)."""
         y = y.cpu()
+        if not bool(torch.isfinite(y).all()) or (z is not None and not bool(torch.isfinite(z).all())):
+            raise UserError(f"model '{self.name}' computed non-finite latents for this image (damaged weights?)")
         if not self.hyper:
-            sym = torch.round(y).clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
+            sym = torch.round(y).clamp_(-coding.SYMBOL_LIMIT, coding.SYMBOL_LIMIT).to(torch.int32).numpy()
             idx = np.broadcast_to(np.arange(y.shape[1], dtype=np.int32).reshape(1, -1, 1, 1), sym.shape)
             y_bytes, esc = coding.encode(sym, idx, self.y_pmfs, self.y_offsets)
             return [y_bytes, coding.pack_escapes(esc)]
@@ -292,7 +295,7 @@ class Codec:
             return [z_bytes, *y_bytes, coding.pack_escapes(z_esc + y_esc)]
         idx, means = self._hyper_params(z_sym, qi)
         # round(y - means), computed in the means' own storage (no longer needed): one latent-sized float less
-        res = means.neg_().add_(y).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1)
+        res = means.neg_().add_(y).round_().clamp_(-coding.SYMBOL_LIMIT, coding.SYMBOL_LIMIT)
         del means
         sym = res.to(torch.int32).numpy()
         del res
@@ -308,14 +311,14 @@ class Codec:
         hyper = self._hyper_ints(z_sym, qi)
         first = anchors(*y.shape[-2:])[0, 0].bool().numpy()
         idx, means = self._checkerboard_params(hyper, None, first)
-        sym = torch.sub(y, means).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
+        sym = torch.sub(y, means).round_().clamp_(-coding.SYMBOL_LIMIT, coding.SYMBOL_LIMIT).to(torch.int32).numpy()
         y_anchor = self._anchor_ints(sym, means, first)  # (uses up `means`)
         del means
         anchor_sym, anchor_idx = sym[..., first], idx[..., first]  # compact copies
         del sym, idx
         idx, means = self._checkerboard_params(hyper, y_anchor, ~first)
         del hyper, y_anchor
-        sym = means.neg_().add_(y).round_().clamp_(-coding.ESCAPE_LIMIT, coding.ESCAPE_LIMIT - 1).to(torch.int32).numpy()
+        sym = means.neg_().add_(y).round_().clamp_(-coding.SYMBOL_LIMIT, coding.SYMBOL_LIMIT).to(torch.int32).numpy()
         del means
         rest_sym, rest_idx = sym[..., ~first], idx[..., ~first]
         del sym, idx

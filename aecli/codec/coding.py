@@ -12,6 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 ESCAPE_LIMIT = 1 << 30
+# the encoder clamps symbols to +-SYMBOL_LIMIT in float32 before making them integers: 2**30 - 128 is
+# exact in float32 (2**30 - 1 is not: it rounds up to 2**30, past the escape range), and no real
+# image comes near it
+SYMBOL_LIMIT = ESCAPE_LIMIT - 128
 
 
 class CodingError(ValueError):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import batch
 from .. import format as latformat
 from ..errors import UserError
-from ..imageio import PIXELS_ENV, encode_image, format_from_path, pixels_from_env, read_bytes, read_image, write_output
+from ..imageio import (IMAGE_EXTS, check_output, encode_image, format_from_path, pixels_from_env, read_bytes,
+                       read_image, write_output)
 from ..progress import progress_bar
 
 
@@ -44,7 +46,9 @@ def parse_scale(text: str | None) -> int | None:
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"--scale must be 'auto' or a factor such as 1 or 1.375, not {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise UserError(f"--scale must be 'auto' or a factor such as 1 or 1.375, not {text!r}")
     eighths = round(value * 8)
     if abs(eighths - value * 8) > 1e-9 or not 8 <= eighths <= 16:
         raise UserError(f"--scale {text}: must be 'auto' or a multiple of 1/8 from 1 to 2")
@@ -81,11 +85,12 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         raise UserError("give either --target-bpp or --max-bytes, not both")
     if quality is not None and (target_bpp is not None or max_bytes is not None):
         raise UserError("--quality cannot be combined with --target-bpp or --max-bytes")
-    if target_bpp is not None and target_bpp <= 0:
-        raise UserError("--target-bpp must be positive")
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise UserError(f"--target-bpp must be a positive number, not {target_bpp}")
     if max_bytes is not None and max_bytes <= 0:
         raise UserError("--max-bytes must be positive")
-    if dst is None:
+    derived = dst is None
+    if derived:
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix(".lat"))
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
@@ -94,16 +99,31 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
             codec.index_of(quality)
         s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True, effort,
                                                         scale=eighths),
-                      force=force, quiet=quiet, label="compress", workers=workers)
+                      force=force, quiet=quiet, label="compress", workers=workers, problem=batch.lat_problem)
         return 1 if s.failed else 0
     if not _is_pipe(src) and not Path(src).exists():
         raise UserError(f"input not found: {src}")
+    _check_single(src, dst, force, derived, lat_out=True)
     codec = load_codec(model, device)
     if quality is not None:
         codec.index_of(quality)
-    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, True, effort, show=not quiet, scale=eighths),
+    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, force, effort, show=not quiet, scale=eighths),
               quiet)
     return 0
+
+
+def _check_single(src: str, dst: str, force: bool, derived: bool, lat_out: bool) -> None:
+    """Before any work on a single file: the output may be written (imageio.check_output), and its
+    extension fits what is written (.lat bytes never go to an image name, nor an image to a .lat name)."""
+    check_output(dst, inputs=[src], force=True)  # the same file as the input, a folder: said first
+    suffix = "" if _is_pipe(dst) else Path(dst).suffix.lower()
+    if lat_out and suffix in IMAGE_EXTS:
+        raise UserError(f"output {dst} has an image extension, but compress writes a .lat file; "
+                        f"name it NAME.lat (or '-' for stdout)")
+    if not lat_out and suffix == ".lat":
+        raise UserError(f"output {dst} has the .lat extension, but decompress writes an image; "
+                        f"name it NAME.png (or another image extension)")
+    check_output(dst, force=force, derived=derived)
 
 
 def _image_exts():
@@ -153,13 +173,17 @@ def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None,
 
     limit = max_pixels_policy(max_pixels)
     pick_device(device)  # a missing device is an error before any file is read
-    if dst is None:
-        dst = "-" if _is_pipe(src) else str(Path(src).with_suffix("." + (fmt or "png")))
+    derived = dst is None
+    if derived:  # never NAME.png: that is most likely the original image
+        dst = "-" if _is_pipe(src) else str(Path(src).with_name(f"{Path(src).stem}.decoded.{fmt or 'png'}"))
     if not _is_pipe(src) and Path(src).is_dir():
         suffix = "." + (fmt or "png")
         pairs = batch.plan(Path(src), Path(dst), (".lat",), suffix)
         s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit, device, exact),
-                      force=force, quiet=quiet, label="decompress", workers=workers)
+                      force=force, quiet=quiet, label="decompress", workers=workers, problem=batch.image_problem)
         return 1 if s.failed else 0
-    batch.say(_decompress_one(src, dst, model, fmt, True, limit, device, exact), quiet)
+    if not fmt:
+        format_from_path(dst, default="png")  # an output extension we cannot write fails before any work
+    _check_single(src, dst, force, derived, lat_out=False)
+    batch.say(_decompress_one(src, dst, model, fmt, force, limit, device, exact), quiet)
     return 0

@@ -212,13 +212,40 @@ class FactorizedCodec(_GainedCodec):
 KINDS = {"hyperprior": HyperpriorCodec, "checkerboard": CheckerboardCodec, "factorized": FactorizedCodec}
 
 
+MAX_WIDTH = 4096  # channels of any transform (the bundled models have 64 and 128)
+MAX_LEVELS = 255  # quality levels (a .lat file stores the quality in one byte)
+
+
+def check_config(config) -> dict:
+    """An architecture as stored in a model's JSON, checked and bounded before anything is built:
+    kind, widths n, m (and nh) of 1..MAX_WIDTH, 1..MAX_LEVELS positive finite lambdas.  ValueError
+    with one line otherwise."""
+    if not isinstance(config, dict):
+        raise ValueError("the architecture must be an object")
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"unknown codec kind {kind!r} (one of {', '.join(KINDS)})")
+    widths = {k: config.get(k) for k in ("n", "m", "nh")}
+    for k, v in widths.items():
+        if v is None and k == "nh":
+            continue
+        if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH):
+            raise ValueError(f"{k} must be an integer 1..{MAX_WIDTH}, not {v!r}")
+    if widths["nh"] is not None and not issubclass(KINDS[kind], HyperpriorCodec):
+        raise ValueError("only a hyperprior model has a hyper width (nh)")
+    lambdas = config.get("lambdas")
+    if not (isinstance(lambdas, (list, tuple)) and 1 <= len(lambdas) <= MAX_LEVELS and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in lambdas)):
+        raise ValueError(f"lambdas must be a list of 1..{MAX_LEVELS} positive numbers")
+    return {"kind": kind, **{k: v for k, v in widths.items() if v is not None}, "lambdas": [float(v) for v in lambdas]}
+
+
 def build(config: dict) -> _GainedCodec:
-    cls = KINDS[config["kind"]]
-    if config.get("nh") is not None:
-        if not issubclass(cls, HyperpriorCodec):
-            raise ValueError("only a hyperprior model has a hyper width (nh)")
-        return cls(int(config["n"]), int(config["m"]), tuple(config["lambdas"]), int(config["nh"]))
-    return cls(int(config["n"]), int(config["m"]), tuple(config["lambdas"]))
+    c = check_config(config)
+    cls = KINDS[c["kind"]]
+    if c.get("nh") is not None:
+        return cls(c["n"], c["m"], tuple(c["lambdas"]), c["nh"])
+    return cls(c["n"], c["m"], tuple(c["lambdas"]))
 
 
 # ---- widening a trained model ---------------------------------------------------------------------

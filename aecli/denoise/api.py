@@ -19,6 +19,8 @@ to float rounding and memory stays bounded by the tile size.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +31,7 @@ from ..devices import exact_float32, pick_device
 from ..errors import UserError
 from ..imageio import Image
 from ..tiling import tiled
-from .model import UNetDenoiser, build
+from .model import UNetDenoiser, build, check
 from .noise import estimate_sigma, parse_sigma, parse_strength  # noqa: F401 (parse_strength: for callers)
 
 LAYOUT = torch.channels_last  # the model's memory layout: oneDNN's faster convolutions on x86 CPUs (docs/perf_layout.md)
@@ -136,11 +138,15 @@ class Denoiser:
 
     @classmethod
     def load(cls, files: registry.ModelFiles, device: str | torch.device = "cpu") -> "Denoiser":
-        tensors = registry.load_tensors(files)
+        arch = files.meta.get("architecture")
         try:
-            model = build(files.meta["architecture"])
-        except (KeyError, TypeError, ValueError) as exc:
+            check(arch)
+            _sigma_range(files.meta)
+        except ValueError as exc:
             raise UserError(f"model '{files.name}': unknown or damaged architecture ({exc})") from None
+        registry.check_size(files, lambda: build(arch))  # before anything is allocated
+        tensors = registry.load_tensors(files)
+        model = build(arch)
         try:
             model.load_state_dict(tensors)
         except RuntimeError as exc:
@@ -159,8 +165,7 @@ class Denoiser:
 
     @property
     def sigma_range(self) -> tuple[float, float] | None:
-        r = self.files.meta.get("noise", {}).get("sigma_range")
-        return (float(r[0]), float(r[1])) if r else None
+        return _sigma_range(self.files.meta)
 
     def choose_sigma(self, pixels: np.ndarray, sigma, strength: float = 1.0) -> NoiseLevel:
         """The level to denoise `pixels` at: given, estimated by the classical estimate, or the model's own map."""
@@ -196,6 +201,17 @@ class Denoiser:
         """(denoised image, the level used).  sigma: a number (0..255 scale), None or 'auto' (estimated)."""
         px, level = self.denoise_array(img.pixels, sigma, strength=strength, tile=tile, halo=halo)
         return Image(pixels=np.ascontiguousarray(px), alpha=img.alpha, mode=img.mode, source_bits=8), level
+
+
+def _sigma_range(meta: dict) -> tuple[float, float] | None:
+    """The noise levels a model was trained for, from its metadata (ValueError if malformed)."""
+    r = meta.get("noise", {}).get("sigma_range")
+    if not r:
+        return None
+    if not (isinstance(r, list) and len(r) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r)):
+        raise ValueError(f"noise.sigma_range must be two numbers, not {r!r}")
+    return float(r[0]), float(r[1])
 
 
 _CACHE: dict = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import batch
 from ..errors import UserError
-from ..imageio import (_EXT_TO_FORMAT, IMAGE_EXTS, Image, _same_file, encode_image, format_from_path,
+from ..imageio import (_EXT_TO_FORMAT, IMAGE_EXTS, Image, _same_file, check_output, encode_image, format_from_path,
                        mirror_path, read_image, walk_images, write_output)
 
 from .noise import parse_sigma, parse_strength
@@ -63,14 +63,13 @@ def _plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _check_single(src: str, dst: str) -> None:
+def _check_single(src: str, dst: str, force: bool, derived: bool = False) -> None:
     if not _is_pipe(src) and not Path(src).exists():
         raise UserError(f"input not found: {src}")
     format_from_path(dst)  # an output extension we cannot write fails before any work
     if not _is_pipe(dst) and Path(dst).is_dir():
         raise UserError(f"cannot write {dst}: it is a directory (a folder output needs a folder input)")
-    if not _is_pipe(dst) and not _is_pipe(src) and Path(dst).exists() and _same_file(Path(dst), src):
-        raise UserError(f"output {dst} is the same file as the input; refusing to overwrite it")
+    check_output(dst, inputs=[src], force=force, derived=derived)
 
 
 def _default_output(src: str) -> str:
@@ -86,10 +85,10 @@ def _default_output(src: str) -> str:
 # denoise
 
 
-def _denoise_one(den, src: str, dst: str, sigma, strength: float) -> str:
+def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = True) -> str:
     img = read_image(src)
     out, level = den.denoise(img, sigma, strength=strength)
-    write_output(dst, _encode(out, dst), inputs=[src], force=True)
+    write_output(dst, _encode(out, dst), inputs=[src], force=force)
     rng = den.sigma_range
     if level.sigma is not None and rng and level.sigma > rng[1] + 5:
         batch.say(f"aecli: warning: {src}: noise level {level.sigma:.1f} is above the range the model "
@@ -101,17 +100,18 @@ def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, 
             workers: int = 1, device: str = "cpu", strength: str | float = 1.0) -> int:
     parse_sigma(sigma)  # bad values fail before the model (and torch) loads
     strength = parse_strength(strength)
-    if dst is None:
+    derived = dst is None
+    if derived:
         dst = _default_output(src)
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = _plan(Path(src), Path(dst))
         den = _load(model, device, sigma)
         s = batch.run(pairs, lambda a, b: _denoise_one(den, str(a), str(b), sigma, strength), force=force, quiet=quiet,
-                      label="denoise", workers=workers)
+                      label="denoise", workers=workers, problem=batch.image_problem)
         return 1 if s.failed else 0
-    _check_single(src, dst)
+    _check_single(src, dst, force, derived)
     den = _load(model, device, sigma)
-    batch.say(_denoise_one(den, src, dst, sigma, strength), quiet)
+    batch.say(_denoise_one(den, src, dst, sigma, strength, force), quiet)
     return 0
 
 
@@ -125,13 +125,13 @@ def _load(model: str | None, device: str = "cpu", sigma=None):
 # noise
 
 
-def _noise_one(src: str, dst: str, sigma: float, seed, peak: float | None) -> str:
+def _noise_one(src: str, dst: str, sigma: float, seed, peak: float | None, force: bool = True) -> str:
     from .noise import add_noise
 
     img = read_image(src)
     px = add_noise(img.pixels, sigma, seed, peak=peak, clip=True)
     out = Image(pixels=px, alpha=img.alpha, mode=img.mode, source_bits=8)
-    write_output(dst, _encode(out, dst), inputs=[src], force=True)
+    write_output(dst, _encode(out, dst), inputs=[src], force=force)
     what = f"Gaussian sigma {sigma:g}" + (f" + Poisson peak {peak:g}" if peak is not None else "")
     return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {what}, seed {seed if isinstance(seed, int) else seed[0]}"
 
@@ -152,8 +152,8 @@ def noise(src: str, dst: str, *, sigma: float, seed: int, peak: float | None, fo
         root = Path(src)
         pairs = _plan(root, Path(dst))
         s = batch.run(pairs, lambda a, b: _noise_one(str(a), str(b), sigma, _file_seed(seed, a.relative_to(root)), peak),
-                      force=force, quiet=quiet, label="noise")
+                      force=force, quiet=quiet, label="noise", problem=batch.image_problem)
         return 1 if s.failed else 0
-    _check_single(src, dst)
-    batch.say(_noise_one(src, dst, sigma, seed, peak), quiet)
+    _check_single(src, dst, force)
+    batch.say(_noise_one(src, dst, sigma, seed, peak, force), quiet)
     return 0

@@ -164,26 +164,43 @@ def config(**overrides) -> dict:
     return check(cfg)
 
 
+MAX_WIDTH = 4096  # channels at one scale (the bundled model's widest has 192)
+MAX_BLOCKS = 16
+
+
+def _whole(v, what: str, lo: int, hi: int) -> int:
+    """An integer lo..hi from a config (an integer-valued float too, as older JSON may have), else ValueError."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ValueError(f"{what} must be an integer {lo}..{hi}, not {v!r}")
+    return v
+
+
 def check(cfg: dict) -> dict:
+    """The architecture checked and bounded before anything is built (ValueError with one line)."""
+    if not isinstance(cfg, dict):
+        raise ValueError("the architecture must be an object")
     if cfg.get("kind", KIND) != KIND:
         raise ValueError(f"unknown denoiser architecture {cfg.get('kind')!r} (expected {KIND!r})")
-    widths = [int(w) for w in cfg.get("widths", DEFAULT["widths"])]
-    in_ch = int(cfg.get("in_ch", 3))
-    blocks = int(cfg.get("blocks", 2))
-    if not widths or min(widths) < 1 or len(widths) > 6:
-        raise ValueError(f"widths must be 1 to 6 positive integers, got {widths}")
-    if in_ch not in (1, 3) or not 0 <= blocks <= 8 or max(widths) > 1024:
-        raise ValueError(f"bad denoiser architecture: in_ch={in_ch}, blocks={blocks}, widths={widths}")
+    widths = cfg.get("widths", DEFAULT["widths"])
+    if not isinstance(widths, (list, tuple)) or not 1 <= len(widths) <= 6:
+        raise ValueError(f"widths must be 1 to 6 positive integers, got {widths!r}")
+    widths = [_whole(w, "a width", 1, MAX_WIDTH) for w in widths]
+    in_ch = _whole(cfg.get("in_ch", 3), "in_ch", 1, 3)
+    blocks = _whole(cfg.get("blocks", 2), "blocks", 0, MAX_BLOCKS)
+    if in_ch not in (1, 3):
+        raise ValueError(f"bad denoiser architecture: in_ch={in_ch}, blocks={blocks}")
     out = {"kind": KIND, "in_ch": in_ch, "widths": widths, "blocks": blocks, "noise_map": bool(cfg.get("noise_map", True))}
     est = cfg.get("estimator")
     if est is not None:
         if not isinstance(est, dict) or not out["noise_map"]:
             raise ValueError("an estimator needs noise_map and must be an object {widths, layers}")
-        ew = [int(w) for w in est.get("widths", [16, 32])]
-        layers = int(est.get("layers", 2))
-        if len(ew) != 2 or not 1 <= min(ew) <= max(ew) <= 256 or not 0 <= layers <= 8:
-            raise ValueError(f"bad estimator: widths={ew}, layers={layers}")
-        out["estimator"] = {"widths": ew, "layers": layers}
+        ew = est.get("widths", [16, 32])
+        if not isinstance(ew, (list, tuple)) or len(ew) != 2:
+            raise ValueError(f"bad estimator widths: {ew!r}")
+        ew = [_whole(w, "an estimator width", 1, 256) for w in ew]
+        out["estimator"] = {"widths": ew, "layers": _whole(est.get("layers", 2), "estimator layers", 0, 8)}
     return out
 
 

@@ -249,10 +249,10 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
     }
     if unreadable:
         result["unreadable"] = [str(f) for f in unreadable]
-    write_output(out / f"{name}.json", (json.dumps(_clean(result), indent=2) + "\n").encode())
+    write_output(out / f"{name}.json", (json.dumps(_clean(result), indent=2) + "\n").encode(), force=True)
     rows = [dict(p, codec=c) for c, pts in curves.items() for p in pts]
     rd.write_csv(rows, out / f"{name}.csv", columns=["codec", "quality", "bpp", "psnr", "ms_ssim"])
-    write_output(out / f"{name}.md", markdown_report(result).encode())
+    write_output(out / f"{name}.md", markdown_report(result).encode(), force=True)
     try:
         plot = {"aecli (" + model_info["name"] + ")": [(p["bpp"], p["psnr"]) for p in ours]}
         plot.update({LABELS.get(b, b): [(p["bpp"], p["psnr"]) for p in curves[b]] for b in baselines})

@@ -35,7 +35,7 @@ class PartialRun:
             self.done = self._load()
         else:
             # a fresh record (an earlier unfinished run under this name is replaced)
-            write_output(path, (json.dumps(self.header) + "\n").encode())
+            write_output(path, (json.dumps(self.header) + "\n").encode(), force=True)
 
     def _load(self) -> dict[tuple[str, str], dict]:
         try:

@@ -7,6 +7,8 @@ the Jacobian statistic).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,12 +49,28 @@ def load(spec: str | None) -> Loaded:
     m = registry.resolve(spec, "autoencoder")
     arch = m.meta.get("architecture") or {}
     try:
+        fm.check_config(arch)
+        _check_anomaly(m.meta.get("anomaly") or {})
+    except ValueError as exc:
+        raise UserError(f"model '{m.name}': bad metadata: {exc}") from None
+    registry.check_size(m, lambda: fm.build(arch))  # before anything is allocated
+    tensors = registry.load_tensors(m)
+    try:
         model = fm.build(arch)
-        model.load_state_dict(registry.load_tensors(m))
+        model.load_state_dict(tensors)
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise UserError(f"model '{m.name}' does not match its metadata: {str(exc).splitlines()[0]}") from None
     model.eval()
     return Loaded(m.name, model, m.meta)
+
+
+def _check_anomaly(a: dict) -> None:
+    """The calibration `aecli score` reads: a finite threshold (or none) and a pool of 1..64."""
+    t, pool = a.get("threshold"), a.get("pool", 1)
+    if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t)):
+        raise ValueError(f"anomaly threshold must be a finite number, not {t!r}")
+    if not isinstance(pool, int) or isinstance(pool, bool) or not 1 <= pool <= 64:
+        raise ValueError(f"anomaly pool must be an integer 1..64, not {pool!r}")
 
 
 def _device(model) -> torch.device:

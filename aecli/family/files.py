@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import registry
 from ..errors import UserError
-from ..imageio import encode_image, format_from_path, write_output
+from ..imageio import check_output, encode_image, format_from_path, write_output
 from .data import list_files, load_folder
 
 
@@ -41,11 +41,19 @@ def _inputs(src: str) -> list[Path]:
     return list_files(p) if p.exists() else []
 
 
-def _write_picture(dst: str, pixels: np.ndarray, inputs) -> None:
-    write_output(dst, encode_image(pixels, format_from_path(dst)), inputs=inputs)
+def _write_picture(dst: str, pixels: np.ndarray, inputs, force: bool) -> None:
+    write_output(dst, encode_image(pixels, format_from_path(dst)), inputs=inputs, force=force)
 
 
-def embed(src: str, output: str, *, model: str | None, plot: str | None, quiet: bool) -> int:
+def _check_outputs(outputs: list[str | None], src: str | None, force: bool) -> None:
+    """Outputs that may not be written fail before the model loads (an existing file needs --force)."""
+    inputs = _inputs(src) if src else []
+    for out in outputs:
+        if out:
+            check_output(out, inputs=inputs, force=force)
+
+
+def embed(src: str, output: str, *, model: str | None, plot: str | None, quiet: bool, force: bool = False) -> int:
     """Codes of every image: .npy (N x latent), .npz (codes, paths, labels) or CSV (path, label, z0..)."""
     from . import api
 
@@ -54,6 +62,7 @@ def embed(src: str, output: str, *, model: str | None, plot: str | None, quiet: 
         raise UserError(f"embed writes .npy, .npz or .csv, not {output}")
     if plot:
         format_from_path(plot)
+    _check_outputs([output, plot], src, force)
     m, data = _load(model, src, quiet)
     codes = api.encode(m.model, data.floats())
     rel = [str(p) for p in data.paths]
@@ -76,16 +85,17 @@ def embed(src: str, output: str, *, model: str | None, plot: str | None, quiet: 
         from .pictures import code_map
 
         _write_picture(plot, code_map(codes, data.labels, title=f"{m.name}: PCA of {codes.shape[1]}-d codes, "
-                                                                 f"{len(codes)} images"), _inputs(src))
-    write_output(output, payload, inputs=_inputs(src))
+                                                                 f"{len(codes)} images"), _inputs(src), force)
+    write_output(output, payload, inputs=_inputs(src), force=force)
     _say(f"embed: {len(codes)} images -> {codes.shape[1]}-d codes ({m.name}) -> {output}", quiet)
     return 1 if data.skipped else 0
 
 
-def score(src: str, output: str, *, model: str | None, threshold: float | None, quiet: bool) -> int:
+def score(src: str, output: str, *, model: str | None, threshold: float | None, quiet: bool, force: bool = False) -> int:
     """Anomaly scores as CSV: path,score,anomaly (1 when score > threshold)."""
     from . import api
 
+    _check_outputs([output], src, force)
     m, data = _load(model, src, quiet)
     if threshold is None:
         threshold = m.threshold
@@ -100,12 +110,13 @@ def score(src: str, output: str, *, model: str | None, threshold: float | None, 
         bad = int(v > threshold)
         flagged += bad
         w.writerow([str(p), f"{v:.6g}", bad])
-    write_output(output, text.getvalue().encode(), inputs=_inputs(src))
+    write_output(output, text.getvalue().encode(), inputs=_inputs(src), force=force)
     _say(f"score: {len(s)} images, threshold {threshold:.6g}, {flagged} flagged as anomalies ({m.name})", quiet)
     return 1 if data.skipped else 0
 
 
-def reconstruct(src: str, output: str, *, model: str | None, count: int, cols: int, quiet: bool) -> int:
+def reconstruct(src: str, output: str, *, model: str | None, count: int, cols: int, quiet: bool,
+                force: bool = False) -> int:
     """A grid picture: a row of inputs over a row of their reconstructions, repeated."""
     from . import api
     from .pictures import grid
@@ -113,6 +124,7 @@ def reconstruct(src: str, output: str, *, model: str | None, count: int, cols: i
     if count < 1 or cols < 1:
         raise UserError("-n and --cols must be positive")
     format_from_path(output)
+    _check_outputs([output], src, force)
     m, data = _load(model, src, quiet)
     x = data.floats()[:count]
     r = api.reconstruct(m.model, x)
@@ -124,14 +136,14 @@ def reconstruct(src: str, output: str, *, model: str | None, count: int, cols: i
             a = np.concatenate([a.numpy(), np.ones((pad, *a.shape[1:]), np.float32)])
             b = np.concatenate([b.numpy(), np.ones((pad, *b.shape[1:]), np.float32)])
         rows += [np.asarray(a), np.asarray(b)]
-    _write_picture(output, grid(np.concatenate(rows), cols), _inputs(src))
+    _write_picture(output, grid(np.concatenate(rows), cols), _inputs(src), force)
     err = float(((r - x) ** 2).mean())
     _say(f"reconstruct: {len(x)} images, mean squared error {err:.5f} ({m.name}) -> {output}", quiet)
     return 1 if data.skipped else 0
 
 
 def sample(output: str, *, model: str | None, count: int, seed: int, temperature: float, interpolate: list[str] | None,
-           steps: int, quiet: bool) -> int:
+           steps: int, quiet: bool, force: bool = False) -> int:
     """A grid of VAE samples, or the decoded walk between two images' codes."""
     from . import api
     from .data import load_one
@@ -140,17 +152,18 @@ def sample(output: str, *, model: str | None, count: int, seed: int, temperature
     format_from_path(output)
     if count < 1 or steps < 2:
         raise UserError("-n must be positive and --steps at least 2")
+    check_output(output, inputs=interpolate or [], force=force)
     m = api.load(model or registry.SAMPLER)
     if interpolate:
         import torch
 
         a, b = (torch.from_numpy(np.array(load_one(Path(p), m.shape)[None])).float().div(255.0) for p in interpolate)
         imgs = api.interpolate(m.model, a, b, steps)
-        _write_picture(output, grid(imgs.numpy(), steps), interpolate)
+        _write_picture(output, grid(imgs.numpy(), steps), interpolate, force)
         _say(f"sample: {steps}-step interpolation {interpolate[0]} -> {interpolate[1]} ({m.name}) -> {output}", quiet)
         return 0
     imgs = api.sample(m.model, count, seed=seed, temperature=temperature)
     cols = int(np.ceil(np.sqrt(count)))
-    _write_picture(output, grid(imgs.numpy(), cols), [])
+    _write_picture(output, grid(imgs.numpy(), cols), [], force)
     _say(f"sample: {count} images from N(0, {temperature:g}^2 I), seed {seed} ({m.name}) -> {output}", quiet)
     return 0

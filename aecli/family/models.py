@@ -143,10 +143,39 @@ class Autoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def build(cfg: dict) -> Autoencoder:
+LIMITS = {"side": 1024, "units": 1 << 16, "layers": 16, "channels": 4096}
+ACTIVATIONS = ("relu", "sigmoid", "linear", "tanh")
+
+
+def _sizes(v, what: str, count: tuple[int, int], hi: int) -> list[int]:
+    if not isinstance(v, (list, tuple)) or not count[0] <= len(v) <= count[1] or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= hi for x in v):
+        raise ValueError(f"{what} must be {count[0]}..{count[1]} integers 1..{hi}, not {v!r}")
+    return list(v)
+
+
+def check_config(cfg) -> dict:
+    """A config as stored in a model's JSON, checked and bounded before anything is built (ValueError)."""
+    if not isinstance(cfg, dict):
+        raise ValueError("the architecture must be an object")
     if cfg.get("kind") not in KINDS:
         raise ValueError(f"unknown autoencoder kind {cfg.get('kind')!r}")
-    return Autoencoder(cfg)
+    c, _, _ = _sizes(cfg.get("shape"), "shape (channels, height, width)", (3, 3), LIMITS["side"])
+    if c not in (1, 3):
+        raise ValueError(f"images have 1 or 3 channels, not {c}")
+    _sizes([cfg.get("latent")], "latent", (1, 1), LIMITS["units"])
+    _sizes(cfg.get("hidden", []), "hidden", (0, LIMITS["layers"]), LIMITS["units"])
+    _sizes(cfg.get("channels", []), "channels", (0, 5), LIMITS["channels"])
+    drop = cfg.get("dropout", 0.0)
+    if not isinstance(drop, (int, float)) or isinstance(drop, bool) or not 0 <= drop < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), not {drop!r}")
+    if cfg.get("code_activation", "relu") not in ACTIVATIONS:
+        raise ValueError(f"unknown code activation {cfg.get('code_activation')!r}")
+    return cfg
+
+
+def build(cfg: dict) -> Autoencoder:
+    return Autoencoder(check_config(cfg))
 
 
 def weight_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:

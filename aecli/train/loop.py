@@ -9,8 +9,12 @@ the export of inference weights; this loop does the rest:
         optimise
         every log_every: print stats; every ckpt_every: checkpoint + export; every val_every: validate
 
-The random generator's state is part of the checkpoint, so a resumed run continues with the
-same batches and noise as an uninterrupted one.
+The random generators' states, the optimizer's and the schedule are part of the checkpoint, so a
+resumed run continues with the same batches, noise and learning rates as an uninterrupted one.
+Its weights agree with the uninterrupted run's to float rounding, not bit for bit: the CPU's
+convolution kernels sum a gradient in an order that can depend on where its buffers lie in
+memory (even the last layer's bias gradient, a plain sum of identical values, can differ in its
+last bit), and such differences grow over the following steps (to about 1e-8..5e-7 here).
 
 Launched by torchrun (`torchrun --nproc_per_node=N -m aecli train ...`), the same loop runs in
 every process as data-parallel training: aecli/train/distributed.py says how (each rank's slice
@@ -21,18 +25,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import signal
-import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
 from ..devices import pick_device
+from ..errors import UserError
 from ..progress import progress_bar
 
 
@@ -70,37 +73,118 @@ def hardware(device: torch.device) -> str:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through a unique temporary file, fsync'ed before the rename (atomic.py)."""
+    from ..atomic import replace_atomically
+
+    replace_atomically(Path(path), lambda f: torch.save(obj, f), 0o644)
 
 
 class Stop(Exception):
     pass
 
 
-# what a resumed run may change; the rest of the recipe comes from the checkpoint
-ALWAYS_NEW = ("steps", "device", "log_every", "ckpt_every", "val_every", "threads", "time_limit", "data", "out")
-RECIPE_CHANGES = ("batch_size", "patch", "lr")  # only where asked for explicitly (`changes`)
+class Interrupted(Exception):
+    """Training stopped by a signal (Ctrl-C, SIGTERM) after writing its checkpoint."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+
+class Diverged(UserError):
+    """The loss stopped being finite."""
+
+
+# what a resumed run may change: this process's own settings always; the schedule and the recipe
+# only where asked for explicitly (`changes`), else they come from the checkpoint
+ALWAYS_NEW = ("device", "threads", "time_limit", "data", "out")
+SCHEDULE = ("steps", "log_every", "ckpt_every", "val_every")
+RECIPE_CHANGES = ("batch_size", "patch", "lr")
+CHECKPOINT_KEYS = ("config", "model", "opt", "gen", "torch_rng", "step", "seconds", "history")
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A training checkpoint, or a UserError saying it cannot be resumed (never torch's advice to load
+    it unsafely: a checkpoint is only ever read with weights_only=True)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"no checkpoint to resume at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a truncated zip, a pickle of other objects, ...: torch raises many kinds
+        raise UserError(f"cannot resume from {path}: it is not a readable aecli checkpoint (damaged, truncated "
+                        f"or written by other software: {type(exc).__name__})") from None
+    names = {f.name for f in fields(TrainConfig)}
+    if not (isinstance(state, dict) and all(k in state for k in CHECKPOINT_KEYS) and isinstance(state["config"], dict)
+            and {"data", "out"} <= set(state["config"]) <= names):
+        raise UserError(f"cannot resume from {path}: it is not an aecli training checkpoint (fields missing)")
+    return state
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of a step: cfg.lr, divided by 10 from lr_decay_at of the steps on."""
+    return cfg.lr * (0.1 if step >= cfg.lr_decay_at * cfg.steps else 1.0)
+
+
+def _resumed_config(cfg: TrainConfig, state: dict, changes: tuple[str, ...], log) -> TrainConfig:
+    """The checkpoint's recipe and schedule, with this process's settings and the explicitly asked
+    `changes`; each change is logged (with what it does to the learning rate at the resumed step)."""
+    unknown = set(changes) - set(SCHEDULE + RECIPE_CHANGES)
+    if unknown:
+        raise ValueError(f"a resumed run cannot change {sorted(unknown)}")
+    saved = state["config"]
+    keep = {k: getattr(cfg, k) for k in ALWAYS_NEW + tuple(changes)}
+    try:
+        new, old = TrainConfig(**{**saved, **keep}), TrainConfig(**saved)
+    except TypeError as exc:
+        raise UserError(f"cannot resume: the checkpoint's recipe is incomplete ({exc})") from None
+    step = state["step"]
+    for group, what in ((SCHEDULE, "schedule"), (RECIPE_CHANGES, "recipe")):
+        changed = [f"{k} {saved.get(k)} -> {keep[k]}" for k in changes if k in group and saved.get(k) != keep[k]]
+        if changed:
+            log(f"{what} change at step {step}: {', '.join(changed)}")
+    if lr_at(old, step) != lr_at(new, step):
+        until = f" until step {math.ceil(new.lr_decay_at * new.steps)}" if lr_at(new, step) == new.lr else ""
+        log(f"the learning rate at step {step} changes from {lr_at(old, step):g} to {lr_at(new, step):g}{until}")
+    return new
+
+
+def _restore(state: dict, model, opt, aux_opt, gen, log) -> None:
+    """Load the checkpoint's weights, optimizer and random states (UserError if they do not fit)."""
+    try:
+        model.load_state_dict(state["model"])
+        try:
+            opt.load_state_dict(state["opt"])
+        except ValueError:  # the recipe's parameter groups changed since this checkpoint
+            log("optimizer parameter groups changed since the checkpoint: optimizer state reset")
+        if aux_opt is not None and state.get("aux_opt"):
+            aux_opt.load_state_dict(state["aux_opt"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"cannot resume: the checkpoint does not fit its own recipe ({str(exc).splitlines()[0]})") from None
 
 
 def train(cfg: TrainConfig, resume: bool = False, log=print, changes: tuple[str, ...] = ()) -> Path:
     """Train (or continue) the run `cfg` describes.
 
-    `changes`: fields of RECIPE_CHANGES that a resumed run takes from `cfg` instead of the
-    checkpoint (say, a larger batch on a GPU, or a lower learning rate for the last steps);
-    each segment of the run records its own batch size, crop and learning rate.
+    `changes`: fields of SCHEDULE and RECIPE_CHANGES that a resumed run takes from `cfg` instead of
+    the checkpoint (say, more steps, a larger batch on a GPU, or a lower learning rate for the last
+    steps); each segment of the run records its own batch size, crop and learning rate.  A run
+    stopped by a signal raises Interrupted once its checkpoint is written.
     """
     from . import distributed
 
     group = distributed.setup(cfg.device)  # None unless launched by torchrun with several processes
-    out = _train(cfg, resume, log, group, changes)
+    out, signum = _train(cfg, resume, log, group, changes)
     if group is not None:  # (after an error, torchrun ends the other processes)
         group.close()  # waits for rank 0's last validation and checkpoint, so that all exit together
+    if signum:
+        raise Interrupted(signum)
     return out
 
 
-def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] = ()) -> Path:
+def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] = ()) -> tuple[Path, int | None]:
     from .tasks import get_task
 
     main = group is None or group.main  # the process that writes files and logs
@@ -116,18 +200,9 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
 
     state = None
     if resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"no checkpoint to resume at {ckpt_path}")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        saved = state["config"]
-        # the run's recipe comes from the checkpoint; only the length, logging, device and the
-        # explicitly asked changes may differ
-        unknown = set(changes) - set(RECIPE_CHANGES)
-        if unknown:
-            raise ValueError(f"a resumed run cannot change {sorted(unknown)}")
-        keep = {k: getattr(cfg, k) for k in ALWAYS_NEW + tuple(changes)}
-        changed = [f"{k} {saved.get(k)} -> {keep[k]}" for k in changes if saved.get(k) != keep[k]]
-        cfg = TrainConfig(**{**saved, **keep})
+        state = read_checkpoint(ckpt_path)
+        log(f"resumed from {ckpt_path} at step {state['step']}")
+        cfg = _resumed_config(cfg, state, changes, log)
     local_batch = group.local_batch(cfg.batch_size) if group is not None else cfg.batch_size
 
     torch.manual_seed(cfg.seed)
@@ -145,21 +220,10 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
 
         initialise(model, cfg.init, cfg.task, log)
     if state is not None:
-        model.load_state_dict(state["model"])
-        try:
-            opt.load_state_dict(state["opt"])
-        except ValueError:  # the recipe's parameter groups changed since this checkpoint
-            log("optimizer parameter groups changed since the checkpoint: optimizer state reset")
-        if aux_opt is not None and state.get("aux_opt"):
-            aux_opt.load_state_dict(state["aux_opt"])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
+        _restore(state, model, opt, aux_opt, gen, log)
         step, seconds, history = state["step"], state["seconds"], state["history"]
         segments = state.get("segments", [])
         extensions = state.get("extensions", [])  # changes made outside this loop (scripts/extend_qualities.py)
-        log(f"resumed from {ckpt_path} at step {step}")
-        if changed:
-            log(f"recipe change at step {step}: {', '.join(changed)}")
     if group is not None:
         group.broadcast_(model)
 
@@ -172,8 +236,10 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
         segment.update(processes=group.world, backend=group.backend)
     segments.append(segment)
     start_seconds = seconds
+    last_saved = (ckpt_path, step) if state is not None else None  # for the advice if the loss diverges
 
     def checkpoint() -> None:
+        nonlocal last_saved
         segment["to_step"], segment["seconds"] = step, round(seconds - start_seconds, 1)
         _atomic_save(
             {
@@ -191,11 +257,13 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
             },
             ckpt_path,
         )
+        last_saved = (ckpt_path, step)
         record = training_record(cfg, data, step, seconds, segments, extensions, device)
         task.export(model, cfg, out, record, history)
 
     def validate():
-        """Validation must not disturb the training's random stream (resume == uninterrupted)."""
+        """Validation must not disturb the training's random stream (a resumed run draws what an
+        uninterrupted one does)."""
         model.eval()
         with torch.random.fork_rng(devices=[]):
             val = task.validate(model, data, device)
@@ -207,13 +275,11 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
 
     def on_signal(signum, frame):
         stop["flag"] = True
+        stop["signal"] = signum
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
     # data-parallel: task.loss draws its random numbers for the global batch and keeps this rank's slice
     same_random = (lambda: group.slice_random(local_batch)) if group is not None else nullcontext
-
-    def lr_at(s: int) -> float:
-        return cfg.lr * (0.1 if s >= cfg.lr_decay_at * cfg.steps else 1.0)
 
     model.train()
     began = time.monotonic()  # for --time-limit
@@ -226,7 +292,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
             while step < cfg.steps and not stop["flag" if group is None else "all"]:
                 t0 = time.perf_counter()
                 for g in opt.param_groups:
-                    g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
+                    g["lr"] = lr_at(cfg, step) * g.get("lr_scale", 1.0)
                 if hasattr(data, "batch_u8"):  # 8-bit crops go to the device, which makes them floats
                     batch = data.batch_u8(cfg.batch_size, gen)
                     batch = group.shard(batch) if group is not None else batch
@@ -261,7 +327,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                 counted += 1
                 logging = step % cfg.log_every == 0 or step == cfg.steps
                 if logging or (step % cfg.val_every == 0 and main) or (step % cfg.ckpt_every == 0 and main):
-                    finite(running, step)  # never log, validate or save a diverged model
+                    finite(running, step, last_saved)  # never log, validate or save a diverged model
                 if logging:
                     mean = {k: float(v) / counted for k, v in running.items()}
                     running.clear()
@@ -284,7 +350,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
         for s, h in old.items():
             signal.signal(s, h)
     if not main:
-        return out
+        return out, stop.get("signal")
     if stop.get("timed_out"):
         log(f"time limit of {cfg.time_limit:g} s reached at step {step}: writing a checkpoint (resume with --resume)")
     elif stop["flag" if group is None else "all"]:
@@ -293,7 +359,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
         history.append(validation_entry(task, step, validate()))
     checkpoint()
     log(f"saved {out} at step {step}")
-    return out
+    return out, stop.get("signal") if not stop.get("timed_out") else None
 
 
 def validation_entry(task, step: int, val) -> dict:
@@ -331,12 +397,16 @@ def training_record(cfg: TrainConfig, data, step: int, seconds: float, segments:
     }
 
 
-def finite(running: dict, step: int) -> None:
-    """Raise if the loss summed since the last log is not finite (a NaN at any step shows there)."""
+def finite(running: dict, step: int, saved: tuple[Path, int] | None = None) -> None:
+    """Raise Diverged if the loss summed since the last log is not finite (a NaN at any step shows
+    there); `saved`: the last checkpoint written (path, step), None if there is none yet."""
     total = float(running.get("loss", 0.0))
     if not math.isfinite(total):
-        raise FloatingPointError(f"loss became {total} by step {step} (diverged; resume from the last checkpoint "
-                                 "with a lower --lr)")
+        if saved is None:
+            advice = "no checkpoint was written before that: start again with a lower --lr"
+        else:
+            advice = f"resume from the last checkpoint ({saved[0]}, step {saved[1]}) with a lower --lr (--resume --lr ...)"
+        raise Diverged(f"training diverged: the loss became {total} by step {step}; {advice}")
 
 
 def _quiet(msg: str) -> None:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..format import NAME_RULE, normalise_name, valid_name
 
 CODEC_KINDS = ("hyperprior", "checkerboard", "factorized")
 DENOISE_KINDS = ("unet",)
@@ -72,8 +73,11 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         raise UserError("--real-noise is for --task denoise")
     if init is not None and resume:
         raise UserError("--init starts a new run; a resumed run continues from its own checkpoint")
-    # a resumed run keeps its checkpoint's recipe, except what is asked for here
-    changes = tuple(k for k, v in (("batch_size", batch_size), ("patch", patch), ("lr", lr)) if v is not None)
+    # a resumed run keeps its checkpoint's schedule and recipe, except what is asked for here
+    given = {"steps": steps if task != "autoencoder" or steps is not None else (family or {}).get("epochs"),
+             "log_every": log_every, "ckpt_every": ckpt_every, "val_every": val_every,
+             "batch_size": batch_size, "patch": patch, "lr": lr}
+    changes = tuple(k for k, v in given.items() if v is not None)
     batch_size = batch_size or d["batch_size"]
     lr = lr or d["lr"]
     patch = patch or d["patch"]
@@ -163,11 +167,7 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
                       holdout=holdout, log_every=log_every, ckpt_every=ckpt_every, val_every=val_every, threads=threads,
                       time_limit=time_limit, extra=extra, init=init)
     if not is_rank0():  # data-parallel training (torchrun): rank 0 alone writes train.log and prints
-        try:
-            train(cfg, resume=resume, log=lambda msg: None, changes=changes)
-        except FileNotFoundError as exc:
-            raise UserError(str(exc)) from None
-        return 0
+        return _run(train, cfg, resume, lambda msg: None, changes)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train.log", "a") as logf:
         def log(msg: str) -> None:
@@ -175,10 +175,23 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
             if not sys.stderr.isatty():
                 print(msg, file=sys.stderr, flush=True)
 
-        try:
-            train(cfg, resume=resume, log=log, changes=changes)
-        except FileNotFoundError as exc:
-            raise UserError(str(exc)) from None
+        if task == "codec" and not valid_name(out.name):
+            log(f"note: '{out.name}' is not a model name a .lat file can hold ({NAME_RULE}): "
+                f"the model is exported as '{normalise_name(out.name)}'")
+        return _run(train, cfg, resume, log, changes)
+
+
+def _run(train, cfg, resume: bool, log, changes: tuple[str, ...]) -> int:
+    """Train; the exit status: 0, or 128 + the signal number when a signal stopped the run (after its
+    checkpoint), as a shell reports a process ended by that signal (130 for Ctrl-C)."""
+    from .loop import Interrupted
+
+    try:
+        train(cfg, resume=resume, log=log, changes=changes)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    except Interrupted as exc:
+        return 128 + exc.signum
     return 0
 
 
@@ -186,6 +199,7 @@ def _family_options(data: Path, kind: str, channels: str | None, o: dict, steps:
                     seed: int, resume: bool, out: Path) -> tuple[dict, int]:
     """Check the family's options; return the recipe (TrainConfig.extra) and the number of steps."""
     from ..family.data import infer_shape, list_files
+    from ..family.models import LIMITS
     from .family_task import DEFAULTS, steps_for_epochs
 
     if o.get("loss", "bce") not in ("bce", "mse"):
@@ -227,13 +241,18 @@ def _family_options(data: Path, kind: str, channels: str | None, o: dict, steps:
         raise UserError(f"no images found under {data}")
     if resume and (out / "checkpoint.pt").exists():
         # the recipe comes from the checkpoint; only the length may change
-        import torch
+        from .loop import read_checkpoint
 
-        saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)["config"]["extra"]
+        saved = read_checkpoint(out / "checkpoint.pt")["config"].get("extra")
+        if not isinstance(saved, dict) or "shape" not in saved:
+            raise UserError(f"cannot resume from {out / 'checkpoint.pt'}: it is not a checkpoint of the autoencoder family")
         o = {**saved, **{k: v for k, v in o.items() if k == "epochs"}}
     else:
         o = {**DEFAULTS, **o, "kind": kind}
         o["shape"] = list(infer_shape(files[0], o.get("image_size"), o.get("grayscale", False)))
+        if max(o["shape"][1:]) > LIMITS["side"]:
+            raise UserError(f"{files[0]} is {o['shape'][2]}x{o['shape'][1]}: the autoencoder family takes images of at "
+                            f"most {LIMITS['side']} pixels a side; give --image-size")
     n_val = 0 if o.get("val_dir") else int(round(len(files) * o["val_split"]))
     per_epoch = max(1, -(-(len(files) - n_val) // batch_size))
     if steps is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -98,7 +97,7 @@ class CodecTask:
         vals = [h["val"] for h in validations(self, history)]
         qualities = [cfg.quality] if cfg.quality else list(range(1, model.qualities + 1))
         meta = {
-            "name": Path(cfg.out).name,
+            "name": model_name(cfg.out),
             "task": "codec",
             "architecture": model.config(),
             "qualities": qualities,
@@ -117,6 +116,15 @@ class CodecTask:
 
         files = list_images(cfg.data)
         return files[len(files) - cfg.holdout :] if cfg.holdout < len(files) else []
+
+
+def model_name(out) -> str:
+    """A codec's name: its output folder's, made valid for .lat files (format.normalise_name: 'my
+    model' -> 'my-model'); the files it writes carry this name."""
+    from .. import format as latformat
+
+    name = Path(out).name
+    return name if latformat.valid_name(name) else latformat.normalise_name(name)
 
 
 def load_codec_run(path) -> tuple[dict, TrainConfig, torch.nn.Module]:
