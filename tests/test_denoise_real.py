@@ -190,8 +190,15 @@ def test_train_real_noise_pairs_and_init(tmp_path, rng):
     assert meta["architecture"]["estimator"] == {"widths": [4, 8], "layers": 1} and meta["architecture"]["widths"] == [8, 16]
     assert meta["noise"]["kind"] == "real" and meta["noise"]["pairs"] == 3
     assert meta["validation"]["psnr"][0]["noise"] == "pairs"
+    assert meta["training"]["init"] == "tiny-dn-real"
     log = (out / "train.log").read_text()
     assert "initialised from model 'tiny-dn-real'" in log and ", 0 new" in log  # every tensor fitted
+    # a model started from another keeps its lineage: the source's own training record
+    r = runner.invoke(app, ["train", str(data), "--task", "denoise", "--init", str(out), "--out", str(tmp_path / "next"),
+                            "--steps", "1", "--batch-size", "2", "--patch", "32", "--holdout", "1", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    after = json.loads((tmp_path / "next" / "next.json").read_text())["training"]
+    assert after["init_training"] == meta["training"] and after["init_training"]["steps"] == 2
 
 
 def test_train_option_errors(tmp_path, rng):

@@ -53,6 +53,22 @@ def source_architecture(spec: str, task: str) -> dict:
     return dict(arch) if isinstance(arch, dict) else {}
 
 
+def source_training(spec: str, task: str) -> dict:
+    """The training record of --init SPEC: a checkpoint's steps, seconds and segments, or a model
+    JSON's "training" block (with its own lineage, if any)."""
+    p = Path(spec)
+    if p.suffix == ".pt" and p.is_file():
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        cfg = state.get("config") or {}
+        return {"steps": state.get("step"), "seconds": round(float(state.get("seconds") or 0.0), 1),
+                "segments": state.get("segments") or [], "init": cfg.get("init"),
+                "noise": (cfg.get("extra") or {}).get("noise")}
+    from .. import registry
+
+    training = registry.resolve(spec, task).meta.get("training")
+    return dict(training) if isinstance(training, dict) else {}
+
+
 def load_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[int, int, list[str]]:
     """Copy what fits into `model`: (tensors copied whole, tensors copied in part, names left as built)."""
     own = model.state_dict()

@@ -392,9 +392,21 @@ def training_record(cfg: TrainConfig, data, step: int, seconds: float, segments:
         "patch": cfg.patch,
         "seed": cfg.seed,
         **({"init": cfg.init} if cfg.init else {}),  # the weights it started from (aecli/train/init.py)
+        **({"init_training": _init_training(cfg.init, cfg.task)} if cfg.init else {}),
         "torch": torch.__version__,
         **({"extensions": [{k: v for k, v in e.items() if k != "history"} for e in extensions]} if extensions else {}),
     }
+
+
+def _init_training(spec: str, task: str) -> dict:
+    """How the --init source was trained (its own "training" block), so that a model's JSON keeps its
+    whole lineage; {} when the source is gone or says nothing."""
+    from .init import source_training
+
+    try:
+        return source_training(spec, task)
+    except Exception:  # noqa: BLE001 - the record is informative; the run already loaded the source
+        return {}
 
 
 def finite(running: dict, step: int, saved: tuple[Path, int] | None = None) -> None:
