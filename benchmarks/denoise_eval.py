@@ -186,7 +186,7 @@ def evaluate(args, den, bar, job) -> list[dict]:
 
 
 def mean(rows: list[dict], key: str) -> float | None:
-    vals = [r[key] for r in rows if key in r]
+    vals = [r[key] for r in rows if r.get(key) is not None]  # a blind model with a noise map has no one sigma
     return float(np.mean(vals)) if vals else None
 
 

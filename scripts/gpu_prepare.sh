@@ -6,8 +6,10 @@
 #   device run: bash scripts/gpu_session.sh   (carry [".gpu"], timeout 590)
 #   bash scripts/gpu_prepare.sh --restore     # afterwards: the big files tracked again
 #
-# .gpu/ holds CBSD432 (the training images) and the widened codec's checkpoint without Adam's
-# moments (hp-wide.pt, from $WIDE_CKPT, by default checkpoints/hp-wide/checkpoint.pt). Every
+# .gpu/ holds CBSD432 (the training images), the widened codec's checkpoint without Adam's
+# moments (hp-wide.pt, from $WIDE_CKPT, by default checkpoints/hp-wide/checkpoint.pt) and the
+# real-noise denoiser's (dn-real.pt, from $DN_CKPT, by default checkpoints/dn-real/checkpoint.pt:
+# the session continues the bundled dn-real rather than starting again from dn). Every
 # tracked checkpoint and every bundled .safetensors but the ones the session starts from
 # ($KEEP: weights/dn.safetensors, the real-noise denoiser's initialisation) is untracked for the
 # call. The script fails if what would travel is over $LIMIT bytes (62 MiB: the tool's 64 MiB less
@@ -27,11 +29,15 @@ fi
 [ -z "$(git status --porcelain --untracked-files=no)" ] || { echo "commit first: the big files are untracked for the call" >&2; exit 1; }
 DATA=${DATA:-../shared/data/CBSD432}
 WIDE_CKPT=${WIDE_CKPT:-checkpoints/hp-wide/checkpoint.pt}
+DN_CKPT=${DN_CKPT:-checkpoints/dn-real/checkpoint.pt}
 rm -rf .gpu && mkdir -p .gpu
 cp -r "$DATA" .gpu/CBSD432
 chmod -R u+w .gpu/CBSD432
 if [ -f "$WIDE_CKPT" ]; then
   python scripts/slim_checkpoint.py "$WIDE_CKPT" .gpu/hp-wide.pt
+fi
+if [ -f "$DN_CKPT" ]; then
+  python scripts/slim_checkpoint.py "$DN_CKPT" .gpu/dn-real.pt
 fi
 grep -qx '/.gpu/' "$EXCLUDE" || echo '/.gpu/' >> "$EXCLUDE"
 git ls-files -- 'checkpoints/*' 'weights/*.safetensors' | grep -vxF -f <(tr ' ' '\n' <<<"$KEEP") > .gpu/untracked.txt || true

@@ -16,8 +16,18 @@
 #   GPU (scripts/gpu_session.sh runs this):  DEVICE=cuda A_SECONDS=380 B_SECONDS=90 bash scripts/train_denoise_real.sh
 #   CPU, in the background, resumable:       DEVICE=cpu STEPS=8000 bash scripts/train_denoise_real.sh
 #
+# The bundled weights/dn-real (docs/denoise_real.md, "Training record") were made in two stages:
+#   1. on an H200 (two calls of scripts/gpu_session.sh, 2026-12-04): steps 0 -> 15,359 from `dn`, with
+#      the first degradation ranges; kept as checkpoints/dn-real/gpu-stage1.pt;
+#   2. here, on the 2-core CPU, from stage 1's weights with today's ranges, three runs into the same
+#      folder (the second and third resume with a changed schedule, which the checkpoint records):
+#        DEVICE=cpu THREADS=2 STEPS=4000 INIT=checkpoints/dn-real/gpu-stage1.pt SEED_CKPT=/none bash scripts/train_denoise_real.sh  # to 706
+#        DEVICE=cpu THREADS=2 STEPS=2000 bash scripts/train_denoise_real.sh   # 706 -> 2,000 (lr 1e-5 from 1,800)
+#        DEVICE=cpu THREADS=2 STEPS=6000 bash scripts/train_denoise_real.sh   # 2,000 -> 6,000 (lr 1e-4, 1e-5 from 5,400)
+#
 # Install with: cp runs/dn-real/dn-real.safetensors runs/dn-real/dn-real.json weights/
-# (and the checkpoint, slimmed: python scripts/slim_checkpoint.py runs/dn-real/checkpoint.pt checkpoints/dn-real/checkpoint.pt)
+# (and the checkpoint, slimmed: python scripts/slim_checkpoint.py runs/dn-real/checkpoint.pt checkpoints/dn-real/checkpoint.pt;
+# a later run continues from it: SEED_CKPT is copied into an empty OUT)
 set -uo pipefail
 DATA=${DATA:-../shared/data/CBSD432}
 OUT=${OUT:-runs/dn-real}
