@@ -600,8 +600,15 @@ def encode_image(img_or_array, fmt: str, *, alpha: np.ndarray | None = None, met
     buf = io.BytesIO()
     try:
         im.save(buf, format=f.upper(), **opts)
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"cannot encode image as {f}: {_reason(e)}") from e
+    except (OSError, ValueError, KeyError, TypeError, IndexError, SyntaxError, struct_error) as e:
+        extra = _metadata_options(f, metadata or {})
+        if not extra:
+            raise UserError(f"cannot encode image as {f}: {_reason(e)}") from e
+        # metadata the format cannot hold (EXIF over JPEG's 64 KB, bytes that are not EXIF): the
+        # pixels are written without it, and the user is told
+        print(f"aecli: warning: the {'+'.join(sorted(metadata))} metadata cannot be written into {f} "
+              f"({_reason(e)}); the image is written without it", file=sys.stderr, flush=True)
+        return encode_image(img_or_array, fmt, alpha=alpha, **{k: v for k, v in opts.items() if k not in extra})
     return buf.getvalue()
 
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-KODAK = Path(os.environ.get("AECLI_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+KODAK = Path(os.environ.get("AECLI_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))  # ../shared/data beside the checkout
 
 
 def commands(work: Path, data: Path) -> dict[str, list[str]]:
