@@ -452,10 +452,14 @@ def command():
 def main() -> None:
     import os
 
-    if os.environ.get("_AECLI_COMPLETE"):  # shell completion (_AECLI_COMPLETE=bash_source aecli: the script)
+    instruction = os.environ.get("_AECLI_COMPLETE")
+    if instruction:  # shell completion: eval "$(_AECLI_COMPLETE=bash_source aecli)" (also zsh_source, fish_source)
         from typer._completion_classes import completion_init
 
         completion_init()
+        shell, _, verb = instruction.partition("_")
+        if shell in ("bash", "zsh", "fish", "powershell", "pwsh") and verb in ("source", "complete"):
+            os.environ["_AECLI_COMPLETE"] = f"{verb}_{shell}"  # click's order, in the order typer reads
     command()(prog_name="aecli")
 
 
