@@ -70,7 +70,7 @@ def compress(
     output: Optional[str] = typer.Argument(None, help="The .lat file, '-' for stdout, or a folder (default: INPUT with .lat); or -o."),
     output_opt: Optional[str] = typer.Option(None, "--output", "-o", help="The output, as the second argument."),
     quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="1 = smallest file ... 11 = best quality (default 8 for "
-                                          "'hpc'; on Kodak24 1 is about 0.06 bpp / 24 dB, 8 about 0.8 bpp / 33 dB, 11 about "
+                                          "'hpc'; on Kodak24 1 is about 0.05 bpp / 24 dB, 8 about 0.9 bpp / 34 dB, 11 about "
                                           "2 bpp / 38 dB: README, 'Quality scale'; 'aecli models')."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="Pick the best quality whose file is at most this many bits per pixel."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Pick the best quality whose file fits in this many bytes."),

@@ -68,6 +68,14 @@ def test_quality_is_big_q_and_small_q_mistake_is_explained(tmp_path, photo):
     assert r.exit_code == 0 and latformat.unpack((tmp_path / "q.lat").read_bytes()).quality == 3
 
 
+def test_effort_levels_are_checked_without_torch_and_match_the_encoder():
+    from aecli.codec import files, refine
+
+    assert files.EFFORT_LEVELS == tuple(sorted(refine.EFFORTS))
+    r = run("compress", "x.png", "-e", "7")
+    assert r.exit_code == 1 and "--effort must be one of 0, 1, 2, 3" in r.stderr
+
+
 def test_version(capsys):
     from aecli import __version__
 

@@ -74,8 +74,9 @@ def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, for
             if not fits:
                 asked = f"--max-bytes {max_bytes}" if max_bytes is not None else f"--target-bpp {target_bpp:g} ({budget} bytes)"
                 if not nearest:
+                    hint = f"; --metadata none saves {_meta_bytes(meta)} bytes" if meta else ""
                     raise UserError(f"{src}: no quality fits {asked}: the smallest file, quality {quality}, has {size} "
-                                    f"bytes (--nearest writes it anyway{'; --metadata none drops ' + str(_meta_bytes(meta)) + ' bytes of metadata' if meta else ''})")
+                                    f"bytes (--nearest writes it anyway{hint})")
                 batch.say(f"aecli: warning: {src}: no quality fits {asked}; wrote the smallest file, quality {quality}, "
                           f"{size} bytes")
         else:
