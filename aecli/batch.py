@@ -74,7 +74,8 @@ def plan(src: Path, dst: Path, exts: Iterable[str], suffix: str) -> list[tuple[P
 
 
 def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None], *, force: bool, quiet: bool, label: str,
-        workers: int = 1, problem: Callable[[Path], str | None] | None = None) -> Summary:
+        workers: int = 1, problem: Callable[[Path], str | None] | None = None,
+        prepare: Callable[[], None] | None = None) -> Summary:
     """Apply work(input, output) to each pair; work returns a message for the log or None.
 
     Outputs that exist are skipped unless `force`, or unless `problem(output)` says why the existing
@@ -83,6 +84,9 @@ def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None]
     flight at once on threads sharing the one loaded model (the model's arithmetic and the image
     codecs release the GIL), each with its share of torch's CPU threads. Messages, errors and
     the summary come in input order whatever the number of workers.
+
+    `prepare()` (loading the model, and with it torch) is called once the skips are decided, and
+    only if some file is left to do: a rerun over a finished folder loads nothing.
     """
     summary = Summary()
     seen: dict[Path, Path] = {}
@@ -105,6 +109,8 @@ def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None]
     for msg in early:
         summary.errors.append(msg)
         say(f"aecli: error: {msg}")
+    if todo and prepare is not None:
+        prepare()
 
     def one(pair: tuple[Path, Path]) -> tuple[str, str | None]:
         src, dst = pair

@@ -52,7 +52,10 @@ def _guarded(fn):
     return wrapper
 
 
-QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
+QUIET = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (-q is quiet, as in curl and grep; quality is -Q).")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Also say what takes the time: start-up, model load, each file.")
+OUTPUT_QUALITY = typer.Option(None, "--output-quality", min=1, max=100, help="JPEG and WebP outputs: lossy at this quality "
+                              "(1-100). Default: WebP lossless, JPEG 95; PNG, TIFF and BMP are always lossless.")
 FORCE = typer.Option(False, "--force", "-f", help="Replace outputs that exist (refused otherwise; folder batches skip them).")
 WORKERS = typer.Option(1, "--workers", "-j", min=1, max=256, help="Folders: files processed at once, sharing the CPU "
                        "threads and the one loaded model (try the number of cores for many small images).")
@@ -64,10 +67,17 @@ DEVICE = typer.Option("cpu", "--device", help="Where the transforms run: cpu, cu
 @_guarded
 def compress(
     input: str = typer.Argument(..., help="Image file, '-' for stdin, or a folder."),
-    output: Optional[str] = typer.Argument(None, help="The .lat file, '-' for stdout, or a folder (default: INPUT with .lat)."),
-    quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="1 = smallest file ... N = best quality (see 'aecli models')."),
+    output: Optional[str] = typer.Argument(None, help="The .lat file, '-' for stdout, or a folder (default: INPUT with .lat); or -o."),
+    output_opt: Optional[str] = typer.Option(None, "--output", "-o", help="The output, as the second argument."),
+    quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="1 = smallest file ... 11 = best quality (default 8 for "
+                                          "'hpc'; on Kodak24 1 is about 0.05 bpp / 24 dB, 8 about 0.9 bpp / 34 dB, 11 about "
+                                          "2 bpp / 38 dB: README, 'Quality scale'; 'aecli models')."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="Pick the best quality whose file is at most this many bits per pixel."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Pick the best quality whose file fits in this many bytes."),
+    nearest: bool = typer.Option(False, "--nearest", help="With --target-bpp/--max-bytes: when no quality fits, write the smallest "
+                                 "file with a warning instead of failing."),
+    metadata: str = typer.Option("icc,exif", "--metadata", help="What to keep from the source: all, none, or a comma list of "
+                                 "icc, exif, xmp (default icc,exif; the EXIF orientation is applied to the pixels and dropped)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (bundled or installed) or path (with a '/' or a leading '.'; default: the bundled 'hpc')."),
     effort: int = typer.Option(0, "--effort", "-e", help="0 = fast (default); 1, 2, 3: fit the latents to each image by "
                                "50, 100, 200 gradient steps: smaller files at equal quality, far slower encoding "
@@ -79,13 +89,14 @@ def compress(
     quiet: bool = QUIET,
     workers: int = WORKERS,
     device: str = DEVICE,
+    verbose: bool = VERBOSE,
 ):
     """Compress images to .lat files with the learned codec."""
     from .codec import files
 
-    return files.compress(input, output, model=model, quality=quality, target_bpp=target_bpp,
+    return files.compress(input, _output(output, output_opt), model=model, quality=quality, target_bpp=target_bpp,
                           max_bytes=max_bytes, force=force, quiet=quiet, workers=workers, device=device, effort=effort,
-                          scale=scale)
+                          scale=scale, metadata=metadata, nearest=nearest, verbose=verbose)
 
 
 @app.command()
@@ -93,7 +104,9 @@ def compress(
 def decompress(
     input: str = typer.Argument(..., help="A .lat file, '-' for stdin, or a folder of .lat files."),
     output: Optional[str] = typer.Argument(None, help="Image file (format from extension: png jpg webp tiff bmp), '-', or a folder "
-                                           "(default: INPUT.decoded.png, never INPUT.png)."),
+                                           "(default: INPUT.decoded.png, never INPUT.png); or -o."),
+    output_opt: Optional[str] = typer.Option(None, "--output", "-o", help="The output, as the second argument."),
+    output_quality: Optional[int] = OUTPUT_QUALITY,
     format: Optional[str] = typer.Option(None, "--format", help="Output format when it cannot come from the extension (stdout, folders)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to decode with (default: the one the file names)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Refuse files that claim a bigger image (padded to the model's "
@@ -104,21 +117,23 @@ def decompress(
     device: str = DEVICE,
     exact: bool = typer.Option(False, "--exact", help="Fixed-point synthesis: the same pixels on every machine, CPU or GPU "
                                "(about 4x slower; without it, pixels may differ by one level between devices)."),
+    verbose: bool = VERBOSE,
 ):
-    """Decode .lat files back to images."""
+    """Decode .lat files back to images (with the ICC profile, EXIF and XMP the file carries)."""
     from .codec import files
 
-    return files.decompress(input, output, model=model, fmt=format, force=force, quiet=quiet, max_pixels=max_pixels,
-                            workers=workers, device=device, exact=exact)
+    return files.decompress(input, _output(output, output_opt), model=model, fmt=format, force=force, quiet=quiet,
+                            max_pixels=max_pixels, workers=workers, device=device, exact=exact,
+                            output_quality=output_quality, verbose=verbose)
 
 
 @app.command()
 @_guarded
 def info(
     inputs: list[str] = typer.Argument(..., help=".lat files ('-' for stdin)."),
-    json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    json: bool = typer.Option(False, "--json", help="Machine-readable output: a list with one object per file, always."),
 ):
-    """Show what a .lat file holds: model, quality, size, bpp, integrity."""
+    """Show what a .lat file holds: model, quality, size, bpp, metadata, integrity."""
     from . import inspection as inspect
 
     rows, failed = [], 0
@@ -133,7 +148,7 @@ def info(
             failed += 1
             print(f"aecli: error: {exc}", file=sys.stderr)
     if json:
-        print(inspect.to_json(rows[0] if len(inputs) == 1 and rows else rows))
+        print(inspect.to_json(rows))
     else:
         for r in rows:
             print(inspect.format_info(r))
@@ -146,7 +161,7 @@ def models(
     json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     path: list[Path] = typer.Option([], "--path", help="Also list models in this folder (repeatable)."),
 ):
-    """List the bundled and user models with their quality levels."""
+    """List the bundled and user models with their quality levels; '*' marks the defaults."""
     from . import inspection as inspect
 
     rows = inspect.model_rows(path)
@@ -158,7 +173,7 @@ def models(
 def compare(
     inputs: list[str] = typer.Argument(..., help="Images or folders."),
     quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="Our quality level (default: the model's)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Codec model name or path (default: the bundled 'hpc')."),
     json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     effort: int = typer.Option(0, "--effort", "-e", help="Encoder effort of our files (see 'aecli compress --help')."),
 ):
@@ -177,7 +192,7 @@ def evaluate(
     inputs: list[str] = typer.Argument(..., help="Images or folders (e.g. ../shared/data/Kodak24)."),
     out: Path = typer.Option(Path("eval"), "--out", "-o", help="Folder for NAME.md/.csv/.json and NAME.png."),
     name: str = typer.Option("rd", "--name", help="Base name of the result files."),
-    model: Optional[str] = typer.Option(None, "--model", "-m"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Codec model name or path (default: the bundled 'hpc')."),
     baselines: str = typer.Option("jpeg,webp,avif", "--baselines", help="Comma-separated; empty for none."),
     published: Optional[str] = typer.Option(None, "--published", help="JSON of published RD curves to compare with."),
     effort: int = typer.Option(0, "--effort", "-e", help="Encoder effort of our files (see 'aecli compress --help')."),
@@ -202,7 +217,9 @@ def evaluate(
 @_guarded
 def denoise(
     input: str = typer.Argument(..., help="Noisy image file, '-' for stdin, or a folder."),
-    output: Optional[str] = typer.Argument(None, help="Image file (format from extension), '-' for stdout (PNG), or a folder (default: INPUT-denoised)."),
+    output: Optional[str] = typer.Argument(None, help="Image file (format from extension), '-' for stdout (PNG), or a folder (default: INPUT-denoised); or -o."),
+    output_opt: Optional[str] = typer.Option(None, "--output", "-o", help="The output, as the second argument."),
+    output_quality: Optional[int] = OUTPUT_QUALITY,
     sigma: Optional[str] = typer.Option(None, "--sigma", "-s", help="Noise level on the 0-255 scale (Gaussian noise: the bundled 'dn'), "
                                         "or 'auto' (default: the bundled 'dn-real' estimates a noise map of real camera noise and reports it)."),
     strength: str = typer.Option("1", "--strength", help="How hard to denoise: multiplies the noise level, 0..4 "
@@ -213,19 +230,22 @@ def denoise(
     quiet: bool = QUIET,
     workers: int = WORKERS,
     device: str = typer.Option("cpu", "--device", help="Where the network runs: cpu, cuda, cuda:N, mps or auto."),
+    verbose: bool = VERBOSE,
 ):
     """Remove noise from images with the denoising autoencoder."""
     from .denoise import files
 
-    return files.denoise(input, output, model=model, sigma=sigma, force=force, quiet=quiet, workers=workers,
-                         device=device, strength=strength)
+    return files.denoise(input, _output(output, output_opt), model=model, sigma=sigma, force=force, quiet=quiet,
+                         workers=workers, device=device, strength=strength, output_quality=output_quality,
+                         verbose=verbose)
 
 
 @app.command()
 @_guarded
 def noise(
     input: str = typer.Argument(..., help="Clean image file, '-' for stdin, or a folder."),
-    output: str = typer.Argument(..., help="Image file (format from extension), '-' for stdout (PNG), or a folder."),
+    output: Optional[str] = typer.Argument(None, help="Image file (format from extension), '-' for stdout (PNG), or a folder; or -o."),
+    output_opt: Optional[str] = typer.Option(None, "--output", "-o", help="The output, as the second argument."),
     sigma: float = typer.Option(..., "--sigma", "-s", help="Gaussian noise standard deviation on the 0-255 scale."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same noise (a folder's files each get their own)."),
     poisson: Optional[float] = typer.Option(None, "--poisson", help="Also Poisson (shot) noise: PEAK photons for white (e.g. 30)."),
@@ -235,7 +255,12 @@ def noise(
     """Add synthetic noise to images (test inputs for 'aecli denoise'), clipped to 8 bits."""
     from .denoise import files
 
-    return files.noise(input, output, sigma=sigma, seed=seed, peak=poisson, force=force, quiet=quiet)
+    out = _output(output, output_opt)
+    if out is None:
+        from .errors import UserError
+
+        raise UserError("noise needs an output: a second argument or -o FILE")
+    return files.noise(input, out, sigma=sigma, seed=seed, peak=poisson, force=force, quiet=quiet)
 
 
 class Task(str, Enum):
@@ -250,7 +275,7 @@ def train(
     data: Path = typer.Argument(..., help="Folder of training images (recursive, any image type)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: checkpoint, exported weights, log."),
     task: Optional[Task] = typer.Option(None, "--task", help="What to train (default: from --model; codec when neither is given)."),
-    model: Optional[str] = typer.Option(None, "--model", help="codec: hyperprior (default), checkerboard, factorized; denoise: unet; "
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="codec: hyperprior (default), checkerboard, factorized; denoise: unet; "
                                         "autoencoder family: dense, conv, vae, sparse, contractive, denoising."),
     quality: Optional[int] = typer.Option(None, "--quality", help="codec: train a single quality level (1..11) instead of all."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000)."),
@@ -340,12 +365,14 @@ def embed(
 def score(
     input: str = typer.Argument(..., help="Image file or folder."),
     model: Optional[str] = FAMILY_MODEL,
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag scores above this (default: calibrated on the training images)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag scores above this (default: the model's calibrated "
+                                              "threshold, the 99th percentile of its training images' scores: about 1 in 100 "
+                                              "images like the training set is flagged, and most images unlike it are)."),
     output: str = typer.Option("-", "--output", "-o", help="CSV file, or '-' for stdout."),
     force: bool = FORCE,
     quiet: bool = QUIET,
 ):
-    """Anomaly scores from reconstruction error: CSV path,score,anomaly."""
+    """Anomaly scores from reconstruction error: CSV path,score,anomaly (1: unlike the model's training images)."""
     from .family import files
 
     return files.score(input, output, model=model, threshold=threshold, quiet=quiet, force=force)
@@ -358,7 +385,7 @@ def reconstruct(
     output: str = typer.Option(..., "--output", "-o", help="Grid picture (png, ...): inputs over reconstructions."),
     model: Optional[str] = FAMILY_MODEL,
     count: int = typer.Option(16, "-n", help="Images to show (the first in sorted order)."),
-    cols: int = typer.Option(8, "--cols", help="Images per row."),
+    cols: int = typer.Option(8, "--cols", help="Images per row (at most the number of images shown)."),
     force: bool = FORCE,
     quiet: bool = QUIET,
 ):
@@ -389,8 +416,51 @@ def sample(
                         steps=steps, quiet=quiet, force=force)
 
 
+def _output(positional: str | None, option: str | None) -> str | None:
+    """The output of a command that takes it as a second argument or as -o/--output (not both)."""
+    if positional is not None and option is not None:
+        from .errors import UserError
+
+        raise UserError(f"two outputs given ({positional} and -o {option}); give one")
+    return option if option is not None else positional
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"aecli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_version, help="Print the version and exit."),
+):
+    """Compress and denoise images with convolutional autoencoders, and train them. '-' is stdin/stdout; folders are batches."""
+
+
+def command():
+    """The click command of the app, with help text as image tools show it: argument names in capitals
+    (INPUT, [OUTPUT], INPUTS...), option values as N, X or TEXT, and each command's whole first sentence
+    in the command list."""
+    from .helptext import tidy
+
+    return tidy(typer.main.get_command(app))
+
+
 def main() -> None:
-    app()
+    import os
+
+    instruction = os.environ.get("_AECLI_COMPLETE")
+    if instruction:  # shell completion: eval "$(_AECLI_COMPLETE=bash_source aecli)" (also zsh_source, fish_source)
+        from typer._completion_classes import completion_init
+
+        completion_init()
+        shell, _, verb = instruction.partition("_")
+        if shell in ("bash", "zsh", "fish", "powershell", "pwsh") and verb in ("source", "complete"):
+            os.environ["_AECLI_COMPLETE"] = f"{verb}_{shell}"  # click's order, in the order typer reads
+    command()(prog_name="aecli")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ Layout (integers little-endian, "varint" = minimal unsigned LEB128, <= 5 bytes, 
         (mode: low 4 bits colour mode; high 4 bits, version 2 only: coding scale - 8, in eighths)
     name_len:u8 name[name_len] fingerprint[4]
     stream_count:u8 stream_len:varint * stream_count
-    stream payloads, concatenated
+        (stream_count: bits 0-6 the count; bit 7 set: a metadata table follows, "Metadata" in the spec)
+    [meta_count:u8 (meta_kind:u8 meta_len:varint) * meta_count]
+    stream payloads, concatenated; then the metadata payloads, concatenated
     crc32:u32   (zlib.crc32 of every byte before it)
 """
 
@@ -41,6 +43,7 @@ __all__ = [
     "unpack",
     "is_lat",
     "describe",
+    "META_KINDS",
 ]
 
 MAGIC = b"AEL"
@@ -53,6 +56,10 @@ MAX_SIDE = 1 << 20
 MAX_PIXELS = 1 << 28
 MAX_STREAMS = 8
 MAX_NAME = 64
+# optional metadata carried beside the image (docs/format.md, "Metadata"): kind code -> name
+META_KINDS = {1: "icc", 2: "exif", 3: "xmp"}
+_META_CODES = {v: k for k, v in META_KINDS.items()}
+META_FLAG = 0x80  # in the stream-count byte: a metadata table follows the stream lengths
 # the reader policy's decode limit (docs/format.md, "Reader policy"): padded pixels a file may claim
 # before `aecli decompress` refuses it unless told otherwise (--max-pixels, $AECLI_MAX_PIXELS)
 DEFAULT_DECODE_PIXELS = 1 << 26
@@ -90,6 +97,9 @@ class LatFile:
     mode: str
     streams: tuple[bytes, ...] = ()
     scale: int = UNIT_SCALE  # the image was coded at scale/8 of its size (8..16)
+    # (name, bytes) pairs in the order of META_KINDS, each name at most once, each value non-empty:
+    # the ICC profile, EXIF and XMP of the source image (docs/format.md, "Metadata")
+    metadata: tuple = ()
 
     @property
     def num_pixels(self) -> int:
@@ -109,6 +119,7 @@ class LatFile:
             + FINGERPRINT_SIZE
             + 1
             + sum(_varint_size(len(s)) for s in self.streams)
+            + (1 + sum(1 + _varint_size(len(v)) for _, v in self.metadata) if self.metadata else 0)
             + CRC_SIZE
         )
 
@@ -117,7 +128,11 @@ class LatFile:
 
     def file_size(self) -> int:
         """Size in bytes of the packed file."""
-        return self.header_size() + sum(len(s) for s in self.streams)
+        return self.header_size() + sum(len(s) for s in self.streams) + sum(len(v) for _, v in self.metadata)
+
+    def meta(self) -> dict:
+        """The metadata as {name: bytes} ('icc', 'exif', 'xmp'; absent ones left out)."""
+        return {k: bytes(v) for k, v in self.metadata}
 
 
 # --------------------------------------------------------------------------- varints
@@ -244,8 +259,8 @@ def _check_name_bytes(raw: bytes) -> None:
         raise FormatError("invalid model name (allowed: A-Z a-z 0-9 . _ -)")
 
 
-def _validate(lat: LatFile) -> tuple[bytes, list[bytes]]:
-    """Check every field of ``lat``; return (name bytes, streams as bytes)."""
+def _validate(lat: LatFile) -> tuple[bytes, list[bytes], list[tuple[int, bytes]]]:
+    """Check every field of ``lat``; return (name bytes, streams as bytes, metadata as (code, bytes))."""
     if not isinstance(lat, LatFile):
         raise TypeError(f"expected LatFile, got {type(lat).__name__}")
     if not isinstance(lat.model, str):
@@ -282,7 +297,29 @@ def _validate(lat: LatFile) -> tuple[bytes, list[bytes]]:
         if len(s) > MAX_VARINT:
             raise FormatError(f"stream {i} is too large ({len(s)} bytes)")
         out.append(s)
-    return name, out
+    return name, out, _validate_meta(lat.metadata)
+
+
+def _validate_meta(metadata) -> list[tuple[int, bytes]]:
+    """(kind code, bytes) of `metadata`: (name, bytes) pairs in META_KINDS order, non-empty, each once."""
+    if isinstance(metadata, (bytes, bytearray, memoryview, str, dict)):
+        raise FormatError("metadata must be a sequence of (name, bytes) pairs")
+    try:
+        items = list(metadata)
+    except TypeError:
+        raise FormatError("metadata must be a sequence of (name, bytes) pairs") from None
+    out: list[tuple[int, bytes]] = []
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2 and item[0] in _META_CODES
+                and isinstance(item[1], (bytes, bytearray, memoryview))):
+            raise FormatError(f"metadata entries must be (name, bytes) with a name of {', '.join(_META_CODES)}")
+        code, value = _META_CODES[item[0]], bytes(item[1])
+        if out and code <= out[-1][0]:
+            raise FormatError("metadata entries must come once each, in the order icc, exif, xmp")
+        if not 1 <= len(value) <= MAX_VARINT:
+            raise FormatError(f"metadata entry {item[0]} must hold 1..{MAX_VARINT} bytes")
+        out.append((code, value))
+    return out
 
 
 # --------------------------------------------------------------------------- API
@@ -305,7 +342,7 @@ def version_of(lat: LatFile) -> int:
 
 def pack(lat: LatFile) -> bytes:
     """Serialize ``lat``; raises FormatError if a field is out of range."""
-    name, streams = _validate(lat)
+    name, streams, meta = _validate(lat)
     out = bytearray()
     out += MAGIC
     out.append(version_of(lat))
@@ -316,11 +353,18 @@ def pack(lat: LatFile) -> bytes:
     out.append(len(name))
     out += name
     out += bytes(lat.fingerprint)
-    out.append(len(streams))
+    out.append(len(streams) | (META_FLAG if meta else 0))
     for s in streams:
         out += _encode_varint(len(s))
+    if meta:
+        out.append(len(meta))
+        for code, value in meta:
+            out.append(code)
+            out += _encode_varint(len(value))
     for s in streams:
         out += s
+    for _, value in meta:
+        out += value
     out += (zlib.crc32(out) & 0xFFFFFFFF).to_bytes(CRC_SIZE, "little")
     return bytes(out)
 
@@ -375,13 +419,29 @@ def unpack(data: bytes) -> LatFile:
     _check_name_bytes(name)
     fingerprint = r.take(FINGERPRINT_SIZE)
     count = r.u8()
+    has_meta, count = bool(count & META_FLAG), count & ~META_FLAG
     if count > MAX_STREAMS:
         raise FormatError(f"too many streams ({count} > {MAX_STREAMS})")
     lengths = [r.varint() for _ in range(count)]
+    kinds: list[int] = []
+    meta_lengths: list[int] = []
+    if has_meta:
+        meta_count = r.u8()
+        if not 1 <= meta_count <= len(META_KINDS):
+            raise FormatError(f"invalid metadata entry count {meta_count} (must be 1..{len(META_KINDS)})")
+        for _ in range(meta_count):
+            kind = r.u8()
+            if kind not in META_KINDS or (kinds and kind <= kinds[-1]):
+                raise FormatError(f"invalid metadata kind {kind} (1..{len(META_KINDS)}, each once, increasing)")
+            size = r.varint()
+            if size == 0:
+                raise FormatError("empty metadata entry")
+            kinds.append(kind)
+            meta_lengths.append(size)
 
     # 5. payload size must match the bytes left before the CRC exactly.
     remaining = n - CRC_SIZE - r.pos
-    total = sum(lengths)
+    total = sum(lengths) + sum(meta_lengths)
     if total > remaining:
         raise FormatError("truncated .lat file")
     if total < remaining:
@@ -393,6 +453,7 @@ def unpack(data: bytes) -> LatFile:
         raise FormatError("checksum mismatch: the .lat file is corrupt")
 
     streams = tuple(r.take(k) for k in lengths)
+    metadata = tuple((META_KINDS[k], r.take(size)) for k, size in zip(kinds, meta_lengths))
     return LatFile(
         model=name.decode("ascii"),
         fingerprint=fingerprint,
@@ -402,6 +463,7 @@ def unpack(data: bytes) -> LatFile:
         mode=MODES[mode_byte],
         streams=streams,
         scale=UNIT_SCALE + code,
+        metadata=metadata,
     )
 
 
@@ -409,7 +471,8 @@ def describe(lat: LatFile) -> dict:
     """A JSON-ready summary of ``lat``.  ``bpp`` counts every byte of the file."""
     header = lat.header_size()
     sizes = lat.stream_sizes()
-    file_bytes = header + sum(sizes)
+    file_bytes = header + sum(sizes) + sum(len(v) for _, v in lat.metadata)
+    extra = {"metadata": {k: len(v) for k, v in lat.metadata}} if lat.metadata else {}
     return {
         "model": lat.model,
         "fingerprint": bytes(lat.fingerprint).hex(),
@@ -424,4 +487,5 @@ def describe(lat: LatFile) -> dict:
         "header_bytes": header,
         "stream_bytes": sizes,
         "bpp": 8 * file_bytes / (lat.width * lat.height),
+        **extra,
     }

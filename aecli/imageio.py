@@ -45,7 +45,12 @@ Reading policy (:func:`decode_image`)
   as is (16-bit LA, which Pillow opens as RGBA, is turned back into LA).
   ``source_bits`` is 16 for every source with more than 8 bits per sample
   (detected from the mode or from the decoder's raw mode), else 8.
-* ICC profiles are not applied; sample values are used as stored.
+* ICC profiles are not applied; sample values are used as stored.  The ICC
+  profile (when its colour space is that of the result: RGB or grey), the EXIF
+  (less the orientation, which is applied) and the XMP packet are kept in
+  ``Image.metadata`` ({'icc', 'exif', 'xmp'}: bytes), and ``Image.frames`` is the
+  number of frames of the source.  :func:`encode_image` writes given metadata
+  into PNG, JPEG, WebP and TIFF (XMP: PNG, JPEG and WebP).
 * Decompression bombs: images with more pixels than :func:`pixel_limit` allows
   (``$AECLI_MAX_PIXELS``, default ``1 << 26`` = 67 megapixels, never more than
   :data:`MAX_PIXELS` = ``1 << 28``) are refused, from the header alone, with
@@ -110,7 +115,7 @@ import stat
 import sys
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from struct import error as struct_error  # raised by some Pillow plugins on corrupt headers
 from typing import Callable, Iterable
@@ -180,6 +185,8 @@ class Image:
     alpha: np.ndarray | None
     mode: str
     source_bits: int = 8
+    metadata: dict = field(default_factory=dict)  # 'icc', 'exif', 'xmp' -> bytes, from the source
+    frames: int = 1  # frames of the source (only the first is decoded)
 
     @property
     def rgb(self) -> np.ndarray:
@@ -279,9 +286,13 @@ def decode_image(data: bytes, name: str = STDIO_NAME_IN) -> Image:
                 _check_size(im.size, name)
                 source_bits = _source_bits(im)
                 raw_la = _raw_mode(im).startswith("LA")
+                frames = int(getattr(im, "n_frames", 1) or 1)
                 im.load()
                 im = ImageOps.exif_transpose(im)
-                return _from_pil(im, source_bits, raw_la)
+                out = _from_pil(im, source_bits, raw_la)
+                out.metadata = _metadata_of(im, out.mode)
+                out.frames = frames
+                return out
         except UserError:
             raise
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as e:
@@ -438,6 +449,57 @@ def _from_pil(im: PILImage.Image, source_bits: int, raw_la: bool) -> Image:
     return _split(im.convert("RGB"), "RGB", source_bits)
 
 
+def _icc_space(icc: bytes) -> str:
+    """The data colour space of an ICC profile ('RGB', 'GRAY', 'CMYK', ...), from its header."""
+    return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 128 else ""
+
+
+def _metadata_of(im: PILImage.Image, mode: str) -> dict:
+    """What an image carries beside its pixels: 'icc' (only where its colour space is the one the
+    pixels end in), 'exif' (the orientation already removed by exif_transpose; left out when
+    nothing else is in it) and 'xmp', as bytes."""
+    out = {}
+    icc = im.info.get("icc_profile")
+    if isinstance(icc, bytes) and icc and _icc_space(icc) == ("GRAY" if mode in ("L", "LA") else "RGB"):
+        out["icc"] = icc
+    exif = im.info.get("exif")
+    if isinstance(exif, bytes) and exif:
+        try:
+            tags = im.getexif()
+            keep = len(tags) > 0 or bool(tags.get_ifd(0x8769))
+        except Exception:  # noqa: BLE001 - unreadable EXIF is carried as it is
+            keep = True
+        if keep:
+            out["exif"] = exif
+    xmp = im.info.get("xmp", im.info.get("XML:com.adobe.xmp"))
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if isinstance(xmp, bytes) and xmp:
+        out["xmp"] = xmp
+    return out
+
+
+def _metadata_options(fmt: str, metadata: dict) -> dict:
+    """Pillow save options that write `metadata` into a file of format `fmt`."""
+    opts: dict = {}
+    if not metadata or fmt == "bmp":
+        return opts
+    if "icc" in metadata:
+        opts["icc_profile"] = metadata["icc"]
+    if "exif" in metadata:
+        opts["exif"] = metadata["exif"]
+    if "xmp" in metadata:
+        if fmt == "png":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", metadata["xmp"].decode("utf-8", "replace"), zip=False)
+            opts["pnginfo"] = info
+        elif fmt in ("jpeg", "webp"):
+            opts["xmp"] = metadata["xmp"]
+    return opts
+
+
 def _split(im: PILImage.Image, mode: str, source_bits: int) -> Image:
     a = np.asarray(im)
     if a.dtype != np.uint8:
@@ -502,15 +564,29 @@ def _to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> PILImage.Image:
     return PILImage.fromarray(np.ascontiguousarray(np.concatenate([pixels, alpha[:, :, None]], axis=-1)))
 
 
-def encode_image(img_or_array, fmt: str, *, alpha: np.ndarray | None = None, **opts) -> bytes:
+def save_options(fmt: str, quality: int | None = None) -> dict:
+    """How an output image is written: lossless where the format allows it (PNG, TIFF and BMP
+    always; WebP unless ``quality`` is given), else (JPEG) at ``quality`` or 95."""
+    f = _normalize_format(fmt)
+    if f == "webp":
+        return {"lossless": True, "quality": 100, "method": 4} if quality is None else {"quality": quality}
+    if f == "jpeg":
+        return {"quality": 95 if quality is None else quality}
+    return {}
+
+
+def encode_image(img_or_array, fmt: str, *, alpha: np.ndarray | None = None, metadata: dict | None = None,
+                 **opts) -> bytes:
     """Encode an :class:`Image` or a uint8 array (HxW, HxWx3; HxWx2 / HxWx4
     carry alpha) plus optional ``alpha`` (HxW uint8) to ``fmt``.
 
     ``fmt``: png, jpeg (jpg), webp, tiff (tif), bmp.  ``opts`` are passed to
-    Pillow's ``save`` (e.g. ``quality=90``).  See the module docstring for
-    what happens to alpha in formats that cannot store it.
+    Pillow's ``save`` (e.g. ``quality=90``; :func:`save_options` gives aecli's defaults).
+    ``metadata`` ({'icc', 'exif', 'xmp'}: bytes) is written where the format holds it.
+    See the module docstring for what happens to alpha in formats that cannot store it.
     """
     f = _normalize_format(fmt)
+    opts = {**_metadata_options(f, metadata or {}), **opts}
     pixels, alpha = _as_arrays(img_or_array, alpha)
     im = _to_pil(pixels, alpha)
     mode = im.mode
@@ -524,8 +600,15 @@ def encode_image(img_or_array, fmt: str, *, alpha: np.ndarray | None = None, **o
     buf = io.BytesIO()
     try:
         im.save(buf, format=f.upper(), **opts)
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"cannot encode image as {f}: {_reason(e)}") from e
+    except (OSError, ValueError, KeyError, TypeError, IndexError, SyntaxError, struct_error) as e:
+        extra = _metadata_options(f, metadata or {})
+        if not extra:
+            raise UserError(f"cannot encode image as {f}: {_reason(e)}") from e
+        # metadata the format cannot hold (EXIF over JPEG's 64 KB, bytes that are not EXIF): the
+        # pixels are written without it, and the user is told
+        print(f"aecli: warning: the {'+'.join(sorted(metadata))} metadata cannot be written into {f} "
+              f"({_reason(e)}); the image is written without it", file=sys.stderr, flush=True)
+        return encode_image(img_or_array, fmt, alpha=alpha, **{k: v for k, v in opts.items() if k not in extra})
     return buf.getvalue()
 
 

@@ -43,6 +43,7 @@ def lat_info(src: str) -> dict:
     except latformat.FormatError as exc:
         raise UserError(f"{src}: {exc}") from None
     d = latformat.describe(lat)
+    d.setdefault("metadata", {})  # {kind: bytes} of what the file carries: icc, exif, xmp (empty: none)
     d["file"] = src
     d["integrity"] = "ok (CRC-32 verified)"
     kind = ""
@@ -70,6 +71,15 @@ def _decode_line(c: dict) -> str:
             f"{c['estimated_peak_mb'] / 1000:.1f} GB on a 2-core CPU")
 
 
+_META_NAMES = {"icc": "ICC profile", "exif": "EXIF", "xmp": "XMP"}
+
+
+def _metadata_line(meta: dict) -> str:
+    if not meta:
+        return "none"
+    return ", ".join(f"{_META_NAMES.get(k, k)} ({n} bytes)" for k, n in meta.items()) + " (restored on decompress)"
+
+
 def format_info(d: dict) -> str:
     lines = [
         f"{d['file']}: .lat v{d['version']}, {d['width']}x{d['height']} {d['mode']}",
@@ -78,6 +88,7 @@ def format_info(d: dict) -> str:
         + (f" (coded at {d['coded_width']}x{d['coded_height']}, scale {d['coded_scale']:g})" if d["coded_scale"] != 1 else ""),
         f"  size      {d['file_bytes']} bytes ({d['header_bytes']} header), {d['bpp']:.4f} bpp",
         f"  streams   {', '.join(str(n) for n in d['stream_bytes'])} bytes",
+        f"  metadata  {_metadata_line(d.get('metadata') or {})}",
         f"  integrity {d['integrity']}",
         f"  decoding  {_decode_line(d['decode'])}",
     ]
@@ -102,6 +113,7 @@ def model_rows(extra: list[Path] = ()) -> list[dict]:
             "kind": meta.get("architecture", {}).get("kind", ""),
             "qualities": meta.get("qualities", []),
             "default_quality": meta.get("default_quality"),
+            "default_for": _default_for(m),
             "fingerprint": meta.get("fingerprint") or "",
             "bundled": m.bundled,
             "decode_only": m.decode_only,
@@ -111,6 +123,19 @@ def model_rows(extra: list[Path] = ()) -> list[dict]:
             "hardware": train.get("hardware"),
         })
     return rows
+
+
+def _default_for(m: registry.ModelFiles) -> list[str]:
+    """The commands that use this model when none is named (a bundled model's name in
+    registry.DEFAULTS or registry.SAMPLER; older decode-only weights never)."""
+    if not m.bundled or m.decode_only:
+        return []
+    uses = {"codec": ["compress", "compare", "eval"], "denoise": ["denoise"],
+            "autoencoder": ["embed", "score", "reconstruct"]}
+    out = list(uses.get(m.task, [])) if registry.DEFAULTS.get(m.task) == m.name else []
+    if m.name == registry.SAMPLER:
+        out.append("sample")
+    return out
 
 
 def _size(p: Path) -> int | None:
@@ -124,14 +149,21 @@ def _size(p: Path) -> int | None:
 def format_models(rows: list[dict]) -> str:
     if not rows:
         return "no models found"
-    out = [f"{'name':<14} {'task':<11} {'kind':<12} {'qualities':<10} {'fingerprint':<11} {'steps':>8}  source"]
+    out = [f"  {'name':<14} {'task':<11} {'kind':<12} {'qualities':<16} {'fingerprint':<11} {'steps':>8}  source"]
     for r in rows:
         qs = r["qualities"]
         qtxt = f"{min(qs)}..{max(qs)}" if len(qs) > 1 else (str(qs[0]) if qs else "-")
+        if r.get("default_quality") is not None and len(qs) > 1:
+            qtxt += f" (*{r['default_quality']})"
         src = "bundled" if r["bundled"] else r["path"]
         if r.get("decode_only"):
             src += " (older weights: decodes its files, does not write)"
-        out.append(f"{r['name']:<14} {r['task']:<11} {r['kind']:<12} {qtxt:<10} {r['fingerprint']:<11} {str(r['steps'] or '-'):>8}  {src}")
+        if r.get("default_for"):
+            src += f"; default of {', '.join(r['default_for'])}"
+        mark = "*" if r.get("default_for") else " "
+        out.append(f"{mark} {r['name']:<14} {r['task']:<11} {r['kind']:<12} {qtxt:<16} {r['fingerprint']:<11} "
+                   f"{str(r['steps'] or '-'):>8}  {src}")
+    out.append("* default model of its commands; (*N): default quality")
     return "\n".join(out)
 
 

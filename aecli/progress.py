@@ -1,9 +1,41 @@
-"""Rich progress bars on stderr, shown only when stderr is a terminal."""
+"""Rich progress bars and spinners on stderr, shown only when stderr is a terminal; --verbose notes."""
 
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+
+_verbose = False
+
+
+def set_verbose(on: bool) -> None:
+    """--verbose: `note` prints its lines from now on."""
+    global _verbose
+    _verbose = bool(on)
+
+
+def note(msg: str) -> None:
+    """A line for --verbose (stderr), nothing otherwise."""
+    if _verbose:
+        print(f"aecli: {msg}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def spinner(text: str, enabled: bool | None = None):
+    """A spinner with `text` and the time elapsed while the block runs (a search whose length is not
+    known), on a terminal only; it disappears when the block ends."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        bar.add_task(text, total=None)
+        yield
 
 
 class _Silent:

@@ -301,7 +301,11 @@ def load_tensors(m: ModelFiles) -> dict:
 def check_size(m: ModelFiles, build) -> None:
     """Refuse a model whose architecture needs more weights than its .safetensors file holds, before
     anything is allocated: `build()` makes the model on torch's meta device (no memory), and its
-    parameters and buffers must fit in the file's bytes."""
+    parameters and buffers must fit in the file's bytes.  Bundled models are part of the package,
+    trusted like its code, and skip the check: torch's meta device imports its compiler stack on
+    first use, seconds of start-up (docs/perf.md, "Start-up")."""
+    if m.bundled:
+        return
     import torch
 
     with torch.device("meta"):

@@ -169,6 +169,8 @@ def build_corpus() -> list[Seed]:
     rng = np.random.default_rng(12345)
     small = (VECTORS / "small.lat").read_bytes()
     seeds = [Seed("small.lat", small, latformat.unpack(small))]
+    meta = (VECTORS / "small-meta.lat").read_bytes()
+    seeds.append(Seed("small-meta.lat", meta, latformat.unpack(meta)))
     for h, w, mode, q, model, kind in SEED_SPECS:
         codec = load_codec(model)
         pixels = _picture(h, w, 1 if mode in ("L", "LA") else 3, kind, rng)
@@ -195,7 +197,7 @@ def cli_decode(lat: latformat.LatFile) -> bytes:
 
     codec = codec_for(lat, None)
     img = codec.decompress(lat)
-    return encode_image(img, "png")
+    return encode_image(img, "png", metadata=lat.meta())
 
 
 def reader_expected(exc: BaseException) -> bool:
@@ -320,14 +322,20 @@ class Fields:
     lengths: list[bytes]
     streams: list[bytes]
     crc: bytes = b""
+    meta_table: bytes | None = None  # the metadata table (count, kinds, lengths); None: no flag
+    meta: list[bytes] = field(default_factory=list)  # the metadata payloads, after the streams
 
     @classmethod
     def of(cls, lat: latformat.LatFile, data: bytes) -> "Fields":
         name = lat.model.encode("ascii")
+        codes = {v: k for k, v in latformat.META_KINDS.items()}
+        table = (bytes([len(lat.metadata)]) + b"".join(bytes([codes[k]]) + varint(len(v)) for k, v in lat.metadata)
+                 if lat.metadata else None)
         return cls(latformat.version_of(lat), latformat.MODES.index(lat.mode) | (lat.scale - 8) << 4, lat.quality,
                    varint(lat.width),
                    varint(lat.height), len(name), name, bytes(lat.fingerprint), len(lat.streams),
-                   [varint(len(s)) for s in lat.streams], list(lat.streams), data[-4:])
+                   [varint(len(s)) for s in lat.streams], list(lat.streams), data[-4:], table,
+                   [bytes(v) for _, v in lat.metadata])
 
     def sync(self) -> "Fields":
         """Make the stream count and lengths match the streams again."""
@@ -339,7 +347,8 @@ class Fields:
         return b"".join([
             latformat.MAGIC, bytes([self.version & 0xFF, self.mode & 0xFF, self.quality & 0xFF]),
             self.width, self.height, bytes([self.name_len & 0xFF]), self.name, self.fingerprint,
-            bytes([self.count & 0xFF]), *self.lengths, *self.streams,
+            bytes([(self.count | (latformat.META_FLAG if self.meta_table is not None else 0)) & 0xFF]),
+            *self.lengths, self.meta_table or b"", *self.streams, *self.meta,
         ])
 
 
@@ -661,13 +670,34 @@ def f_bomb(rng, f, seeds, lat):
     f.sync()
 
 
+def f_metadata(rng, f, seeds):
+    """The metadata table and payloads (docs/format.md, "Metadata"): entries added, dropped,
+    reordered, of unknown kinds, empty or of lengths that do not match, random payloads."""
+    k = rng.random()
+    if k < 0.3:  # a consistent random table: the reader accepts it, the decoder writes it out
+        kinds = sorted(rng.sample([1, 2, 3], rng.randrange(1, 4)))
+        f.meta = [_rand_bytes(rng, rng.choice([1, 2, 16, 130, 200, 1000, 70000])) for _ in kinds]
+    elif k < 0.5:
+        kinds = [rng.choice([0, 1, 2, 3, 4, 0x80, 0xFF]) for _ in range(rng.randrange(0, 5))]
+        f.meta = [_rand_bytes(rng, rng.randrange(0, 40)) for _ in kinds]
+    elif k < 0.6:  # no table, the flag set anyway, or a table without the flag
+        f.meta_table, f.meta = (b"", []) if rng.random() < 0.5 else (None, [_rand_bytes(rng, 8)])
+        return
+    else:
+        kinds = [1, 2] if rng.random() < 0.5 else [3, 1]
+        f.meta = [_rand_bytes(rng, rng.randrange(1, 64)) for _ in kinds]
+    lengths = [varint(len(m) + (rng.choice([-1, 1, 1000]) if rng.random() < 0.2 else 0)) for m in f.meta]
+    count = len(kinds) if rng.random() < 0.8 else rng.choice([0, 4, 255])
+    f.meta_table = bytes([count & 0xFF]) + b"".join(bytes([kd & 0xFF]) + ln for kd, ln in zip(kinds, lengths))
+
+
 FIELD = {
     "dims": (f_dims, 4), "dims_near": (f_dims_near, 4), "dims_encoding": (f_dims_encoding, 1),
     "mode": (f_mode, 3), "quality": (f_quality, 2), "version": (f_version, 1), "name": (f_name, 2),
     "fingerprint": (f_fingerprint, 2), "count": (f_count, 2), "length": (f_length, 3),
     "stream_bits": (f_stream_bits, 10), "stream_resize": (f_stream_resize, 5), "stream_replace": (f_stream_replace, 4),
     "stream_shuffle": (f_stream_shuffle, 3), "escapes": (f_escapes, 4), "alpha": (f_alpha, 3), "splice": (f_splice, 4),
-    "bomb": (f_bomb, 0.25),
+    "bomb": (f_bomb, 0.25), "metadata": (f_metadata, 3),
 }
 _NEEDS_LAT = {"dims_near", "escapes", "alpha", "splice", "bomb"}
 

@@ -8,6 +8,8 @@ arithmetic, not compression quality.  Only rerun this when the format or decoder
 added later, from the committed model and .lat (`--exact-only` writes just that file).
 `small-scaled.*` is the same source at quality 3 coded at scale 11/8 (a version 2 file, docs/format.md) with its
 two decodes; it was added later still, from the committed model and source (`--scaled-only`).
+`small-meta.lat` is `small.lat` with a metadata table (an ICC profile, EXIF and XMP: docs/format.md,
+"Metadata"); its streams, and so its pixels, are those of `small.lat` (`--meta-only`, no torch needed).
 """
 
 from pathlib import Path
@@ -55,8 +57,40 @@ def write_scaled(codec: Codec) -> None:
     print(f"wrote {OUT}: small-scaled.lat {len(data)} bytes")
 
 
+def vector_metadata() -> tuple:
+    """The metadata of small-meta.lat: a 132-byte RGB display profile header without tags, an EXIF
+    block naming a camera, and an XMP packet; fixed bytes, so the vector is reproducible."""
+    from PIL import Image as PILImage
+
+    icc = bytearray(132)
+    icc[0:4] = (132).to_bytes(4, "big")
+    icc[8:12] = bytes([2, 0x10, 0, 0])
+    icc[12:24] = b"mntrRGB XYZ "
+    icc[36:40] = b"acsp"
+    exif = PILImage.Exif()
+    exif[0x010F], exif[0x0110] = "aecli", "test vector"
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="image/png"/></rdf:RDF></x:xmpmeta>')
+    return (("icc", bytes(icc)), ("exif", exif.tobytes()), ("xmp", xmp))
+
+
+def write_meta() -> None:
+    import dataclasses
+
+    from aecli import format as latformat
+
+    lat = latformat.unpack((OUT / "small.lat").read_bytes())
+    data = latformat.pack(dataclasses.replace(lat, metadata=vector_metadata()))
+    (OUT / "small-meta.lat").write_bytes(data)
+    print(f"wrote {OUT}: small-meta.lat {len(data)} bytes")
+
+
 def main() -> None:
     import sys
+
+    if "--meta-only" in sys.argv:
+        write_meta()
+        return
 
     if "--scaled-only" in sys.argv:
         write_scaled(Codec.load(registry.resolve(str(OUT / "vector-hp.safetensors"), "codec")))
@@ -82,6 +116,7 @@ def main() -> None:
     write_exact(codec, data)
     print(f"wrote {OUT}: small.lat {len(data)} bytes")
     write_scaled(codec)
+    write_meta()
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_compress_decompress_info(tmp_path, photo):
     assert "quality 3" in r.stderr and "bpp" in r.stderr
     r = run("info", lat, "--json")
     assert r.exit_code == 0, r.output
-    d = json.loads(r.stdout)
+    [d] = json.loads(r.stdout)  # a list, one object per file, also for one file
     assert (d["model"], d["quality"], d["width"], d["height"]) == ("tiny-hp", 3, 64, 48)
     assert d["file_bytes"] == lat.stat().st_size and d["model_available"]
     assert abs(d["bpp"] - 8 * lat.stat().st_size / (64 * 48)) < 1e-9

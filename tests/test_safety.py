@@ -614,7 +614,7 @@ def test_info_shows_what_decoding_costs_and_the_limit(tmp_path, model_dir, monke
     bomb.write_bytes(latformat.pack(latformat.LatFile("tiny-hp", fp, 2, 2000, 2000, "RGB", (b"", b"", b""))))
     assert bomb.stat().st_size < 32
     r = run("info", bomb, "--json")
-    d = json.loads(r.stdout)["decode"]
+    d = json.loads(r.stdout)[0]["decode"]
     assert (d["padded_width"], d["pixels"], d["limit"], d["within_limit"]) == (2048, 2048 * 2048, 1 << 26, True)
     assert d["estimated_seconds"] > 1 and d["estimated_peak_mb"] > 500
     line = [x for x in run("info", bomb).stdout.splitlines() if x.strip().startswith("decoding")][0]

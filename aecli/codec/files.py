@@ -2,40 +2,94 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from contextlib import contextmanager
+import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from .. import batch
 from .. import format as latformat
 from ..errors import UserError
 from ..imageio import (IMAGE_EXTS, check_output, encode_image, format_from_path, pixels_from_env, read_bytes,
-                       read_image, write_output)
-from ..progress import progress_bar
+                       read_image, save_options, write_output)
+from ..progress import note, progress_bar, set_verbose, spinner
+
+METADATA_KINDS = ("icc", "exif", "xmp")
+DEFAULT_METADATA = "icc,exif"
+EFFORT_LEVELS = (0, 1, 2, 3)  # refine.EFFORTS, checked here without importing torch
 
 
 def _is_pipe(p: str) -> bool:
     return p == "-"
 
 
+def parse_metadata(text: str | None) -> tuple[str, ...]:
+    """--metadata: 'all', 'none', or a comma list of icc, exif, xmp -> the kinds kept."""
+    text = (DEFAULT_METADATA if text is None else text).strip().lower()
+    if text == "all":
+        return METADATA_KINDS
+    if text in ("none", ""):
+        return ()
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in METADATA_KINDS]
+    if bad:
+        raise UserError(f"--metadata {text}: unknown kind '{bad[0]}' (all, none, or a comma list of icc, exif, xmp)")
+    return tuple(k for k in METADATA_KINDS if k in kinds)
+
+
+def _kept(img, keep: tuple[str, ...]) -> tuple:
+    """The (name, bytes) pairs of the image's metadata that --metadata keeps, in the format's order."""
+    return tuple((k, img.metadata[k]) for k in METADATA_KINDS if k in keep and img.metadata.get(k))
+
+
+def _with_metadata(data: bytes, meta: tuple) -> bytes:
+    return latformat.pack(dataclasses.replace(latformat.unpack(data), metadata=meta)) if meta else data
+
+
+def _meta_bytes(meta: tuple) -> int:
+    """Bytes the metadata adds to a file."""
+    if not meta:
+        return 0
+    base = latformat.LatFile("m", b"\0" * 4, 1, 1, 1, "L")
+    return dataclasses.replace(base, metadata=meta).file_size() - base.file_size()
+
+
 def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, force: bool, effort: int = 0,
-                  show: bool = False, scale: int | None = None) -> str:
+                  show: bool = False, scale: int | None = None, metadata: tuple[str, ...] = (),
+                  nearest: bool = False) -> str:
+    t0 = time.perf_counter()
     img = read_image(src)
     h, w = img.pixels.shape[:2]
-    with _refine_bar(codec, img, effort, target_bpp is not None or max_bytes is not None or scale is None, show) as bar:
-        if target_bpp is not None or max_bytes is not None:
+    if img.frames > 1:
+        batch.say(f"aecli: warning: {src} has {img.frames} frames (animated): only the first is coded")
+    meta = _kept(img, metadata)
+    searching = target_bpp is not None or max_bytes is not None
+    status = spinner(f"finding the best quality that fits ({w}x{h})") if searching and show and not effort else nullcontext()
+    with status, _refine_bar(codec, img, effort, searching or scale is None, show) as bar:
+        if searching:
             budget = max_bytes if max_bytes is not None else int(target_bpp * w * h / 8)
-            data, quality, fits = codec.compress_to_fit(img, budget, effort, bar, scale=scale)
+            data, quality, fits = codec.compress_to_fit(img, budget - _meta_bytes(meta), effort, bar, scale=scale)
+            size = len(data) + _meta_bytes(meta)
             if not fits:
-                batch.say(f"aecli: warning: {src}: even quality {quality} needs {len(data)} bytes, over the budget of {budget}")
+                asked = f"--max-bytes {max_bytes}" if max_bytes is not None else f"--target-bpp {target_bpp:g} ({budget} bytes)"
+                if not nearest:
+                    hint = f"; --metadata none saves {_meta_bytes(meta)} bytes" if meta else ""
+                    raise UserError(f"{src}: no quality fits {asked}: the smallest file, quality {quality}, has {size} "
+                                    f"bytes (--nearest writes it anyway{hint})")
+                batch.say(f"aecli: warning: {src}: no quality fits {asked}; wrote the smallest file, quality {quality}, "
+                          f"{size} bytes")
         else:
             data = codec.compress(img, quality, effort=effort, bar=bar, scale=scale)
             quality = codec.default_quality if quality is None else quality
+    data = _with_metadata(data, meta)
     write_output(dst, data, inputs=[src], force=force)
     bpp = 8 * len(data) / (w * h)
     coded = latformat.unpack(data).scale
     at = f" (coded at {coded}/8 of its size)" if coded != 8 else ""
-    return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {quality}{at}, {len(data)} bytes, {bpp:.3f} bpp"
+    kept = f", with {'+'.join(k for k, _ in meta)} ({_meta_bytes(meta)} bytes)" if meta else ""
+    note(f"{src}: coded in {time.perf_counter() - t0:.2f} s")
+    return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {quality}{at}, {len(data)} bytes, {bpp:.3f} bpp{kept}"
 
 
 def parse_scale(text: str | None) -> int | None:
@@ -73,13 +127,26 @@ def _refine_bar(codec, img, effort: int, searching: bool, show: bool):
         yield lambda: bar.advance(job)
 
 
+def _load_codec(model: str | None, device: str, quality: int | None):
+    """The codec (torch imported here, not before), its load time said with --verbose."""
+    t0 = time.perf_counter()
+    from .api import load_codec
+
+    codec = load_codec(model, device)
+    if quality is not None:
+        codec.index_of(quality)
+    note(f"model {codec.name} ({codec.files.fingerprint.hex()}) loaded in {time.perf_counter() - t0:.2f} s, torch included")
+    return codec
+
+
 def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
              max_bytes: int | None, force: bool, quiet: bool, workers: int = 1, device: str = "cpu",
-             effort: int = 0, scale: str | None = None) -> int:
-    from .api import load_codec
-    from .refine import effort as effort_level
-
-    effort_level(effort)  # a UserError for a level that does not exist
+             effort: int = 0, scale: str | None = None, metadata: str | None = None, nearest: bool = False,
+             verbose: bool = False) -> int:
+    set_verbose(verbose and not quiet)
+    if effort not in EFFORT_LEVELS:
+        raise UserError(f"--effort must be one of {', '.join(str(e) for e in EFFORT_LEVELS)}")
+    keep = parse_metadata(metadata)
     eighths = parse_scale(scale)
     if target_bpp is not None and max_bytes is not None:
         raise UserError("give either --target-bpp or --max-bytes, not both")
@@ -94,21 +161,25 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix(".lat"))
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
-        codec = load_codec(model, device)
-        if quality is not None:
-            codec.index_of(quality)
-        s = batch.run(pairs, lambda a, b: _compress_one(codec, str(a), str(b), quality, target_bpp, max_bytes, True, effort,
-                                                        scale=eighths),
-                      force=force, quiet=quiet, label="compress", workers=workers, problem=batch.lat_problem)
+        loaded = []
+
+        def prepare():  # only when some file is left to do (batch.run): skips decided without torch
+            loaded.append(_load_codec(model, device, quality))
+
+        s = batch.run(pairs, lambda a, b: _compress_one(loaded[0], str(a), str(b), quality, target_bpp, max_bytes, True,
+                                                        effort, scale=eighths, metadata=keep, nearest=nearest),
+                      force=force, quiet=quiet, label="compress", workers=workers, problem=batch.lat_problem,
+                      prepare=prepare)
         return 1 if s.failed else 0
     if not _is_pipe(src) and not Path(src).exists():
+        if quiet and src.strip().isdigit():  # `aecli compress -q 9 x.png`, as with cwebp or cjxl
+            raise UserError(f"input not found: {src} (-q is --quiet here; for quality {src} write -Q {src} "
+                            f"or --quality {src})")
         raise UserError(f"input not found: {src}")
     _check_single(src, dst, force, derived, lat_out=True)
-    codec = load_codec(model, device)
-    if quality is not None:
-        codec.index_of(quality)
-    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, force, effort, show=not quiet, scale=eighths),
-              quiet)
+    codec = _load_codec(model, device, quality)
+    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, force, effort, show=not quiet, scale=eighths,
+                            metadata=keep, nearest=nearest), quiet)
     return 0
 
 
@@ -137,7 +208,7 @@ def _image_exts():
 def max_pixels_policy(option: int | None) -> int:
     """The decode pixel limit: --max-pixels, else $AECLI_MAX_PIXELS, else the default (2^26);
     0 means no limit beyond the format's own (2^28)."""
-    from .api import DEFAULT_MAX_PIXELS
+    DEFAULT_MAX_PIXELS = latformat.DEFAULT_DECODE_PIXELS  # (api's, without importing torch)
 
     if option is not None:
         if option < 0:
@@ -148,7 +219,8 @@ def max_pixels_policy(option: int | None) -> int:
 
 
 def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool, max_pixels: int,
-                    device: str = "cpu", exact: bool = False) -> str:
+                    device: str = "cpu", exact: bool = False, output_quality: int | None = None) -> str:
+    t0 = time.perf_counter()
     from .api import DecodeError, codec_for
 
     shown = "<stdin>" if _is_pipe(src) else src
@@ -163,27 +235,34 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
     except DecodeError as exc:
         raise UserError(f"{shown}: {exc}") from None
     out_fmt = fmt or format_from_path(dst, default="png")
-    write_output(dst, encode_image(img, out_fmt), inputs=[src], force=force)
-    return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, quality {lat.quality}, model {lat.model}"
+    write_output(dst, encode_image(img, out_fmt, metadata=lat.meta(), **save_options(out_fmt, output_quality)),
+                 inputs=[src], force=force)
+    note(f"{shown}: decoded in {time.perf_counter() - t0:.2f} s (the first file includes loading torch and the model)")
+    kept = f", with {'+'.join(k for k, _ in lat.metadata)}" if lat.metadata else ""
+    return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, quality {lat.quality}, model {lat.model}{kept}"
 
 
 def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool,
-               max_pixels: int | None = None, workers: int = 1, device: str = "cpu", exact: bool = False) -> int:
-    from ..devices import pick_device
-
+               max_pixels: int | None = None, workers: int = 1, device: str = "cpu", exact: bool = False,
+               output_quality: int | None = None, verbose: bool = False) -> int:
+    set_verbose(verbose and not quiet)
     limit = max_pixels_policy(max_pixels)
-    pick_device(device)  # a missing device is an error before any file is read
+    if device != "cpu":  # a missing device is an error before any file is read (the CPU needs no torch yet)
+        from ..devices import pick_device
+
+        pick_device(device)
     derived = dst is None
     if derived:  # never NAME.png: that is most likely the original image
         dst = "-" if _is_pipe(src) else str(Path(src).with_name(f"{Path(src).stem}.decoded.{fmt or 'png'}"))
     if not _is_pipe(src) and Path(src).is_dir():
         suffix = "." + (fmt or "png")
         pairs = batch.plan(Path(src), Path(dst), (".lat",), suffix)
-        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit, device, exact),
+        s = batch.run(pairs, lambda a, b: _decompress_one(str(a), str(b), model, fmt, True, limit, device, exact,
+                                                          output_quality),
                       force=force, quiet=quiet, label="decompress", workers=workers, problem=batch.image_problem)
         return 1 if s.failed else 0
     if not fmt:
         format_from_path(dst, default="png")  # an output extension we cannot write fails before any work
     _check_single(src, dst, force, derived, lat_out=False)
-    batch.say(_decompress_one(src, dst, model, fmt, force, limit, device, exact), quiet)
+    batch.say(_decompress_one(src, dst, model, fmt, force, limit, device, exact, output_quality), quiet)
     return 0

@@ -4,7 +4,9 @@ A file or '-' in gives one output (a file, or '-' for stdout, PNG there); a fold
 folder out with the same relative paths and names (subfolders mirrored, each file written in
 the format of its own extension, PNG for extensions we cannot write such as .gif), outputs that
 exist skipped unless --force, one line per bad file, a summary, and exit code 1 if any failed.
-JPEG and WebP outputs are written at quality 95. The input is never overwritten.
+Outputs are lossless where the format allows it (PNG, TIFF, BMP, and WebP unless --output-quality
+is given); JPEG is written at quality 95 or --output-quality. The source's ICC profile and EXIF go
+into the output. The input is never overwritten.
 
 This module imports no torch: `aecli noise` runs on numpy alone, and `aecli denoise` loads
 the model (and torch) only once the arguments have been checked.
@@ -19,11 +21,11 @@ from pathlib import Path
 from .. import batch
 from ..errors import UserError
 from ..imageio import (_EXT_TO_FORMAT, IMAGE_EXTS, Image, _same_file, check_output, encode_image, format_from_path,
-                       mirror_path, read_image, walk_images, write_output)
+                       mirror_path, read_image, save_options, walk_images, write_output)
+from ..progress import note, set_verbose
 
 from .noise import parse_sigma, parse_strength
 
-SAVE_OPTIONS = {"jpeg": {"quality": 95}, "webp": {"quality": 95}}
 DEFAULT_SUFFIX = "-denoised"
 
 
@@ -31,9 +33,10 @@ def _is_pipe(p: str) -> bool:
     return p == "-"
 
 
-def _encode(img: Image, dst: str) -> bytes:
+def _encode(img: Image, dst: str, quality: int | None = None, metadata: dict | None = None) -> bytes:
     fmt = format_from_path(dst, default="png")
-    return encode_image(img, fmt, **SAVE_OPTIONS.get(fmt, {}))
+    keep = {k: v for k, v in (metadata or {}).items() if k in ("icc", "exif")}
+    return encode_image(img, fmt, metadata=keep, **save_options(fmt, quality))
 
 
 def _suffix_for(src: Path) -> str:
@@ -85,10 +88,12 @@ def _default_output(src: str) -> str:
 # denoise
 
 
-def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = True) -> str:
+def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = True, quality: int | None = None) -> str:
     img = read_image(src)
+    if img.frames > 1:
+        batch.say(f"aecli: warning: {src} has {img.frames} frames (animated): only the first is denoised")
     out, level = den.denoise(img, sigma, strength=strength)
-    write_output(dst, _encode(out, dst), inputs=[src], force=force)
+    write_output(dst, _encode(out, dst, quality, img.metadata), inputs=[src], force=force)
     rng = den.sigma_range
     if level.sigma is not None and rng and level.sigma > rng[1] + 5:
         batch.say(f"aecli: warning: {src}: noise level {level.sigma:.1f} is above the range the model "
@@ -97,7 +102,9 @@ def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = 
 
 
 def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool,
-            workers: int = 1, device: str = "cpu", strength: str | float = 1.0) -> int:
+            workers: int = 1, device: str = "cpu", strength: str | float = 1.0, output_quality: int | None = None,
+            verbose: bool = False) -> int:
+    set_verbose(verbose and not quiet)
     parse_sigma(sigma)  # bad values fail before the model (and torch) loads
     strength = parse_strength(strength)
     derived = dst is None
@@ -105,20 +112,26 @@ def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, 
         dst = _default_output(src)
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = _plan(Path(src), Path(dst))
-        den = _load(model, device, sigma)
-        s = batch.run(pairs, lambda a, b: _denoise_one(den, str(a), str(b), sigma, strength), force=force, quiet=quiet,
-                      label="denoise", workers=workers, problem=batch.image_problem)
+        loaded = []
+        s = batch.run(pairs, lambda a, b: _denoise_one(loaded[0], str(a), str(b), sigma, strength, quality=output_quality),
+                      force=force, quiet=quiet, label="denoise", workers=workers, problem=batch.image_problem,
+                      prepare=lambda: loaded.append(_load(model, device, sigma)))
         return 1 if s.failed else 0
     _check_single(src, dst, force, derived)
     den = _load(model, device, sigma)
-    batch.say(_denoise_one(den, src, dst, sigma, strength, force), quiet)
+    batch.say(_denoise_one(den, src, dst, sigma, strength, force, output_quality), quiet)
     return 0
 
 
 def _load(model: str | None, device: str = "cpu", sigma=None):
+    import time
+
+    t0 = time.perf_counter()
     from .api import default_model, load_denoiser
 
-    return load_denoiser(model or default_model(sigma), device)
+    den = load_denoiser(model or default_model(sigma), device)
+    note(f"model {den.name} loaded in {time.perf_counter() - t0:.2f} s, torch included")
+    return den
 
 
 # --------------------------------------------------------------------------------------

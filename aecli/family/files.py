@@ -128,6 +128,7 @@ def reconstruct(src: str, output: str, *, model: str | None, count: int, cols: i
     m, data = _load(model, src, quiet)
     x = data.floats()[:count]
     r = api.reconstruct(m.model, x)
+    cols = min(cols, len(x))  # 5 images make a 5-column grid, not 8 columns with 3 blank
     rows = []
     for i in range(0, len(x), cols):
         a, b = x[i : i + cols], r[i : i + cols]
