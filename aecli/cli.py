@@ -68,10 +68,15 @@ def compress(
     quality: Optional[int] = typer.Option(None, "--quality", "-Q", help="1 = smallest file ... N = best quality (see 'aecli models')."),
     target_bpp: Optional[float] = typer.Option(None, "--target-bpp", help="Pick the best quality whose file is at most this many bits per pixel."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Pick the best quality whose file fits in this many bytes."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (bundled or installed) or path (with a '/' or a leading '.'; default: the bundled 'hpc')."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (bundled or installed) or path (with a '/' or a leading '.'; "
+                                        "default: the bundled 'hpc'); 'fit': the fitted codec, a small network fitted to each "
+                                        "image at encode time (slow encoding, small files; docs/fitted.md)."),
     effort: int = typer.Option(0, "--effort", "-e", help="0 = fast (default); 1, 2, 3: fit the latents to each image by "
                                "50, 100, 200 gradient steps: smaller files at equal quality, far slower encoding "
-                               "(decoding unchanged; docs/codec.md)."),
+                               "(decoding unchanged; docs/codec.md). With --model fit: 1..5 = 100, 300, 1000, 2500, "
+                               "6000 fitting iterations (default 2)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="With --model fit: fit each image for at most "
+                                               "about this many seconds (fewer iterations than the effort's when needed)."),
     scale: str = typer.Option("auto", "--scale", help="auto (default): code each image at its own size and at 11/8 of it, "
                               "keep the better file; 1: its own size only (about 6x faster); 1.375: always 11/8 "
                               "(docs/codec.md, 'Coding scale')."),
@@ -85,7 +90,7 @@ def compress(
 
     return files.compress(input, output, model=model, quality=quality, target_bpp=target_bpp,
                           max_bytes=max_bytes, force=force, quiet=quiet, workers=workers, device=device, effort=effort,
-                          scale=scale)
+                          scale=scale, time_limit=time_limit)
 
 
 @app.command()

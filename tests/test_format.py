@@ -587,7 +587,7 @@ def test_latfile_is_frozen():
 
 
 def test_constants():
-    assert MAGIC == b"AEL" and VERSION == 2
+    assert MAGIC == b"AEL" and VERSION == 3
     assert MODES == ("L", "RGB", "RGBA", "LA")
     assert (MAX_SIDE, MAX_PIXELS, MAX_STREAMS, MAX_NAME) == (1 << 20, 1 << 28, 8, 64)
     assert issubclass(FormatError, ValueError)

@@ -75,12 +75,20 @@ def _refine_bar(codec, img, effort: int, searching: bool, show: bool):
 
 def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
              max_bytes: int | None, force: bool, quiet: bool, workers: int = 1, device: str = "cpu",
-             effort: int = 0, scale: str | None = None) -> int:
-    from .api import load_codec
-    from .refine import effort as effort_level
+             effort: int = 0, scale: str | None = None, time_limit: float | None = None) -> int:
+    from .fitted import files as fitted
 
-    effort_level(effort)  # a UserError for a level that does not exist
-    eighths = parse_scale(scale)
+    if fitted.is_fitted(model):
+        fitted.check_options(quality, effort, time_limit)
+        if scale not in (None, "auto", "1"):
+            raise UserError("--scale is not used by the fitted codec (it codes each image at its own size)")
+    else:
+        from .refine import effort as effort_level
+
+        effort_level(effort)  # a UserError for a level that does not exist
+        if time_limit is not None:
+            raise UserError("--time-limit applies to the fitted codec only (--model fit)")
+    eighths = None if fitted.is_fitted(model) else parse_scale(scale)
     if target_bpp is not None and max_bytes is not None:
         raise UserError("give either --target-bpp or --max-bytes, not both")
     if quality is not None and (target_bpp is not None or max_bytes is not None):
@@ -92,8 +100,17 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
     derived = dst is None
     if derived:
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix(".lat"))
+    if fitted.is_fitted(model):
+        def one(a, b, force_one, show=False):
+            return fitted.compress_one(a, b, quality, target_bpp, max_bytes, force_one, effort, time_limit, show)
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
+        if fitted.is_fitted(model):
+            s = batch.run(pairs, lambda a, b: one(str(a), str(b), True), force=force, quiet=quiet, label="compress",
+                          workers=workers, problem=batch.lat_problem)
+            return 1 if s.failed else 0
+        from .api import load_codec
+
         codec = load_codec(model, device)
         if quality is not None:
             codec.index_of(quality)
@@ -104,6 +121,11 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
     if not _is_pipe(src) and not Path(src).exists():
         raise UserError(f"input not found: {src}")
     _check_single(src, dst, force, derived, lat_out=True)
+    if fitted.is_fitted(model):
+        batch.say(one(src, dst, force, show=not quiet), quiet)
+        return 0
+    from .api import load_codec
+
     codec = load_codec(model, device)
     if quality is not None:
         codec.index_of(quality)
@@ -157,6 +179,8 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
         lat = latformat.unpack(data)
     except latformat.FormatError as exc:
         raise UserError(f"{shown}: {exc}") from None
+    if lat.kind == "fitted":
+        return _decompress_fitted(lat, src, shown, dst, fmt, force, max_pixels, exact)
     codec = codec_for(lat, model, device)
     try:
         img = codec.decompress(lat, max_pixels=max_pixels, exact=exact)
@@ -165,6 +189,22 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
     out_fmt = fmt or format_from_path(dst, default="png")
     write_output(dst, encode_image(img, out_fmt), inputs=[src], force=force)
     return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, quality {lat.quality}, model {lat.model}"
+
+
+def _decompress_fitted(lat, src: str, shown: str, dst: str, fmt: str | None, force: bool, max_pixels: int,
+                       exact: bool) -> str:
+    from .fitted import codec as fitted
+
+    if exact:
+        raise UserError(f"{shown}: --exact is not available for fitted files (their latents decode alike everywhere; "
+                        f"pixels may differ by one level between machines)")
+    try:
+        img = fitted.decompress(lat, max_pixels=max_pixels)
+    except fitted.FittedDecodeError as exc:
+        raise UserError(f"{shown}: {exc}") from None
+    out_fmt = fmt or format_from_path(dst, default="png")
+    write_output(dst, encode_image(img, out_fmt), inputs=[src], force=force)
+    return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, fitted quality {lat.quality}"
 
 
 def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool,
