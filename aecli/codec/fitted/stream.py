@@ -122,15 +122,17 @@ def laplace_weight_limit() -> int:
     return WEIGHT_LIMIT
 
 
-def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, np.ndarray, np.ndarray], np.ndarray]
-         ) -> list[torch.Tensor]:
+def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, np.ndarray, np.ndarray], np.ndarray],
+         dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
     """Every pass, coarsest plane first: `code(level, phase, tables, centres)` returns the latents of
-    that phase (known to the encoder, decoded by the decoder).  Returns the planes, finest first."""
+    that phase (known to the encoder, decoded by the decoder).  Returns the planes, finest first.
+    The planes are held in `dtype` (float32 holds every latent a decoder accepts exactly: the
+    result does not depend on it)."""
     sizes = plane_sizes(width, height, s.levels)
     planes: list[torch.Tensor | None] = [None] * s.levels
     for k in reversed(range(s.levels)):
         h, w = sizes[k]
-        y = torch.zeros(h, w, dtype=torch.float64)
+        y = torch.zeros(h, w, dtype=dtype)
         coarse = planes[k + 1] if k + 1 < s.levels else None
         for p in range(len(context.PHASES)):
             a, b, ni, nj = context.phase_positions(h, w, p)
@@ -138,7 +140,7 @@ def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, n
                 continue
             centre, quarter, level = arm(context.phase_features(y, coarse, p, k, s.levels))
             q = code(k, p, laplace.table_index(level, quarter), centre)
-            y[a::2, b::2] = torch.from_numpy(q.astype(np.float64).reshape(ni, nj))
+            y[a::2, b::2] = torch.from_numpy(q.reshape(ni, nj)).to(dtype)
         planes[k] = y
     return planes
 
@@ -156,11 +158,12 @@ def encode_latents(w: Writer, s: Structure, planes: list[np.ndarray], arm) -> No
     walk(s, width, height, arm, code)
 
 
-def decode_latents(r: Reader, s: Structure, width: int, height: int, arm) -> list[torch.Tensor]:
+def decode_latents(r: Reader, s: Structure, width: int, height: int, arm, dtype: torch.dtype = torch.float64
+                   ) -> list[torch.Tensor]:
     def code(k, p, tables, centres):
         q = r.get(tables) + centres
         if np.abs(q).max(initial=0) > LATENT_LIMIT:
             raise CodingError("corrupt latent stream (a latent out of range)")
         return q
 
-    return walk(s, width, height, arm, code)
+    return walk(s, width, height, arm, code, dtype)
