@@ -8,6 +8,9 @@ arithmetic, not compression quality.  Only rerun this when the format or decoder
 added later, from the committed model and .lat (`--exact-only` writes just that file).
 `small-scaled.*` is the same source at quality 3 coded at scale 11/8 (a version 2 file, docs/format.md) with its
 two decodes; it was added later still, from the committed model and source (`--scaled-only`).
+`fitted.*` is a fitted file (version 3, docs/format.md) of the same source, fitted for 40 iterations
+(seed 0, one thread) at quality 6, with its decode and its latents (`fitted.latents.npz`, finest
+plane first); made from the committed source (`--fitted-only`).
 """
 
 from pathlib import Path
@@ -55,9 +58,29 @@ def write_scaled(codec: Codec) -> None:
     print(f"wrote {OUT}: small-scaled.lat {len(data)} bytes")
 
 
+def write_fitted() -> None:
+    """fitted.lat: the committed source fitted at quality 6; its decode and latents."""
+    from aecli import format as latformat
+    from aecli.codec.fitted import codec as fitted
+    from aecli.imageio import decode_image
+
+    torch.set_num_threads(1)
+    src = decode_image((OUT / "small.source.png").read_bytes())
+    res = fitted.compress(src, 6, iterations=40, seed=0)
+    (OUT / "fitted.lat").write_bytes(res.data)
+    lat = latformat.unpack(res.data)
+    (OUT / "fitted.decoded.png").write_bytes(encode_image(fitted.decompress(lat), "png"))
+    planes = fitted.decode_latents(lat)
+    np.savez_compressed(OUT / "fitted.latents.npz", *[p.numpy().astype(np.int32) for p in planes])
+    print(f"wrote {OUT}: fitted.lat {len(res.data)} bytes, {res.psnr:.2f} dB")
+
+
 def main() -> None:
     import sys
 
+    if "--fitted-only" in sys.argv:
+        write_fitted()
+        return
     if "--scaled-only" in sys.argv:
         write_scaled(Codec.load(registry.resolve(str(OUT / "vector-hp.safetensors"), "codec")))
         return
@@ -82,6 +105,7 @@ def main() -> None:
     write_exact(codec, data)
     print(f"wrote {OUT}: small.lat {len(data)} bytes")
     write_scaled(codec)
+    write_fitted()
 
 
 if __name__ == "__main__":

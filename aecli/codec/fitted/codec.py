@@ -157,8 +157,8 @@ def _structure(lat: latformat.LatFile) -> header.Structure:
     return s
 
 
-def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.ndarray:
-    """The colour pixels (H, W, C) uint8 of a fitted file."""
+def _decode(lat: latformat.LatFile, max_pixels: int | None = None):
+    """(structure, parameter integers, latent planes finest first) of a fitted file."""
     w, h = lat.width, lat.height
     limit = min(MAX_PIXELS, max_pixels) if max_pixels else MAX_PIXELS
     if w * h > limit:
@@ -172,6 +172,18 @@ def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.n
         rd.finish()
     except CodingError as exc:
         raise FittedDecodeError(f"corrupt .lat file: {exc}") from None
+    return s, ints, planes
+
+
+def decode_latents(lat: latformat.LatFile) -> list[torch.Tensor]:
+    """The integer latent planes of a fitted file, finest first (the same on every machine)."""
+    return _decode(lat)[2]
+
+
+def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.ndarray:
+    """The colour pixels (H, W, C) uint8 of a fitted file."""
+    s, ints, planes = _decode(lat, max_pixels)
+    h, w = lat.height, lat.width
     arm, synth = Arm(s), Synthesis(s)
     load_integers(arm, synth, ints, s.exponents)
     with torch.no_grad():

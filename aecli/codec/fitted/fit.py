@@ -24,7 +24,8 @@ from . import context, laplace
 from .header import Structure, plane_sizes
 from .nets import Arm, Synthesis, load_integers, quantise, tensors
 
-LR = 1e-2
+LR = 2e-2  # the networks'
+LATENT_LR = 0.2  # the latents' (they need values of several units to carry much, in few iterations)
 STE_FRACTION = 0.25
 WARMUP_ITERS = 5  # iterations timed before a time limit sets the schedule
 EXPONENTS = tuple(range(5, 13))  # parameter steps 2**-5 .. 2**-12 tried by finalise
@@ -78,13 +79,14 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
     torch.manual_seed(seed)
     start = time.monotonic()
     m = _Model(x.float(), s)
-    opt = torch.optim.Adam([*m.latents, *m.arm.parameters(), *m.synth.parameters()], lr=LR)
+    opt = torch.optim.Adam([{"params": m.latents, "lr": LATENT_LR, "base": LATENT_LR},
+                            {"params": [*m.arm.parameters(), *m.synth.parameters()], "lr": LR, "base": LR}])
     total = max(1, iterations)
     it = 0
     while it < total:
         frac = it / total
         for g in opt.param_groups:
-            g["lr"] = LR * (0.5 * (1 + math.cos(math.pi * frac)) * 0.99 + 0.01)
+            g["lr"] = g["base"] * (0.5 * (1 + math.cos(math.pi * frac)) * 0.99 + 0.01)
         if frac < 1 - STE_FRACTION:
             planes = [y + torch.rand_like(y) - 0.5 for y in m.latents]
         else:
