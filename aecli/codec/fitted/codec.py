@@ -111,8 +111,8 @@ def compress(img: Image, quality: int | None = None, effort: int = DEFAULT_EFFOR
 @contextmanager
 def _threads():
     """One torch thread while the CPU is already busy (load average at least the core count): the
-    fit's many small operations then run several times faster than with threads that wait for
-    each other; torch's default otherwise."""
+    fit's and the decoder's many small operations then run several times faster than with threads
+    that wait for each other; torch's default otherwise."""
     before = torch.get_num_threads()
     try:
         busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
@@ -195,7 +195,8 @@ def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.n
 def decompress(lat: latformat.LatFile, max_pixels: int | None = None) -> Image:
     from ..api import _inflate_alpha
 
-    px = decode_pixels(lat, max_pixels)
+    with _threads():
+        px = decode_pixels(lat, max_pixels)
     alpha = None
     if lat.mode in ("RGBA", "LA"):
         try:

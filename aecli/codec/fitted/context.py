@@ -70,20 +70,23 @@ def phase_positions(h: int, w: int, phase: int) -> tuple[int, int, int, int]:
     return a, b, max(0, -(-(h - a) // 2)), max(0, -(-(w - b) // 2))
 
 
-def phase_features(y: torch.Tensor, coarse: torch.Tensor | None, phase: int, level: int, levels: int) -> torch.Tensor:
+def phase_features(y: torch.Tensor, coarse: torch.Tensor | None, phase: int, level: int, levels: int,
+                   compact: bool = False) -> torch.Tensor:
     """Features (n, F) of the latents of one phase of plane y (h, w), whose later phases are still
-    zeros, in raster order of the phase."""
+    zeros, in raster order of the phase.  `compact`: only the visible neighbours and the coarse
+    values (the features that are not always 0 or constant in this pass; nets.IntArm folds the
+    rest into its first layer's bias)."""
     h, w = y.shape
     a, b, ni, nj = phase_positions(h, w, phase)
     p = F.pad(y[None, None], (1, 1, 1, 1))[0, 0]
     vis = available(phase)
     same = [p[1 + a + dr:1 + a + dr + 2 * ni - 1:2, 1 + b + dc:1 + b + dc + 2 * nj - 1:2] * float(v)
-            for (dr, dc), v in zip(NEIGHBOURS, vis)]
+            for (dr, dc), v in zip(NEIGHBOURS, vis) if v or not compact]
     if coarse is None:
         co = [y.new_zeros(ni, nj)] * len(COARSE)
     else:
         pc = F.pad(coarse[None, None], (1, 1, 1, 1))[0, 0]
         co = [pc[1 + dr:1 + dr + ni, 1 + dc:1 + dc + nj] for dr, dc in COARSE]
-    ones = [y.new_full((ni, nj), float(i == phase)) for i in range(len(PHASES))]
-    ones += [y.new_full((ni, nj), float(k == level)) for k in range(levels)]
+    ones = [] if compact else [y.new_full((ni, nj), float(i == phase)) for i in range(len(PHASES))]
+    ones += [] if compact else [y.new_full((ni, nj), float(k == level)) for k in range(levels)]
     return torch.stack(same + co + ones).reshape(len(same) + len(co) + len(ones), -1).t()

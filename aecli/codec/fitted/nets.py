@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from .. import intnet
 from ..coding import CodingError
-from .header import SCALE_LEVELS, Structure
+from . import context
+from .header import COARSE, OFFSETS, PHASES, SCALE_LEVELS, Structure
 
 WEIGHT_LIMIT = intnet.WEIGHT_LIMIT
 
@@ -99,26 +100,48 @@ def load_integers(arm: Arm, synth: Synthesis, ints: list[np.ndarray], exponents:
 
 
 class IntArm:
-    """The ARM in exact integer arithmetic (intnet.IntLayer): features -> (centre, quarter, scale
-    level) per latent, the same integers on every machine."""
+    """The ARM in exact integer arithmetic (intnet.IntLayer): compact features (context.phase_features
+    with compact=True) of one pass -> (centre, quarter, scale level) per latent, the same integers on
+    every machine.  Per pass, the first layer keeps only the columns of the features that can be
+    non-zero; the one-hots of the pass (phase, level) are added to its bias: the same integer sums
+    with their zero terms left out and their constant terms summed first, exact either way."""
 
     def __init__(self, ints: list[np.ndarray], exponents: tuple[int, ...], s: Structure):
+        self.s = s
         self.layers = []
         n = s.arm_tensors() // 2
+        self.weights, self.biases = [], []
         for i in range(n):
-            w = torch.from_numpy(np.asarray(ints[2 * i], dtype=np.int64)).to(torch.int32)
-            b = torch.from_numpy(np.asarray(ints[2 * i + 1], dtype=np.int64)) * (1 << intnet.ACT_BITS)
-            e = exponents[2 * i]
-            if exponents[2 * i + 1] != e:
+            if exponents[2 * i + 1] != exponents[2 * i]:
                 raise CodingError("corrupt fitted header (an ARM layer's weight and bias have different steps)")
-            self.layers.append(intnet.IntLayer("conv", w[:, :, None, None], b, e, 1, 0, 0, relu=i < n - 1))
+            w = torch.from_numpy(np.asarray(ints[2 * i], dtype=np.int64))
+            b = torch.from_numpy(np.asarray(ints[2 * i + 1], dtype=np.int64))
+            self.weights.append(w)
+            self.biases.append(b)
+            self.layers.append(intnet.IntLayer("conv", w.to(torch.int32)[:, :, None, None], b * (1 << intnet.ACT_BITS),
+                                               exponents[2 * i], 1, 0, 0, relu=i < n - 1))
+        self._first: dict[tuple[int, int], intnet.IntLayer] = {}
 
-    def __call__(self, features: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """features: (n, F) integer-valued latents and one-hots -> (centre, quarter, scale) int64 arrays."""
+    def first(self, phase: int, level: int) -> intnet.IntLayer:
+        """The first layer of one pass: visible neighbours and coarse values in, one-hots in the bias."""
+        key = (phase, level)
+        if key not in self._first:
+            w, b, first = self.weights[0], self.biases[0], self.layers[0]
+            vis = [i for i, v in enumerate(context.available(phase)) if v]
+            coarse = list(range(OFFSETS, OFFSETS + COARSE))
+            cols = vis + coarse
+            bias = b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
+            self._first[key] = intnet.IntLayer("conv", w[:, cols].to(torch.int32)[:, :, None, None],
+                                               bias * (1 << intnet.ACT_BITS), first.shift, 1, 0, 0, relu=first.relu)
+        return self._first[key]
+
+    def __call__(self, features: torch.Tensor, phase: int, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """features: (n, F) compact integer-valued features of pass (phase, level) -> (centre,
+        quarter, scale) int64 arrays."""
         a = features.t().to(torch.float64) * float(1 << intnet.ACT_BITS)
-        out = intnet.run_pointwise(self.layers, a)  # (2, n), units of 2**-ACT_BITS
+        out = intnet.run_pointwise([self.first(phase, level)] + self.layers[1:], a)  # (2, n), units of 2**-ACT_BITS
         quarters = torch.floor(out[0] * 2.0 ** (2 - intnet.ACT_BITS) + 0.5)  # mean in quarters, exact
         centre = torch.floor((quarters + 2) * 0.25)
         quarter = quarters - 4 * centre
-        level = torch.floor(out[1] * 2.0**-intnet.ACT_BITS + 0.5).clamp(0, SCALE_LEVELS - 1)
-        return centre.to(torch.int64).numpy(), quarter.to(torch.int64).numpy(), level.to(torch.int64).numpy()
+        level_out = torch.floor(out[1] * 2.0**-intnet.ACT_BITS + 0.5).clamp(0, SCALE_LEVELS - 1)
+        return centre.to(torch.int64).numpy(), quarter.to(torch.int64).numpy(), level_out.to(torch.int64).numpy()

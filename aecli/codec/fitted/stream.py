@@ -138,7 +138,7 @@ def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, n
             a, b, ni, nj = context.phase_positions(h, w, p)
             if not ni * nj:
                 continue
-            centre, quarter, level = arm(context.phase_features(y, coarse, p, k, s.levels))
+            centre, quarter, level = arm(context.phase_features(y, coarse, p, k, s.levels, compact=True), p, k)
             q = code(k, p, laplace.table_index(level, quarter), centre)
             y[a::2, b::2] = torch.from_numpy(q.reshape(ni, nj)).to(dtype)
         planes[k] = y
