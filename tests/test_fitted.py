@@ -207,3 +207,39 @@ def test_vector_decodes_to_its_latents_and_pixels():
     px = codec.decompress(lat).pixels.astype(int)
     ref = decode_image((vec / "fitted.decoded.png").read_bytes()).pixels.astype(int)
     assert np.abs(px - ref).max() <= 1
+
+
+@pytest.fixture
+def quick_efforts(monkeypatch):
+    """Effort levels of a couple of iterations, so that whole commands run in a test."""
+    monkeypatch.setattr(codec, "EFFORTS", {1: 2, 2: 3})
+    monkeypatch.setattr(codec, "DEFAULT_EFFORT", 1)
+
+
+def test_budget_search(tmp_path, quick_efforts):
+    from PIL import Image as PILImage
+
+    src = tmp_path / "p.png"
+    PILImage.fromarray(photo_like(16, 16, np.random.default_rng(6))).save(src)
+    r = runner.invoke(app, ["compress", str(src), str(tmp_path / "a.lat"), "--model", "fit", "--max-bytes", "100000"])
+    assert r.exit_code == 0, r.output
+    assert f"fitted quality {max(codec.LAMBDAS)}" in r.output  # everything fits: the best quality
+    r = runner.invoke(app, ["compress", str(src), str(tmp_path / "b.lat"), "--model", "fit", "--max-bytes", "10"])
+    assert r.exit_code == 0 and "over the budget" in r.output and "fitted quality 1" in r.output
+
+
+def test_eval_covers_the_fitted_codec(tmp_path, quick_efforts, monkeypatch):
+    from PIL import Image as PILImage
+
+    from aecli.codec.fitted import evaluation
+
+    monkeypatch.setattr(evaluation.EvalCodec, "qualities", [2, 6])
+    (tmp_path / "img").mkdir()
+    PILImage.fromarray(photo_like(16, 24, np.random.default_rng(8))).save(tmp_path / "img" / "a.png")
+    r = runner.invoke(app, ["eval", str(tmp_path / "img"), "--model", "fit", "--effort", "1", "--out", str(tmp_path / "o"),
+                            "--name", "f", "--baselines", "webp"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    res = json.loads((tmp_path / "o" / "f.json").read_text())
+    assert res["model"]["name"] == "fit" and [p["quality"] for p in res["curves"]["aecli"]] == [2, 6]
