@@ -62,8 +62,12 @@ def compare(paths: list[str], model: str | None = None, quality: int | None = No
     """Per image: our file at `quality` (encoded at `effort`), and JPEG / WebP given the same number of bytes.
     Returns the rows and the number of unreadable files (each reported on stderr and skipped)."""
     from ..codec.api import load_codec
+    from ..codec.fitted import files as fitted
     from ..codec.refine import effort as effort_level
 
+    if fitted.is_fitted(model):
+        raise UserError("aecli compare does not run the fitted codec (one fit per image and quality); "
+                        "use aecli eval --model fit, or aecli compress --model fit")
     effort_level(effort)  # a UserError for a level that does not exist
     codec = load_codec(model)
     rows = []
