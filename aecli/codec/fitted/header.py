@@ -103,6 +103,9 @@ class Structure:
             within("parameter exponent", e, 0, MAX_EXPONENT)
         for t in self.tables:
             within("parameter table", t, 0, SCALE_LEVELS - 1)
+        arm = self.exponents[:self.arm_tensors()]
+        if arm[0::2] != arm[1::2]:
+            raise HeaderError("corrupt fitted header: an ARM layer's weight and bias have different steps")
 
     def pack(self) -> bytes:
         self.check()
