@@ -11,7 +11,8 @@ run goes on where it stopped, and several runs (other images, other efforts) may
 
 `report` averages each (effort, quality) over the images, measures Pillow's WebP and AVIF on the
 same images (aecli/eval/rd.py, the qualities `aecli eval` uses), and writes a table with the
-BD-rate (PSNR) of each effort against both, where an effort has at least 4 qualities.  Timings
+BD-rate (PSNR) of each effort against both, where an effort has at least 2 qualities measured on
+every image (the classic cubic fit, of degree n-1 below 4 points).  Timings
 depend on the machine and on what else runs on it: say so when quoting them.
 """
 
@@ -74,7 +75,11 @@ def run(images: list[str], effort: int, qualities: list[int], record: Path) -> N
 
 def report(images: list[str], record: Path, out: Path) -> dict:
     names = [Path(p).name for p in images]
-    rows = [r for r in _load(record) if r["image"] in names]
+    first: dict = {}
+    for r in _load(record):  # one row per (image, effort, quality): the first recorded
+        if r["image"] in names:
+            first.setdefault((r["image"], r["effort"], r["quality"]), r)
+    rows = list(first.values())
     pics = [read_image(p).rgb for p in images]
     base = {b: [p.as_dict() for p in rd.baseline_sweep(pics, b, BASELINE_QUALITIES[b])] for b in ("webp", "avif")}
     efforts = sorted({r["effort"] for r in rows})
@@ -88,10 +93,14 @@ def report(images: list[str], record: Path, out: Path) -> dict:
             pts.append({k: float(np.mean([r[k] for r in sel])) for k in ("bpp", "psnr", "encode_s", "decode_s", "iterations")}
                        | {"quality": q})
         entry = {"effort": e, "points": pts}
-        if len(pts) >= 4:
+        if len(pts) >= 2:  # the classic cubic; of degree n-1 for fewer than 4 points (rd.bd_rate)
             for b, curve in base.items():
-                entry[f"bd_rate_vs_{b}"] = rd.bd_rate([p["bpp"] for p in curve], [p["psnr"] for p in curve],
-                                                      [p["bpp"] for p in pts], [p["psnr"] for p in pts])
+                try:
+                    entry[f"bd_rate_vs_{b}"] = rd.bd_rate([p["bpp"] for p in curve], [p["psnr"] for p in curve],
+                                                          [p["bpp"] for p in pts], [p["psnr"] for p in pts])
+                except ValueError as exc:  # e.g. the PSNR ranges do not overlap
+                    entry[f"bd_rate_vs_{b}"] = None
+                    entry[f"bd_rate_vs_{b}_note"] = str(exc)
         table.append(entry)
     result = {"images": names, "machine": platform.machine(), "efforts": table, "baselines": base}
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
@@ -102,7 +111,7 @@ def report(images: list[str], record: Path, out: Path) -> dict:
                          f"{p['encode_s']:.0f} | {p['decode_s']:.2f} |")
     lines += ["", "| effort | BD-rate vs WebP | BD-rate vs AVIF |", "|---|---|---|"]
     for t in table:
-        f = lambda k: f"{100 * t[k]:+.1f}%" if t.get(k) is not None else "n/a (fewer than 4 qualities)"  # noqa: E731
+        f = lambda k: f"{t[k]:+.1f}%" if t.get(k) is not None else f"n/a ({t.get(k + '_note', 'one quality')})"  # noqa: E731
         lines.append(f"| {t['effort']} | {f('bd_rate_vs_webp')} | {f('bd_rate_vs_avif')} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
