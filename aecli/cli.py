@@ -78,10 +78,15 @@ def compress(
                                  "file with a warning instead of failing."),
     metadata: str = typer.Option("icc,exif", "--metadata", help="What to keep from the source: all, none, or a comma list of "
                                  "icc, exif, xmp (default icc,exif; the EXIF orientation is applied to the pixels and dropped)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (bundled or installed) or path (with a '/' or a leading '.'; default: the bundled 'hpc')."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (bundled or installed) or path (with a '/' or a leading '.'; "
+                                        "default: the bundled 'hpc'); 'fit': the fitted codec, a small network fitted to each "
+                                        "image at encode time (slow encoding, small files; docs/fitted.md)."),
     effort: int = typer.Option(0, "--effort", "-e", help="0 = fast (default); 1, 2, 3: fit the latents to each image by "
                                "50, 100, 200 gradient steps: smaller files at equal quality, far slower encoding "
-                               "(decoding unchanged; docs/codec.md)."),
+                               "(decoding unchanged; docs/codec.md). With --model fit: 1..5 = 100, 300, 800, 2000, "
+                               "5000 fitting iterations (default 2)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="With --model fit: fit each image for at most "
+                                               "about this many seconds (fewer iterations than the effort's when needed)."),
     scale: str = typer.Option("auto", "--scale", help="auto (default): code each image at its own size and at 11/8 of it, "
                               "keep the better file; 1: its own size only (about 6x faster); 1.375: always 11/8 "
                               "(docs/codec.md, 'Coding scale')."),
@@ -96,7 +101,7 @@ def compress(
 
     return files.compress(input, _output(output, output_opt), model=model, quality=quality, target_bpp=target_bpp,
                           max_bytes=max_bytes, force=force, quiet=quiet, workers=workers, device=device, effort=effort,
-                          scale=scale, metadata=metadata, nearest=nearest, verbose=verbose)
+                          scale=scale, metadata=metadata, nearest=nearest, verbose=verbose, time_limit=time_limit)
 
 
 @app.command()

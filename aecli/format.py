@@ -8,6 +8,8 @@ Layout (integers little-endian, "varint" = minimal unsigned LEB128, <= 5 bytes, 
 
     "AEL" version:u8 mode:u8 quality:u8 width:varint height:varint
         (mode: low 4 bits colour mode; high 4 bits, version 2 only: coding scale - 8, in eighths)
+        (version 3: the same layout, for the fitted kind of codec: a file fitted to its image,
+        whose streams carry their own networks; scale bits 0)
     name_len:u8 name[name_len] fingerprint[4]
     stream_count:u8 stream_len:varint * stream_count
         (stream_count: bits 0-6 the count; bit 7 set: a metadata table follows, "Metadata" in the spec)
@@ -47,8 +49,9 @@ __all__ = [
 ]
 
 MAGIC = b"AEL"
-VERSION = 2  # the newest version; a writer uses the lowest that holds the file (version_of)
-VERSIONS = (1, 2)
+VERSION = 3  # the newest version; a writer uses the lowest that holds the file (version_of)
+VERSIONS = (1, 2, 3)
+KINDS = ("autoencoder", "fitted")  # version 3 means "fitted"; versions 1 and 2 "autoencoder"
 UNIT_SCALE = 8  # coding scales are in eighths: 8 = the image was coded at its own size
 MAX_SCALE = 16
 MODES = ("L", "RGB", "RGBA", "LA")
@@ -100,6 +103,7 @@ class LatFile:
     # (name, bytes) pairs in the order of META_KINDS, each name at most once, each value non-empty:
     # the ICC profile, EXIF and XMP of the source image (docs/format.md, "Metadata")
     metadata: tuple = ()
+    kind: str = "autoencoder"  # or "fitted": networks fitted to the image travel in the streams
 
     @property
     def num_pixels(self) -> int:
@@ -280,6 +284,10 @@ def _validate(lat: LatFile) -> tuple[bytes, list[bytes], list[tuple[int, bytes]]
         raise FormatError(f"invalid mode {lat.mode!r} (must be one of {', '.join(MODES)})")
     if not _is_int(lat.scale) or not UNIT_SCALE <= lat.scale <= MAX_SCALE:
         raise FormatError(f"invalid coding scale {lat.scale!r} (must be {UNIT_SCALE}..{MAX_SCALE} eighths)")
+    if lat.kind not in KINDS:
+        raise FormatError(f"invalid codec kind {lat.kind!r} (must be one of {', '.join(KINDS)})")
+    if lat.kind == "fitted" and lat.scale != UNIT_SCALE:
+        raise FormatError("a fitted file is coded at its own size (scale 8)")
     streams = lat.streams
     if isinstance(streams, (bytes, bytearray, memoryview, str)):
         raise FormatError("streams must be a sequence of bytes objects")
@@ -336,7 +344,10 @@ def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
 
 
 def version_of(lat: LatFile) -> int:
-    """The version a file is written in: 1 unless it needs version 2's coding scale."""
+    """The version a file is written in: 3 for the fitted kind; else 1 unless it needs version 2's
+    coding scale."""
+    if lat.kind == "fitted":
+        return 3
     return 1 if lat.scale == UNIT_SCALE else 2
 
 
@@ -400,7 +411,7 @@ def unpack(data: bytes) -> LatFile:
     mode_byte = r.u8()
     version = buf[len(MAGIC)]
     code = mode_byte >> 4
-    if version == 1 and code:
+    if version in (1, 3) and code:
         raise FormatError(f"reserved bits set in mode byte 0x{mode_byte:02x}")
     if version == 2 and not 1 <= code <= MAX_SCALE - UNIT_SCALE:
         raise FormatError(f"invalid coding scale code {code} (a version 2 file has 1..{MAX_SCALE - UNIT_SCALE})")
@@ -464,6 +475,7 @@ def unpack(data: bytes) -> LatFile:
         streams=streams,
         scale=UNIT_SCALE + code,
         metadata=metadata,
+        kind="fitted" if version == 3 else "autoencoder",
     )
 
 
@@ -481,6 +493,7 @@ def describe(lat: LatFile) -> dict:
         "height": lat.height,
         "mode": lat.mode,
         "version": version_of(lat),
+        "kind": lat.kind,
         "coded_scale": lat.scale / UNIT_SCALE,
         **dict(zip(("coded_width", "coded_height"), coded_size(lat.width, lat.height, lat.scale))),
         "file_bytes": file_bytes,

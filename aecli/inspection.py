@@ -46,6 +46,8 @@ def lat_info(src: str) -> dict:
     d.setdefault("metadata", {})  # {kind: bytes} of what the file carries: icc, exif, xmp (empty: none)
     d["file"] = src
     d["integrity"] = "ok (CRC-32 verified)"
+    if lat.kind == "fitted":
+        return _fitted_info(lat, d)
     kind = ""
     try:
         m = registry.find_by_name(lat.model, lat.fingerprint, "codec")
@@ -56,6 +58,22 @@ def lat_info(src: str) -> dict:
         d["model_available"] = False
         d["model_problem"] = str(exc)
     d["decode"] = decode_cost(lat, 16 if kind == "factorized" else 64)  # (an unknown model: the larger alignment)
+    return d
+
+
+def _fitted_info(lat: latformat.LatFile, d: dict) -> dict:
+    """A fitted file carries its own networks: show their structure instead of a model."""
+    from .codec.fitted import header
+
+    d["model_available"] = True
+    try:
+        s = header.unpack(lat.streams[0]) if lat.streams else None
+    except header.HeaderError as exc:
+        s, d["fitted_problem"] = None, str(exc)
+    if s is None:
+        d.setdefault("fitted_problem", "corrupt fitted header: no structure stream")
+    else:
+        d["fitted"] = header.describe(s, lat.width, lat.height)
     return d
 
 
@@ -81,6 +99,8 @@ def _metadata_line(meta: dict) -> str:
 
 
 def format_info(d: dict) -> str:
+    if d.get("kind") == "fitted":
+        return _format_fitted(d)
     lines = [
         f"{d['file']}: .lat v{d['version']}, {d['width']}x{d['height']} {d['mode']}",
         f"  model     {d['model']} (fingerprint {d['fingerprint']}){'' if d['model_available'] else '  [NOT INSTALLED]'}",
@@ -94,6 +114,25 @@ def format_info(d: dict) -> str:
     ]
     if not d["model_available"]:
         lines.append(f"  note      {d['model_problem']}")
+    return "\n".join(lines)
+
+
+def _format_fitted(d: dict) -> str:
+    f = d.get("fitted")
+    lines = [
+        f"{d['file']}: .lat v{d['version']}, {d['width']}x{d['height']} {d['mode']}",
+        f"  kind      fitted (networks fitted to this image travel in the file)",
+        f"  quality   {d['quality']}",
+        f"  size      {d['file_bytes']} bytes ({d['header_bytes']} header), {d['bpp']:.4f} bpp",
+        f"  streams   {', '.join(str(n) for n in d['stream_bytes'])} bytes",
+        f"  integrity {d['integrity']}",
+    ]
+    if f:
+        lines += [f"  latents   {f['latents']} in {f['levels']} planes",
+                  f"  networks  ARM {f['arm']}, synthesis {f['synthesis']}: {f['parameters']} parameters, "
+                  f"about {f['decode_macs_per_pixel']} multiply-adds per pixel to decode"]
+    else:
+        lines.append(f"  note      {d['fitted_problem']}")
     return "\n".join(lines)
 
 

@@ -159,6 +159,17 @@ def _picture(h: int, w: int, channels: int, kind: str, rng) -> "np.ndarray":  # 
     return img[..., 0] if channels == 1 else img
 
 
+# fitted files: (height, width, mode, quality, picture); short fits, busy latents at quality 8
+FITTED_SPECS = [
+    (1, 1, "RGB", 4, "photo"),
+    (5, 7, "L", 8, "noise"),
+    (17, 13, "RGBA", 8, "photo"),
+    (24, 32, "RGB", 8, "noise"),
+    (33, 20, "LA", 6, "photo"),
+]
+FITTED_ITERATIONS = 30
+
+
 def build_corpus() -> list[Seed]:
     """The valid seed files; the models must be findable (AECLI_MODEL_PATH)."""
     import numpy as np
@@ -177,6 +188,13 @@ def build_corpus() -> list[Seed]:
         alpha = _picture(h, w, 1, "photo", rng) if mode in ("RGBA", "LA") else None
         data = codec.compress(Image(pixels, alpha, mode, 8), q)
         seeds.append(Seed(f"{model}-{w}x{h}-{mode}-q{q}-{kind}", data, latformat.unpack(data)))
+    from aecli.codec.fitted import codec as fitted
+
+    for h, w, mode, q, kind in FITTED_SPECS:  # fitted files (version 3): a few iterations each
+        pixels = _picture(h, w, 1 if mode in ("L", "LA") else 3, kind, rng)
+        alpha = _picture(h, w, 1, "photo", rng) if mode in ("RGBA", "LA") else None
+        data = fitted.compress(Image(pixels, alpha, mode, 8), q, iterations=FITTED_ITERATIONS).data
+        seeds.append(Seed(f"fit-{w}x{h}-{mode}-q{q}-{kind}", data, latformat.unpack(data)))
     for s in seeds:  # every seed must decode, or the corpus (or the codec) is broken
         cli_decode(s.lat)
     return seeds
@@ -195,6 +213,10 @@ def cli_decode(lat: latformat.LatFile) -> bytes:
     from aecli.codec.api import codec_for
     from aecli.imageio import encode_image
 
+    if lat.kind == "fitted":  # _decompress_fitted
+        from aecli.codec.fitted import codec as fitted
+
+        return encode_image(fitted.decompress(lat), "png")
     codec = codec_for(lat, None)
     img = codec.decompress(lat)
     return encode_image(img, "png", metadata=lat.meta())

@@ -3,6 +3,8 @@
 # AVIF, and against CompressAI's published curves. Writes docs/rd_kodak.{md,csv,json,png}.
 # EFFORT=E (1, 2, 3) encodes with `aecli compress --effort E` instead and writes docs/rd_kodak_effortE.*.
 # MODEL=hpc measures another bundled codec model than `hp` and writes docs/rd_kodak_hpc.* (rd_kodak_hpc_effortE.*).
+# MODEL=fit EFFORT=E measures the fitted codec (docs/fitted.md) at effort E: one fit per image and quality,
+# hours on a CPU; pass --resume to go on after a stop. Writes docs/rd_kodak_fit_effortE.*.
 # Needs matplotlib for the plot: pip install ".[bench]"
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,6 +10,9 @@ added later, from the committed model and .lat (`--exact-only` writes just that 
 two decodes; it was added later still, from the committed model and source (`--scaled-only`).
 `small-meta.lat` is `small.lat` with a metadata table (an ICC profile, EXIF and XMP: docs/format.md,
 "Metadata"); its streams, and so its pixels, are those of `small.lat` (`--meta-only`, no torch needed).
+`fitted.*` is a fitted file (version 3, docs/format.md) of the same source, fitted for 40 iterations
+(seed 0, one thread) at quality 6, with its decode and its latents (`fitted.latents.npz`, finest
+plane first); made from the committed source (`--fitted-only`).
 """
 
 from pathlib import Path
@@ -85,6 +88,23 @@ def write_meta() -> None:
     print(f"wrote {OUT}: small-meta.lat {len(data)} bytes")
 
 
+def write_fitted() -> None:
+    """fitted.lat: the committed source fitted at quality 6; its decode and latents."""
+    from aecli import format as latformat
+    from aecli.codec.fitted import codec as fitted
+    from aecli.imageio import decode_image
+
+    torch.set_num_threads(1)
+    src = decode_image((OUT / "small.source.png").read_bytes())
+    res = fitted.compress(src, 6, iterations=40, seed=0)
+    (OUT / "fitted.lat").write_bytes(res.data)
+    lat = latformat.unpack(res.data)
+    (OUT / "fitted.decoded.png").write_bytes(encode_image(fitted.decompress(lat), "png"))
+    planes = fitted.decode_latents(lat)
+    np.savez_compressed(OUT / "fitted.latents.npz", *[p.numpy().astype(np.int32) for p in planes])
+    print(f"wrote {OUT}: fitted.lat {len(res.data)} bytes, {res.psnr:.2f} dB")
+
+
 def main() -> None:
     import sys
 
@@ -92,6 +112,9 @@ def main() -> None:
         write_meta()
         return
 
+    if "--fitted-only" in sys.argv:
+        write_fitted()
+        return
     if "--scaled-only" in sys.argv:
         write_scaled(Codec.load(registry.resolve(str(OUT / "vector-hp.safetensors"), "codec")))
         return
@@ -117,6 +140,7 @@ def main() -> None:
     print(f"wrote {OUT}: small.lat {len(data)} bytes")
     write_scaled(codec)
     write_meta()
+    write_fitted()
 
 
 if __name__ == "__main__":

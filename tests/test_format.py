@@ -178,6 +178,7 @@ def test_example_sizes_and_describe():
         "height": 200,
         "mode": "RGB",
         "version": 1,
+        "kind": "autoencoder",
         "coded_scale": 1.0,
         "coded_width": 300,
         "coded_height": 200,
@@ -353,7 +354,7 @@ def test_bad_magic(data):
 
 
 def test_unsupported_version():
-    assert err(raw(version=3)) == "unsupported .lat version 3"
+    assert err(raw(version=4)) == "unsupported .lat version 4"
     assert err(raw(version=0)) == "unsupported .lat version 0"
     assert err(b"AEL\x07") == "unsupported .lat version 7"
 
@@ -587,7 +588,7 @@ def test_latfile_is_frozen():
 
 
 def test_constants():
-    assert MAGIC == b"AEL" and VERSION == 2
+    assert MAGIC == b"AEL" and VERSION == 3
     assert MODES == ("L", "RGB", "RGBA", "LA")
     assert (MAX_SIDE, MAX_PIXELS, MAX_STREAMS, MAX_NAME) == (1 << 20, 1 << 28, 8, 64)
     assert issubclass(FormatError, ValueError)

@@ -58,8 +58,9 @@ def corpus(fuzz_models, monkeypatch):
 def test_corpus_is_valid_and_varied(corpus):
     lats = [s.lat for s in corpus]
     assert {lat.mode for lat in lats} == set(latformat.MODES)
-    assert {lat.model for lat in lats} == {fz.HP_MODEL, fz.FP_MODEL, fz.CB_MODEL}
-    assert {lat.quality for lat in lats} == {1, 2, 3}
+    assert {lat.model for lat in lats} == {fz.HP_MODEL, fz.FP_MODEL, fz.CB_MODEL, "fit"}
+    assert {lat.quality for lat in lats if lat.kind == "autoencoder"} == {1, 2, 3}
+    assert {lat.mode for lat in lats if lat.kind == "fitted"} == set(latformat.MODES)
     assert any(lat.width == lat.height == 1 for lat in lats)
     for s in corpus:
         assert latformat.pack(s.lat) == s.data
@@ -153,7 +154,7 @@ def test_hang_is_detected_even_if_swallowed(corpus):
 
 def test_over_allocation_is_detected(corpus):
     def greedy(lat):
-        keep = np.ones(fz.Bounds().decoder(lat, 0, (320, 192)) // 8 + 1024, dtype=np.float64)
+        keep = np.ones(fz.Bounds().decoder(lat, lat.file_size(), (320, 192)) // 8 + 1024, dtype=np.float64)
         return keep.nbytes
 
     # only small claims are decoded, so that the stub's allocation (just over its bound) stays small

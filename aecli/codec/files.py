@@ -142,12 +142,21 @@ def _load_codec(model: str | None, device: str, quality: int | None):
 def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
              max_bytes: int | None, force: bool, quiet: bool, workers: int = 1, device: str = "cpu",
              effort: int = 0, scale: str | None = None, metadata: str | None = None, nearest: bool = False,
-             verbose: bool = False) -> int:
+             verbose: bool = False, time_limit: float | None = None) -> int:
+    from .fitted import files as fitted
+
     set_verbose(verbose and not quiet)
-    if effort not in EFFORT_LEVELS:
-        raise UserError(f"--effort must be one of {', '.join(str(e) for e in EFFORT_LEVELS)}")
+    if fitted.is_fitted(model):
+        fitted.check_options(quality, effort, time_limit)
+        if scale not in (None, "auto", "1"):
+            raise UserError("--scale is not used by the fitted codec (it codes each image at its own size)")
+    else:
+        if effort not in EFFORT_LEVELS:
+            raise UserError(f"--effort must be one of {', '.join(str(e) for e in EFFORT_LEVELS)}")
+        if time_limit is not None:
+            raise UserError("--time-limit applies to the fitted codec only (--model fit)")
     keep = parse_metadata(metadata)
-    eighths = parse_scale(scale)
+    eighths = None if fitted.is_fitted(model) else parse_scale(scale)
     if target_bpp is not None and max_bytes is not None:
         raise UserError("give either --target-bpp or --max-bytes, not both")
     if quality is not None and (target_bpp is not None or max_bytes is not None):
@@ -159,8 +168,15 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
     derived = dst is None
     if derived:
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix(".lat"))
+    if fitted.is_fitted(model):
+        def one(a, b, force_one, show=False):
+            return fitted.compress_one(a, b, quality, target_bpp, max_bytes, force_one, effort, time_limit, show)
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
+        if fitted.is_fitted(model):
+            s = batch.run(pairs, lambda a, b: one(str(a), str(b), True), force=force, quiet=quiet, label="compress",
+                          workers=workers, problem=batch.lat_problem)
+            return 1 if s.failed else 0
         loaded = []
 
         def prepare():  # only when some file is left to do (batch.run): skips decided without torch
@@ -177,6 +193,9 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
                             f"or --quality {src})")
         raise UserError(f"input not found: {src}")
     _check_single(src, dst, force, derived, lat_out=True)
+    if fitted.is_fitted(model):
+        batch.say(one(src, dst, force, show=not quiet), quiet)
+        return 0
     codec = _load_codec(model, device, quality)
     batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, force, effort, show=not quiet, scale=eighths,
                             metadata=keep, nearest=nearest), quiet)
@@ -229,6 +248,8 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
         lat = latformat.unpack(data)
     except latformat.FormatError as exc:
         raise UserError(f"{shown}: {exc}") from None
+    if lat.kind == "fitted":
+        return _decompress_fitted(lat, src, shown, dst, fmt, force, max_pixels, exact)
     codec = codec_for(lat, model, device)
     try:
         img = codec.decompress(lat, max_pixels=max_pixels, exact=exact)
@@ -240,6 +261,22 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
     note(f"{shown}: decoded in {time.perf_counter() - t0:.2f} s (the first file includes loading torch and the model)")
     kept = f", with {'+'.join(k for k, _ in lat.metadata)}" if lat.metadata else ""
     return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, quality {lat.quality}, model {lat.model}{kept}"
+
+
+def _decompress_fitted(lat, src: str, shown: str, dst: str, fmt: str | None, force: bool, max_pixels: int,
+                       exact: bool) -> str:
+    from .fitted import codec as fitted
+
+    if exact:
+        raise UserError(f"{shown}: --exact is not available for fitted files (their latents decode alike everywhere; "
+                        f"pixels may differ by one level between machines)")
+    try:
+        img = fitted.decompress(lat, max_pixels=max_pixels)
+    except fitted.FittedDecodeError as exc:
+        raise UserError(f"{shown}: {exc}") from None
+    out_fmt = fmt or format_from_path(dst, default="png")
+    write_output(dst, encode_image(img, out_fmt), inputs=[src], force=force)
+    return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, fitted quality {lat.quality}"
 
 
 def decompress(src: str, dst: str | None, *, model: str | None, fmt: str | None, force: bool, quiet: bool,

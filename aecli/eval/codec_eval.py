@@ -62,8 +62,12 @@ def compare(paths: list[str], model: str | None = None, quality: int | None = No
     """Per image: our file at `quality` (encoded at `effort`), and JPEG / WebP given the same number of bytes.
     Returns the rows and the number of unreadable files (each reported on stderr and skipped)."""
     from ..codec.api import load_codec
+    from ..codec.fitted import files as fitted
     from ..codec.refine import effort as effort_level
 
+    if fitted.is_fitted(model):
+        raise UserError("aecli compare does not run the fitted codec (one fit per image and quality); "
+                        "use aecli eval --model fit, or aecli compress --model fit")
     effort_level(effort)  # a UserError for a level that does not exist
     codec = load_codec(model)
     rows = []
@@ -123,11 +127,10 @@ def sweep_ours(files: list[Path], model: str | None, bar, job, effort: int, reco
 
     ``record``: the file where each finished image's points are kept (partial.py); with ``resume``
     the images it already holds are not measured again.  The model info says how many were reused."""
-    from ..codec.api import load_codec
     from ..registry import file_sha256
     from .partial import PartialRun
 
-    codec = load_codec(model)
+    codec = _load(model)
     info = {"name": codec.name, "fingerprint": codec.files.meta.get("fingerprint"),
             "training": codec.files.meta.get("training", {}), "effort": effort, "images_from_earlier_runs": 0}
     run = PartialRun(record, {"model": codec.name, "fingerprint": info["fingerprint"], "effort": effort,
@@ -140,7 +143,10 @@ def sweep_ours(files: list[Path], model: str | None, bar, job, effort: int, reco
             info["images_from_earlier_runs"] += 1
             bar.advance(job, len(codec.qualities))
         else:
-            points = _measure_image(codec, read_image(f), effort, lambda: bar.advance(job))
+            if hasattr(codec, "measure"):  # the fitted codec: one fit per quality
+                points = codec.measure(read_image(f), effort, lambda: bar.advance(job), (psnr, ms_ssim))
+            else:
+                points = _measure_image(codec, read_image(f), effort, lambda: bar.advance(job))
             run.add(where, digest, points)
         for q in codec.qualities:
             for k, v in per_q[q].items():
@@ -148,6 +154,30 @@ def sweep_ours(files: list[Path], model: str | None, bar, job, effort: int, reco
     rows = [{"codec": "aecli", "quality": q, **{k: float(np.mean(v)) for k, v in d.items()}, "n_images": len(files)}
             for q, d in per_q.items()]
     return rows, info
+
+
+def _load(model: str | None):
+    """The codec to sweep: the fitted codec's evaluation face for 'fit', else a loaded model."""
+    from ..codec.fitted import files as fitted
+
+    if fitted.is_fitted(model):
+        from ..codec.fitted.evaluation import EvalCodec
+
+        return EvalCodec()
+    from ..codec.api import load_codec
+
+    return load_codec(model)
+
+
+def _check_effort(model: str | None, effort: int) -> None:
+    from ..codec.fitted import files as fitted
+
+    if fitted.is_fitted(model):
+        fitted.check_options(None, effort, None)
+    else:
+        from ..codec.refine import effort as effort_level
+
+        effort_level(effort)  # a UserError for a level that does not exist, before any work
 
 
 def _measure_image(codec, img: Image, effort: int, step) -> dict:
@@ -182,9 +212,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
     Unreadable images are reported on stderr and left out (listed under "unreadable").
     Our codec's points are kept in NAME.partial.jsonl as each image is done, until the results are
     written; ``resume`` reuses the images recorded there by an unfinished run (partial.py)."""
-    from ..codec.refine import effort as effort_level
-
-    effort_level(effort)  # a UserError for a level that does not exist, before any work
+    _check_effort(model, effort)
     files = _inputs(paths)
     unreadable = [f for f in files if _read_or_report(f, files) is None]
     bad = set(unreadable)
@@ -206,9 +234,7 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
     except OSError as exc:
         raise UserError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     images = None
-    from ..codec.api import load_codec
-
-    n_ours = len(load_codec(model).qualities)
+    n_ours = len(_load(model).qualities)
     total = len(files) * (n_ours + sum(len(BASELINE_QUALITIES[b]) for b in baselines))
     curves: dict[str, list[dict]] = {}
     record = out / f"{name}.partial.jsonl"  # our codec's finished images, until the results are written

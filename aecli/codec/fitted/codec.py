@@ -1,0 +1,207 @@
+"""Compress one image with the fitted codec, and decode it.
+
+A fitted file is a version 3 .lat file (format.py, kind "fitted") with the model name NAME and the
+fingerprint FINGERPRINT; its streams are
+
+    0  the structure record (header.py)
+    1  the range-coded parameters, then latents (stream.py)
+    2  the escaped symbols (varints)
+    3  the alpha channel, deflated (RGBA and LA files only)
+
+The quality levels are rate weights: the fit minimises MSE + LAMBDAS[q] * bits per pixel.  Effort
+levels set the number of fitting iterations.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import contextmanager
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ... import format as latformat
+from ...errors import UserError
+from ...imageio import Image
+from ..coding import CodingError
+from . import header, stream
+from .fit import Fitted, Progress, fit
+from .nets import Arm, IntArm, Synthesis, load_integers
+
+NAME = "fit"
+FINGERPRINT = b"FIT1"
+# quality -> rate weight lambda (MSE on 0..1 + lambda * bpp): each level about a third more bits
+LAMBDAS = {1: 0.008, 2: 0.004, 3: 0.002, 4: 0.001, 5: 0.0005, 6: 0.00025, 7: 0.000125, 8: 0.0000625}
+DEFAULT_QUALITY = 4
+# effort -> fitting iterations
+EFFORTS = {1: 100, 2: 300, 3: 800, 4: 2000, 5: 5000}
+DEFAULT_EFFORT = 2
+MAX_PIXELS = 1 << 23  # largest image the fitted codec encodes or decodes (8 MP): memory stays bounded
+MIN_SIDE = 1
+
+
+class FittedDecodeError(UserError):
+    """A fitted file that does not decode (corrupt, or over the decode limit)."""
+
+
+@dataclass
+class Result:
+    data: bytes
+    bpp: float
+    psnr: float  # of the decoded image (float synthesis, this machine)
+    iterations: int
+    seconds: float
+
+
+def iterations_of(effort: int) -> int:
+    if effort not in EFFORTS:
+        raise UserError(f"--effort {effort} does not exist for the fitted codec (choose "
+                        f"{', '.join(map(str, EFFORTS))}: {', '.join(f'{n} iterations' for n in EFFORTS.values())})")
+    return EFFORTS[effort]
+
+
+def lambda_of(quality: int | None) -> float:
+    q = DEFAULT_QUALITY if quality is None else quality
+    if q not in LAMBDAS:
+        raise UserError(f"quality {q} does not exist for the fitted codec (choose 1..{max(LAMBDAS)})")
+    return LAMBDAS[q]
+
+
+def structure_for(mode: str) -> header.Structure:
+    return header.Structure(channels=1 if mode in ("L", "LA") else 3)
+
+
+def _target(img: Image) -> torch.Tensor:
+    px = img.pixels if img.mode in ("L", "LA") else img.rgb
+    px = px if px.ndim == 3 else px[..., None]
+    return torch.from_numpy(np.array(px, dtype=np.float32)).permute(2, 0, 1) / 255.0
+
+
+def check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise UserError(f"image size {width}x{height} is over the fitted codec's limit of {MAX_PIXELS} pixels "
+                        f"(use the default codec for larger images)")
+
+
+def compress(img: Image, quality: int | None = None, effort: int = DEFAULT_EFFORT, time_limit: float | None = None,
+             report: Callable[[Progress], None] | None = None, iterations: int | None = None, seed: int = 0) -> Result:
+    """The .lat bytes of `img` fitted at `quality` for `effort`'s iterations (or `iterations`), within
+    `time_limit` seconds of fitting if given."""
+    q = DEFAULT_QUALITY if quality is None else quality
+    lam = lambda_of(q)
+    n = iterations if iterations is not None else iterations_of(effort)
+    h, w = img.pixels.shape[:2]
+    check_size(w, h)
+    start = time.monotonic()
+    with _threads():
+        f = fit(_target(img), lam, structure_for(img.mode), n, time_limit, report, seed)
+    data = pack(f, img, q)
+    decoded = decode_pixels(latformat.unpack(data))
+    target = _target(img).permute(1, 2, 0).numpy() * 255
+    mse = float(np.mean((decoded.astype(np.float64).reshape(target.shape) - target) ** 2))
+    return Result(data, 8 * len(data) / (w * h), 10 * math.log10(255**2 / max(mse, 1e-12)), f.iterations,
+                  time.monotonic() - start)
+
+
+@contextmanager
+def _threads():
+    """One torch thread while the CPU is already busy (load average at least the core count): the
+    fit's and the decoder's many small operations then run several times faster than with threads
+    that wait for each other; torch's default otherwise."""
+    before = torch.get_num_threads()
+    try:
+        busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except OSError:
+        busy = False
+    if busy:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def pack(f: Fitted, img: Image, quality: int) -> bytes:
+    s = f.structure
+    wr = stream.Writer()
+    stream.put_parameters(wr, f.ints, s.tables)
+    arm = IntArm(f.ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s)
+    stream.encode_latents(wr, s, f.planes, arm)
+    coded, escapes = wr.finish()
+    streams = [s.pack(), coded, escapes]
+    if img.alpha is not None:
+        streams.append(zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9))
+    mode = img.mode if img.mode in latformat.MODES else ("RGBA" if img.alpha is not None else "RGB")
+    h, w = img.pixels.shape[:2]
+    return latformat.pack(latformat.LatFile(model=NAME, fingerprint=FINGERPRINT, quality=quality, width=w, height=h,
+                                            mode=mode, streams=tuple(streams), kind="fitted"))
+
+
+def _structure(lat: latformat.LatFile) -> header.Structure:
+    if lat.model != NAME or lat.fingerprint != FINGERPRINT:
+        raise FittedDecodeError(f"unsupported fitted codec '{lat.model}' ({lat.fingerprint.hex()})")
+    needed = 4 if lat.mode in ("RGBA", "LA") else 3
+    if len(lat.streams) != needed:
+        raise FittedDecodeError(f"corrupt .lat file: {len(lat.streams)} streams, but a fitted {lat.mode} file has {needed}")
+    try:
+        s = header.unpack(lat.streams[0])
+    except header.HeaderError as exc:
+        raise FittedDecodeError(f"corrupt .lat file: {exc}") from None
+    if s.channels != (1 if lat.mode in ("L", "LA") else 3):
+        raise FittedDecodeError(f"corrupt .lat file: {s.channels} channels in a {lat.mode} file")
+    return s
+
+
+def _decode(lat: latformat.LatFile, max_pixels: int | None = None):
+    """(structure, parameter integers, latent planes finest first) of a fitted file."""
+    w, h = lat.width, lat.height
+    limit = min(MAX_PIXELS, max_pixels) if max_pixels else MAX_PIXELS
+    if w * h > limit:
+        raise FittedDecodeError(f"image size {w}x{h} is over the decode limit of {limit} pixels for fitted files")
+    s = _structure(lat)
+    try:
+        rd = stream.Reader(lat.streams[1], lat.streams[2])
+        ints = stream.get_parameters(rd, s)
+        n = s.arm_tensors()
+        planes = stream.decode_latents(rd, s, w, h, IntArm(ints[:n], s.exponents[:n], s))
+        rd.finish()
+    except CodingError as exc:
+        raise FittedDecodeError(f"corrupt .lat file: {exc}") from None
+    return s, ints, planes
+
+
+def decode_latents(lat: latformat.LatFile) -> list[torch.Tensor]:
+    """The integer latent planes of a fitted file, finest first (the same on every machine)."""
+    return _decode(lat)[2]
+
+
+def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.ndarray:
+    """The colour pixels (H, W, C) uint8 of a fitted file."""
+    s, ints, planes = _decode(lat, max_pixels)
+    h, w = lat.height, lat.width
+    arm, synth = Arm(s), Synthesis(s)
+    load_integers(arm, synth, ints, s.exponents)
+    with torch.no_grad():
+        x = synth([p.float() for p in planes], (h, w))[0]
+    x = torch.nan_to_num(x, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return x.permute(1, 2, 0).numpy()
+
+
+def decompress(lat: latformat.LatFile, max_pixels: int | None = None) -> Image:
+    from ..api import _inflate_alpha
+
+    with _threads():
+        px = decode_pixels(lat, max_pixels)
+    alpha = None
+    if lat.mode in ("RGBA", "LA"):
+        try:
+            alpha = _inflate_alpha(lat.streams[3], lat.width, lat.height)
+        except UserError as exc:
+            raise FittedDecodeError(str(exc)) from None
+    px = px[..., 0] if px.shape[2] == 1 else px
+    return Image(pixels=np.ascontiguousarray(px), alpha=alpha, mode=lat.mode, source_bits=8)

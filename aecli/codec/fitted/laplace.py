@@ -1,0 +1,88 @@
+"""The Laplace model of every coded integer: its likelihood for fitting, and its integer tables.
+
+A latent q has a Laplace density of mean mu and scale b; its probability is the mass of the unit
+bin around q.  The ARM gives b as an index t on SCALE_LEVELS log-spaced scales (b = B_MIN * e**(t *
+STEP)) and mu in quarters, so the coder needs one table per (scale, quarter of mean): symbol
+q - centre, with centre the integer nearest to mu and the table's own mean the remaining quarter
+(-2..1 quarters).  Network parameters use the zero-mean tables.  Tables are computed once from
+float64 formulas and rounded to integer counts (entropy.quantize_pmf), as the codec's other tables.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+
+from ..entropy import quantize_pmf
+from .header import SCALE_LEVELS
+
+B_MIN, B_MAX = 0.02, 64.0
+STEP = math.log(B_MAX / B_MIN) / (SCALE_LEVELS - 1)
+QUARTERS = 4  # table means -2/4, -1/4, 0, 1/4
+TAIL = 2.0 ** -24  # mass left to the escape symbol
+PROB_FLOOR = 2.0 ** -16
+
+
+def scale_of(t: torch.Tensor) -> torch.Tensor:
+    """Laplace scale b from the ARM's scale output t (in table steps), clamped to the tables' range."""
+    return torch.exp(math.log(B_MIN) + t.clamp(0, SCALE_LEVELS - 1) * STEP)
+
+
+def _cdf(v: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 0.5 - 0.5 * torch.sign(v) * torch.expm1(-v.abs() / b)
+
+
+def bits(q: torch.Tensor, mu: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """-log2 P(q) for each (real or integer) q under Laplace(mu, scale_of(t)); differentiable."""
+    b = scale_of(t)
+    v = q - mu
+    # the mass of the bin, taken on the side nearer the mean (no cancellation in the far tail)
+    v = -v.abs()
+    p = _cdf(v + 0.5, b) - _cdf(v - 0.5, b)
+    return -torch.log2(p.clamp_min(PROB_FLOOR))
+
+
+def table_index(scale: np.ndarray, quarter: np.ndarray) -> np.ndarray:
+    """The table of scale level `scale` (0..SCALE_LEVELS-1) and mean `quarter` (-2..1)."""
+    return scale * QUARTERS + quarter + 2
+
+
+@functools.lru_cache(maxsize=1)
+def tables() -> tuple[list[np.ndarray], np.ndarray]:
+    """(pmfs, offsets) for every table: table_index(s, f) covers symbols offsets[i] .. with the
+    escape symbol last."""
+    pmfs, offsets = [], []
+    for s in range(SCALE_LEVELS):
+        b = B_MIN * math.exp(s * STEP)
+        r = int(math.ceil(b * math.log(1 / TAIL))) + 1
+        for f in range(-2, 2):
+            mu = f / QUARTERS
+            edges = np.arange(-r, r + 2, dtype=np.float64) - 0.5 - mu
+            cdf = np.where(edges < 0, 0.5 * np.exp(np.minimum(edges, 0) / b), 1 - 0.5 * np.exp(-np.maximum(edges, 0) / b))
+            pmf = np.diff(cdf)
+            escape = cdf[0] + (1 - cdf[-1])
+            pmfs.append(quantize_pmf(pmf, escape))
+            offsets.append(-r)
+    return pmfs, np.asarray(offsets, dtype=np.int32)
+
+
+def parameter_table(values: np.ndarray) -> tuple[int, float]:
+    """(the zero-mean scale level that codes these integers in the fewest bits, those bits)."""
+    if not np.size(values):
+        return 0, 0.0
+    pmfs, offsets = tables()
+    best, best_bits = 0, math.inf
+    for s in range(SCALE_LEVELS):
+        i = int(table_index(np.int64(s), np.int64(0)))
+        pmf = pmfs[i].astype(np.float64)
+        logp = np.log2(pmf / pmf.sum())
+        n = len(pmf) - 1
+        idx = np.asarray(values, dtype=np.int64) - int(offsets[i])
+        out = (idx < 0) | (idx >= n)
+        cost = -logp[np.where(out, n, idx)].sum() + 32 * out.sum()
+        if cost < best_bits:
+            best, best_bits = s, cost
+    return best, float(best_bits)

@@ -1,0 +1,147 @@
+"""The two networks of a fitted image, and their parameters as integers.
+
+* `Arm`: an MLP (ReLU) from a latent's context features (context.py) to the mean and the scale
+  level of its Laplace model (laplace.py).  In a file its weights and biases are integers at
+  2**-exponent; the coder runs it as an integer network (`IntArm`, intnet's exact fixed point), so
+  every machine derives the same tables.
+* `Synthesis`: every latent plane upsampled (bicubic) to the image size, a 1x1 MLP to the colour
+  channels and residual 3x3 layers.  It runs in floating point (pixels may differ in the last level
+  between machines; the latents never do).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .. import intnet
+from ..coding import CodingError
+from . import context
+from .header import COARSE, OFFSETS, PHASES, SCALE_LEVELS, Structure
+
+WEIGHT_LIMIT = intnet.WEIGHT_LIMIT
+
+
+class Arm(nn.Module):
+    def __init__(self, s: Structure):
+        super().__init__()
+        dims = s.arm_dims()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        with torch.no_grad():  # start near "mean 0, middle scale"
+            self.layers[-1].weight.mul_(0.1)
+            self.layers[-1].bias.copy_(torch.tensor([0.0, 20.0]))
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for i, layer in enumerate(self.layers):
+            f = layer(f)
+            if i < len(self.layers) - 1:
+                f = F.relu(f)
+        return f[:, 0], f[:, 1]
+
+
+class Synthesis(nn.Module):
+    def __init__(self, s: Structure):
+        super().__init__()
+        dims = s.synth_dims()
+        self.mlp = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip(dims[:-1], dims[1:]))
+        self.refine = nn.ModuleList(nn.Conv2d(s.channels, s.channels, 3) for _ in range(s.refine))
+        with torch.no_grad():
+            self.mlp[-1].bias.fill_(0.5)
+            for r in self.refine:
+                r.weight.mul_(0.01)
+                r.bias.zero_()
+
+    def forward(self, planes: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """planes: (h_k, w_k) tensors, finest first -> (1, C, H, W) image on 0..1 (not clamped)."""
+        h, w = size
+        x = torch.cat([upsample(p, size) for p in planes], dim=1)[0].reshape(len(planes), -1).t()
+        for i, layer in enumerate(self.mlp):  # 1x1 convolutions as matrix products over the pixels
+            x = F.linear(x, layer.weight.flatten(1), layer.bias)
+            if i < len(self.mlp) - 1:
+                x = F.relu(x)
+        x = x.t().reshape(1, -1, h, w)
+        for r in self.refine:
+            x = x + r(F.pad(x, (1, 1, 1, 1), mode="replicate"))
+        return x
+
+
+def upsample(p: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    p = p[None, None]
+    if tuple(p.shape[-2:]) == tuple(size):
+        return p
+    return F.interpolate(p, size=size, mode="bicubic", align_corners=False)
+
+
+def tensors(arm: Arm, synth: Synthesis) -> list[torch.Tensor]:
+    """Every parameter in Structure.tensor_shapes() order (1x1 convolutions as matrices)."""
+    out = []
+    for layer in arm.layers:
+        out += [layer.weight, layer.bias]
+    for layer in synth.mlp:
+        out += [layer.weight.flatten(1), layer.bias]
+    for layer in synth.refine:
+        out += [layer.weight, layer.bias]
+    return out
+
+
+def quantise(t: torch.Tensor, exponent: int) -> np.ndarray:
+    """A tensor's integers at 2**-exponent (saturated to what the integer network allows)."""
+    v = torch.round(t.detach().double() * 2.0**exponent).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT)
+    return v.to(torch.int64).numpy()
+
+
+def load_integers(arm: Arm, synth: Synthesis, ints: list[np.ndarray], exponents: tuple[int, ...]) -> None:
+    """Set the float networks to the values the integers stand for."""
+    with torch.no_grad():
+        for t, q, e in zip(tensors(arm, synth), ints, exponents):
+            t.view(-1).copy_(torch.from_numpy(np.asarray(q, dtype=np.float64).reshape(-1) * 2.0**-e))
+
+
+class IntArm:
+    """The ARM in exact integer arithmetic (intnet.IntLayer): compact features (context.phase_features
+    with compact=True) of one pass -> (centre, quarter, scale level) per latent, the same integers on
+    every machine.  Per pass, the first layer keeps only the columns of the features that can be
+    non-zero; the one-hots of the pass (phase, level) are added to its bias: the same integer sums
+    with their zero terms left out and their constant terms summed first, exact either way."""
+
+    def __init__(self, ints: list[np.ndarray], exponents: tuple[int, ...], s: Structure):
+        self.s = s
+        self.layers = []
+        n = s.arm_tensors() // 2
+        self.weights, self.biases = [], []
+        for i in range(n):
+            if exponents[2 * i + 1] != exponents[2 * i]:
+                raise CodingError("corrupt fitted header (an ARM layer's weight and bias have different steps)")
+            w = torch.from_numpy(np.asarray(ints[2 * i], dtype=np.int64))
+            b = torch.from_numpy(np.asarray(ints[2 * i + 1], dtype=np.int64))
+            self.weights.append(w)
+            self.biases.append(b)
+            self.layers.append(intnet.IntLayer("conv", w.to(torch.int32)[:, :, None, None], b * (1 << intnet.ACT_BITS),
+                                               exponents[2 * i], 1, 0, 0, relu=i < n - 1))
+        self._first: dict[tuple[int, int], intnet.IntLayer] = {}
+
+    def first(self, phase: int, level: int) -> intnet.IntLayer:
+        """The first layer of one pass: visible neighbours and coarse values in, one-hots in the bias."""
+        key = (phase, level)
+        if key not in self._first:
+            w, b, first = self.weights[0], self.biases[0], self.layers[0]
+            vis = [i for i, v in enumerate(context.available(phase)) if v]
+            coarse = list(range(OFFSETS, OFFSETS + COARSE))
+            cols = vis + coarse
+            bias = b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
+            self._first[key] = intnet.IntLayer("conv", w[:, cols].to(torch.int32)[:, :, None, None],
+                                               bias * (1 << intnet.ACT_BITS), first.shift, 1, 0, 0, relu=first.relu)
+        return self._first[key]
+
+    def __call__(self, features: torch.Tensor, phase: int, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """features: (n, F) compact integer-valued features of pass (phase, level) -> (centre,
+        quarter, scale) int64 arrays."""
+        a = features.t().to(torch.float64) * float(1 << intnet.ACT_BITS)
+        out = intnet.run_pointwise([self.first(phase, level)] + self.layers[1:], a)  # (2, n), units of 2**-ACT_BITS
+        quarters = torch.floor(out[0] * 2.0 ** (2 - intnet.ACT_BITS) + 0.5)  # mean in quarters, exact
+        centre = torch.floor((quarters + 2) * 0.25)
+        quarter = quarters - 4 * centre
+        level_out = torch.floor(out[1] * 2.0**-intnet.ACT_BITS + 0.5).clamp(0, SCALE_LEVELS - 1)
+        return centre.to(torch.int64).numpy(), quarter.to(torch.int64).numpy(), level_out.to(torch.int64).numpy()

@@ -1,0 +1,169 @@
+"""Range coding of a fitted image: its parameters, then its latents phase by phase, in one stream.
+
+Both sides walk the same passes (`walk`): planes coarsest first, the four phases of each plane in
+context.PHASES order.  In each pass the integer ARM gives every latent of the phase a table
+(laplace.table_index) and a centre; the symbol coded is latent - centre, grouped by table as in
+coding.py.  Symbols outside their table are escaped into a second stream of varints.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..coding import CodingError, EscapeReader, _constriction, _groups, _integers, pack_escapes
+from . import context, laplace
+from .header import Structure, plane_sizes
+
+LATENT_LIMIT = 1 << 20  # |latent| a decoder accepts (an escape may claim up to 2**30)
+
+
+class _Models:
+    """constriction's categorical models of the Laplace tables, made once each."""
+
+    def __init__(self):
+        self.pmfs, self.offsets = laplace.tables()
+        self._cache: dict[int, object] = {}
+
+    def __getitem__(self, t: int):
+        m = self._cache.get(t)
+        if m is None:
+            pmf = self.pmfs[t].astype(np.float64)
+            m = self._cache[t] = _constriction().stream.model.Categorical(pmf, perfect=False)
+        return m
+
+
+_MODELS: _Models | None = None
+
+
+def _models() -> _Models:
+    global _MODELS
+    if _MODELS is None:
+        _MODELS = _Models()
+    return _MODELS
+
+
+class Writer:
+    def __init__(self):
+        self.enc = _constriction().stream.queue.RangeEncoder()
+        self.escapes: list[int] = []
+        self.m = _models()
+
+    def put(self, symbols: np.ndarray, tables: np.ndarray) -> None:
+        symbols, tables = _integers(symbols), _integers(tables)
+        order, groups = _groups(tables)
+        s = symbols[order]
+        for t, a, b in groups:
+            n = len(self.m.pmfs[t]) - 1
+            v = s[a:b] - int(self.m.offsets[t])
+            out = (v < 0) | (v >= n)
+            if out.any():
+                self.escapes.extend(int(x) for x in s[a:b][out])
+                v = np.where(out, n, v)
+            self.enc.encode(v.astype(np.int32), self.m[t])
+
+    def finish(self) -> tuple[bytes, bytes]:
+        return self.enc.get_compressed().astype("<u4").tobytes(), pack_escapes(self.escapes)
+
+
+class Reader:
+    def __init__(self, data: bytes, escapes: bytes):
+        if len(data) % 4:
+            raise CodingError("corrupt entropy-coded stream (length not a multiple of 4)")
+        self.dec = _constriction().stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        self.esc = EscapeReader(escapes)
+        self.m = _models()
+
+    def get(self, tables: np.ndarray) -> np.ndarray:
+        tables = _integers(tables)
+        order, groups = _groups(tables)
+        s = np.empty(len(tables), dtype=np.int64)
+        for t, a, b in groups:
+            n = len(self.m.pmfs[t]) - 1
+            try:
+                v = np.asarray(self.dec.decode(self.m[t], int(b - a)), dtype=np.int64)
+            except Exception as exc:  # constriction reports invalid data as an exception
+                raise CodingError(f"corrupt entropy-coded stream ({exc})") from None
+            out = v == n
+            v = v + int(self.m.offsets[t])
+            if out.any():
+                v[out] = self.esc.take(int(out.sum()))
+            s[a:b] = v
+        out = np.empty_like(s)
+        out[order] = s
+        return out
+
+    def finish(self) -> None:
+        self.esc.finish()
+
+
+def put_parameters(w: Writer, ints: list[np.ndarray], tables: tuple[int, ...]) -> None:
+    for q, t in zip(ints, tables):
+        flat = np.asarray(q, dtype=np.int64).reshape(-1)
+        w.put(flat, np.full(flat.size, laplace.table_index(t, 0)))
+
+
+def get_parameters(r: Reader, s: Structure) -> list[np.ndarray]:
+    out = []
+    for shape, t in zip(s.tensor_shapes(), s.tables):
+        n = int(np.prod(shape))
+        q = r.get(np.full(n, laplace.table_index(t, 0)))
+        if np.abs(q).max(initial=0) > laplace_weight_limit():
+            raise CodingError("corrupt parameter stream (a network weight out of range)")
+        out.append(q.reshape(shape))
+    return out
+
+
+def laplace_weight_limit() -> int:
+    from .nets import WEIGHT_LIMIT
+
+    return WEIGHT_LIMIT
+
+
+def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, np.ndarray, np.ndarray], np.ndarray],
+         dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
+    """Every pass, coarsest plane first: `code(level, phase, tables, centres)` returns the latents of
+    that phase (known to the encoder, decoded by the decoder).  Returns the planes, finest first.
+    The planes are held in `dtype` (float32 holds every latent a decoder accepts exactly: the
+    result does not depend on it)."""
+    sizes = plane_sizes(width, height, s.levels)
+    planes: list[torch.Tensor | None] = [None] * s.levels
+    for k in reversed(range(s.levels)):
+        h, w = sizes[k]
+        y = torch.zeros(h, w, dtype=dtype)
+        coarse = planes[k + 1] if k + 1 < s.levels else None
+        for p in range(len(context.PHASES)):
+            a, b, ni, nj = context.phase_positions(h, w, p)
+            if not ni * nj:
+                continue
+            centre, quarter, level = arm(context.phase_features(y, coarse, p, k, s.levels, compact=True), p, k)
+            q = code(k, p, laplace.table_index(level, quarter), centre)
+            y[a::2, b::2] = torch.from_numpy(q.reshape(ni, nj)).to(dtype)
+        planes[k] = y
+    return planes
+
+
+def encode_latents(w: Writer, s: Structure, planes: list[np.ndarray], arm) -> None:
+    """planes: integer arrays (h_k, w_k), finest first."""
+    height, width = planes[0].shape
+
+    def code(k, p, tables, centres):
+        a, b, _, _ = context.phase_positions(*planes[k].shape, p)
+        q = np.asarray(planes[k][a::2, b::2], dtype=np.int64).reshape(-1)
+        w.put(q - centres, tables)
+        return q
+
+    walk(s, width, height, arm, code)
+
+
+def decode_latents(r: Reader, s: Structure, width: int, height: int, arm, dtype: torch.dtype = torch.float64
+                   ) -> list[torch.Tensor]:
+    def code(k, p, tables, centres):
+        q = r.get(tables) + centres
+        if np.abs(q).max(initial=0) > LATENT_LIMIT:
+            raise CodingError("corrupt latent stream (a latent out of range)")
+        return q
+
+    return walk(s, width, height, arm, code, dtype)

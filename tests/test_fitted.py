@@ -1,0 +1,245 @@
+"""The fitted codec: round trips, determinism of the latents, its structure record, corrupt files
+and the command line.  Fits are a few iterations on tiny images (quality is not tested here)."""
+
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from aecli import format as latformat
+from aecli.cli import app
+from aecli.codec.fitted import codec, header, stream
+from aecli.codec.fitted.nets import IntArm
+from aecli.errors import UserError
+from aecli.imageio import Image
+
+from conftest import photo_like
+
+runner = CliRunner()
+
+
+def _image(h, w, mode, seed=0):
+    rng = np.random.default_rng(seed)
+    px = photo_like(h, w, rng)
+    if mode in ("L", "LA"):
+        px = px.mean(axis=2).astype(np.uint8)
+    alpha = rng.integers(0, 256, (h, w), dtype=np.uint8) if mode in ("RGBA", "LA") else None
+    return Image(px, alpha, mode, 8)
+
+
+@pytest.fixture(scope="module")
+def fitted_rgb():
+    img = _image(32, 40, "RGB")
+    return img, codec.compress(img, 6, iterations=12)
+
+
+def test_round_trip_rgb(fitted_rgb):
+    img, res = fitted_rgb
+    lat = latformat.unpack(res.data)
+    assert lat.kind == "fitted" and lat.model == codec.NAME and latformat.version_of(lat) == 3
+    back = codec.decompress(lat)
+    assert back.pixels.shape == img.pixels.shape and back.mode == "RGB"
+    mse = np.mean((back.pixels.astype(float) - img.pixels) ** 2)
+    assert abs(10 * np.log10(255**2 / mse) - res.psnr) < 1e-6  # the encoder reports what decodes
+    assert res.bpp == 8 * len(res.data) / (32 * 40)
+
+
+@pytest.mark.parametrize("mode,h,w", [("L", 9, 13), ("RGBA", 17, 5), ("LA", 1, 1)])
+def test_round_trip_modes(mode, h, w):
+    img = _image(h, w, mode, seed=3)
+    res = codec.compress(img, 2, iterations=3)
+    back = codec.decompress(latformat.unpack(res.data))
+    assert back.mode == mode and back.pixels.shape == img.pixels.shape
+    if img.alpha is not None:
+        assert np.array_equal(back.alpha, img.alpha)
+
+
+def _latents(data, dtype=torch.float64):
+    lat = latformat.unpack(data)
+    s = header.unpack(lat.streams[0])
+    rd = stream.Reader(lat.streams[1], lat.streams[2])
+    ints = stream.get_parameters(rd, s)
+    arm = IntArm(ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s)
+    return [p.numpy().copy() for p in stream.decode_latents(rd, s, lat.width, lat.height, arm, dtype=dtype)]
+
+
+def test_latents_same_for_threads_and_dtype():
+    """Busy latents (a few iterations leave them near zero): random integers in a fitted file."""
+    from aecli.codec.fitted.fit import fit
+
+    img = _image(24, 20, "RGB", seed=4)
+    f = fit(codec._target(img), codec.LAMBDAS[8], codec.structure_for("RGB"), 4)
+    rng = np.random.default_rng(9)
+    f.planes = [rng.laplace(0, 3, p.shape).round().astype(np.int64) for p in f.planes]
+    data = codec.pack(f, img, 8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _latents(data)
+        torch.set_num_threads(2)
+        two = _latents(data)
+    finally:
+        torch.set_num_threads(before)
+    single = _latents(data, torch.float32)
+    for a, b, c in zip(one, two, single):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+    assert any(np.abs(p).sum() for p in one)  # the fit put something in the latents
+
+
+def test_encoder_latents_are_decoded():
+    """What the encoder fitted is what the decoder gets back, exactly."""
+    from aecli.codec.fitted.fit import fit
+
+    img = _image(16, 24, "RGB", seed=5)
+    f = fit(codec._target(img), codec.LAMBDAS[7], codec.structure_for("RGB"), 8)
+    data = codec.pack(f, img, 7)
+    for a, b in zip(f.planes, _latents(data)):
+        assert np.array_equal(a, b)
+
+
+def test_header_round_trip_and_bounds():
+    s = header.Structure()
+    n = len(s.tensor_shapes())
+    s = header.Structure(exponents=(8,) * n, tables=(5,) * n)
+    assert header.unpack(s.pack()) == s
+    raw = bytearray(s.pack())
+    for i, bad in [(0, 9), (1, 0), (1, 99), (2, 200), (3, 0), (7, 2)]:
+        b = bytearray(raw)
+        b[i] = bad
+        with pytest.raises(header.HeaderError):
+            header.unpack(bytes(b))
+    with pytest.raises(header.HeaderError):
+        header.unpack(bytes(raw[:-1]))
+    with pytest.raises(header.HeaderError):
+        header.unpack(bytes(raw[:3]))
+    b = bytearray(raw)
+    b[header.FIXED_SIZE] = 200  # an exponent out of range
+    with pytest.raises(header.HeaderError):
+        header.unpack(bytes(b))
+
+
+def test_corrupt_files_give_user_errors(fitted_rgb):
+    lat = latformat.unpack(fitted_rgb[1].data)
+    rng = np.random.default_rng(1)
+    outcomes = set()
+    for i in range(60):
+        streams = list(lat.streams)
+        k = i % 3
+        s = bytearray(streams[k])
+        if s and i % 2:
+            s[rng.integers(len(s))] ^= 1 << int(rng.integers(8))
+        else:
+            s = s[: len(s) // 2]
+        streams[k] = bytes(s)
+        bad = latformat.LatFile(**{**lat.__dict__, "streams": tuple(streams)})
+        try:
+            codec.decompress(latformat.unpack(latformat.pack(bad)))
+            outcomes.add("decoded")
+        except UserError as exc:
+            assert "\n" not in str(exc)
+            outcomes.add("error")
+    assert "error" in outcomes
+    with pytest.raises(UserError, match="streams"):
+        codec.decompress(latformat.LatFile(**{**lat.__dict__, "streams": lat.streams[:2]}))
+
+
+def test_decode_limit_before_work(fitted_rgb):
+    lat = latformat.unpack(fitted_rgb[1].data)
+    big = latformat.LatFile(**{**lat.__dict__, "width": 4096, "height": 4096})
+    with pytest.raises(UserError, match="limit"):
+        codec.decompress(big)
+    with pytest.raises(UserError, match="limit"):
+        codec.decompress(lat, max_pixels=100)
+
+
+def test_format_version_3():
+    lat = latformat.LatFile("fit", b"FIT1", 3, 5, 4, "RGB", (b"ab", b""), kind="fitted")
+    data = latformat.pack(lat)
+    assert data[3] == 3 and latformat.unpack(data) == lat
+    assert latformat.describe(lat)["kind"] == "fitted"
+    with pytest.raises(latformat.FormatError):
+        latformat.pack(latformat.LatFile("fit", b"FIT1", 3, 5, 4, "RGB", (), scale=11, kind="fitted"))
+    bad = bytearray(data)
+    bad[4] |= 0x30  # scale bits are reserved in version 3
+    bad[-4:] = (zlib.crc32(bytes(bad[:-4])) & 0xFFFFFFFF).to_bytes(4, "little")
+    with pytest.raises(latformat.FormatError, match="reserved"):
+        latformat.unpack(bytes(bad))
+
+
+def test_cli_round_trip_and_errors(tmp_path):
+    from PIL import Image as PILImage
+
+    src = tmp_path / "p.png"
+    PILImage.fromarray(photo_like(20, 24, np.random.default_rng(2))).save(src)
+    r = runner.invoke(app, ["compress", str(src), "--model", "fit", "--effort", "1", "--time-limit", "0.5", "-Q", "3"])
+    assert r.exit_code == 0, r.output
+    assert "fitted quality 3" in r.output
+    r = runner.invoke(app, ["info", str(tmp_path / "p.lat")])
+    assert r.exit_code == 0 and "fitted" in r.output and "ARM" in r.output
+    r = runner.invoke(app, ["decompress", str(tmp_path / "p.lat")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "p.decoded.png").exists()
+    for args, msg in [(["--model", "fit", "--effort", "9"], "effort 9"), (["--model", "fit", "-Q", "99"], "quality 99"),
+                      (["--time-limit", "5"], "fitted codec only"), (["--model", "fit", "--time-limit", "-1"], "time-limit")]:
+        r = runner.invoke(app, ["compress", str(src), str(tmp_path / "x.lat"), *args])
+        assert r.exit_code == 1 and msg in r.output, r.output
+    r = runner.invoke(app, ["decompress", str(tmp_path / "p.lat"), str(tmp_path / "e.png"), "--exact"])
+    assert r.exit_code == 1 and "--exact" in r.output
+
+
+def test_vector_decodes_to_its_latents_and_pixels():
+    """tests/vectors/fitted.*: the committed file decodes to the committed latents exactly, and to
+    the committed pixels within one level (the synthesis is float)."""
+    from pathlib import Path
+
+    from aecli.imageio import decode_image
+
+    vec = Path(__file__).parent / "vectors"
+    lat = latformat.unpack((vec / "fitted.lat").read_bytes())
+    assert lat.kind == "fitted"
+    want = np.load(vec / "fitted.latents.npz")
+    got = codec.decode_latents(lat)
+    assert len(got) == len(want.files)
+    for i, p in enumerate(got):
+        assert np.array_equal(p.numpy().astype(np.int32), want[f"arr_{i}"])
+    px = codec.decompress(lat).pixels.astype(int)
+    ref = decode_image((vec / "fitted.decoded.png").read_bytes()).pixels.astype(int)
+    assert np.abs(px - ref).max() <= 1
+
+
+@pytest.fixture
+def quick_efforts(monkeypatch):
+    """Effort levels of a couple of iterations, so that whole commands run in a test."""
+    monkeypatch.setattr(codec, "EFFORTS", {1: 2, 2: 3})
+    monkeypatch.setattr(codec, "DEFAULT_EFFORT", 1)
+
+
+def test_budget_search(tmp_path, quick_efforts):
+    from PIL import Image as PILImage
+
+    src = tmp_path / "p.png"
+    PILImage.fromarray(photo_like(16, 16, np.random.default_rng(6))).save(src)
+    r = runner.invoke(app, ["compress", str(src), str(tmp_path / "a.lat"), "--model", "fit", "--max-bytes", "100000"])
+    assert r.exit_code == 0, r.output
+    assert f"fitted quality {max(codec.LAMBDAS)}" in r.output  # everything fits: the best quality
+    r = runner.invoke(app, ["compress", str(src), str(tmp_path / "b.lat"), "--model", "fit", "--max-bytes", "10"])
+    assert r.exit_code == 0 and "over the budget" in r.output and "fitted quality 1" in r.output
+
+
+def test_eval_covers_the_fitted_codec(tmp_path, quick_efforts, monkeypatch):
+    from PIL import Image as PILImage
+
+    from aecli.codec.fitted import evaluation
+
+    monkeypatch.setattr(evaluation.EvalCodec, "qualities", [2, 6])
+    (tmp_path / "img").mkdir()
+    PILImage.fromarray(photo_like(16, 24, np.random.default_rng(8))).save(tmp_path / "img" / "a.png")
+    r = runner.invoke(app, ["eval", str(tmp_path / "img"), "--model", "fit", "--effort", "1", "--out", str(tmp_path / "o"),
+                            "--name", "f", "--baselines", "webp"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    res = json.loads((tmp_path / "o" / "f.json").read_text())
+    assert res["model"]["name"] == "fit" and [p["quality"] for p in res["curves"]["aecli"]] == [2, 6]
