@@ -14,6 +14,8 @@ FAMILY_KINDS = ("dense", "conv", "vae", "sparse", "contractive", "denoising")
 DEFAULT_MODEL = {"codec": "hyperprior", "denoise": "unet", "autoencoder": "dense"}
 DEFAULT_CHANNELS = {"codec": "64,128", "denoise": "32,64,128"}
 DEFAULT_SIGMA_RANGE = "0,50"
+# fine-tuning a trained model (--init): a lower learning rate and far fewer steps than from scratch
+FINETUNE = {"lr": 2e-5, "steps": 1000}
 # per-task defaults of the shared options: steps, batch size, crop size, learning rate
 TASK_DEFAULTS = {
     "codec": {"steps": 100_000, "batch_size": 8, "patch": 128, "lr": 1e-4},
@@ -37,6 +39,23 @@ def task_of(task: str | None, model: str | None) -> str:
         kinds = ", ".join(CODEC_KINDS + DENOISE_KINDS + FAMILY_KINDS)
         raise UserError(f"unknown model '{model}' (choose {kinds})")
     return task or by_model or "codec"
+
+
+def _codec_source(init: str, model: str | None, channels: str | None, quality: int | None) -> dict:
+    """The architecture of the codec --init starts from (kind, n, m, lambdas, nh): the new model is
+    built like it, so that every tensor carries over, the quality levels included."""
+    from .init import source_architecture
+
+    arch = source_architecture(init, "codec")
+    if arch.get("kind") not in CODEC_KINDS or not arch.get("lambdas"):
+        raise UserError(f"--init {init}: its architecture is not recorded (give a codec model or a codec checkpoint)")
+    if model is not None and model != arch["kind"]:
+        raise UserError(f"--init {init} is a {arch['kind']} codec: leave out --model, or give --model {arch['kind']}")
+    if channels is not None:
+        raise UserError(f"--channels: a fine-tuned codec keeps the widths of --init {init} ({arch['n']},{arch['m']})")
+    if quality is not None:
+        raise UserError("--quality: a fine-tuned codec keeps every quality level of the model it starts from")
+    return arch
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -65,6 +84,7 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
     if not data.exists():
         raise UserError(f"training data not found: {data}")
     task = task_of(task, model)
+    model_given = model
     model = model or DEFAULT_MODEL[task]
     d = TASK_DEFAULTS[task]
     if time_limit < 0:
@@ -94,6 +114,11 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
             raise UserError("--sigma-range and --blocks are for --task denoise")
         from ..codec.model import LAMBDAS
 
+        if init is not None:  # fine-tuning: the source's kind, widths and quality levels
+            arch = _codec_source(init, model_given, channels, quality)
+            model, channels = arch["kind"], f"{arch['n']},{arch['m']}"
+            lr = lr or FINETUNE["lr"]
+            steps = steps or FINETUNE["steps"]
         if quality is not None and not 1 <= quality <= len(LAMBDAS):
             raise UserError(f"--quality must be 1..{len(LAMBDAS)}")
         vals = _ints(channels or DEFAULT_CHANNELS["codec"], "--channels must be two integers N,M such as 64,128")
@@ -103,6 +128,8 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         widths = vals
         # the levels go into the recipe, so that a resumed run keeps them whatever the default becomes
         extra = {"lambdas": [LAMBDAS[quality - 1]] if quality is not None else list(LAMBDAS)}
+        if init is not None:
+            extra = {"lambdas": [float(v) for v in arch["lambdas"]], **({"nh": arch["nh"]} if arch.get("nh") else {})}
     elif task == "denoise":
         if quality is not None:
             raise UserError("--quality is for --task codec")
