@@ -253,7 +253,8 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", help="codec: hyperprior (default), checkerboard, factorized; denoise: unet; "
                                         "autoencoder family: dense, conv, vae, sparse, contractive, denoising."),
     quality: Optional[int] = typer.Option(None, "--quality", help="codec: train a single quality level (1..11) instead of all."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000 on a GPU, 5000 or "
+                                        "one hour on a CPU; with --init, 5000 on a GPU, 400 or 30 minutes on a CPU)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="family: passes over the training images (default 20; --steps wins)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="codec 8, denoise 16, family 256."),
     patch: Optional[int] = typer.Option(None, "--patch", help="codec, denoise: crop size in pixels (128)."),
@@ -294,8 +295,8 @@ def train(
     log_every: Optional[int] = typer.Option(None, "--log-every"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps/--epochs may extend it, "
                                 "and --batch-size/--patch/--lr change it from here on when given)."),
-    time_limit: float = typer.Option(0.0, "--time-limit", help="Stop after this many seconds of training, with a checkpoint "
-                                     "and exported weights (0: no limit); --resume continues."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after this many seconds of training, with a checkpoint "
+                                               "and exported weights (0: no limit; default: none on a GPU, see --steps on a CPU); --resume continues."),
 ):
     """Train a model on a folder of images (resumable; Ctrl-C writes a checkpoint)."""
     from .train import run as train_run

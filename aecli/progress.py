@@ -16,6 +16,9 @@ class _Silent:
     def advance(self, *args, **kwargs) -> None:
         pass
 
+    def remove_task(self, *args, **kwargs) -> None:
+        pass
+
 
 @contextmanager
 def progress_bar(enabled: bool | None = None):
