@@ -143,10 +143,18 @@ def info(
 @app.command()
 @_guarded
 def models(
+    action: Optional[str] = typer.Argument(None, help="install: copy the model trained into DIR to ~/.aecli/models "
+                                           "($AECLI_HOME/models), where commands find it by its name."),
+    target: Optional[Path] = typer.Argument(None, help="install: the model's folder (the --out of 'aecli train')."),
     json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     path: list[Path] = typer.Option([], "--path", help="Also list models in this folder (repeatable)."),
+    force: bool = typer.Option(False, "--force", "-f", help="install: replace other weights installed under the same name."),
 ):
-    """List the bundled and user models with their quality levels."""
+    """List the bundled and user models with their quality levels; 'aecli models install DIR' installs one."""
+    if action is not None:
+        from .registry import install_command
+
+        return install_command(action, target, force)
     from . import inspection as inspect
 
     rows = inspect.model_rows(path)
@@ -295,6 +303,8 @@ def train(
     log_every: Optional[int] = typer.Option(None, "--log-every"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps/--epochs may extend it, "
                                 "and --batch-size/--patch/--lr change it from here on when given)."),
+    install: bool = typer.Option(False, "--install", help="When training ends, install the model under its name "
+                                 "(as 'aecli models install OUT')."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after this many seconds of training, with a checkpoint "
                                                "and exported weights (0: no limit; default: none on a GPU, see --steps on a CPU); --resume continues."),
 ):
@@ -311,6 +321,7 @@ def train(
         batch_size=batch_size, patch=patch, lr=lr, channels=channels, blocks=blocks, sigma_range=sigma_range, seed=seed,
         device=device, threads=threads, holdout=holdout, ckpt_every=ckpt_every, val_every=val_every,
         log_every=log_every, resume=resume, family=family, time_limit=time_limit, real_noise=real_noise, init=init,
+        install=install,
     )
 
 

@@ -99,7 +99,8 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
          seed: int = 0, device: str = "auto", threads: int = 0, holdout: int = 8, ckpt_every: int | None = None,
          val_every: int | None = None, log_every: int | None = None, resume: bool = False,
          sigma_range: str | None = None, blocks: int | None = None, family: dict | None = None,
-         time_limit: float | None = None, real_noise: bool = False, init: str | None = None) -> int:
+         time_limit: float | None = None, real_noise: bool = False, init: str | None = None,
+         install: bool = False) -> int:
     if not data.exists():
         raise UserError(f"training data not found: {data}")
     task = task_of(task, model)
@@ -230,7 +231,13 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         if task == "codec" and not valid_name(out.name):
             log(f"note: '{out.name}' is not a model name a .lat file can hold ({NAME_RULE}): "
                 f"the model is exported as '{normalise_name(out.name)}'")
-        return _run(train, cfg, resume, log, changes, say, budget)
+        status = _run(train, cfg, resume, log, changes, say, budget)
+        if install and status == 0:
+            from .. import registry
+
+            m, _ = registry.install(out, force=True)  # (this run's own name: a retrained model replaces its weights)
+            say(f"installed as '{m.name}' in {m.weights.parent}: use it by name, --model {m.name}")
+        return status
 
 
 def _run(train, cfg, resume: bool, log, changes: tuple[str, ...], say=None, budget: str = "") -> int:
