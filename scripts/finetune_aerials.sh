@@ -18,3 +18,5 @@ if [ "${STEP:-all}" != eval ]; then
 fi
 aecli eval "$DATA/test" --model "$OUT" --out docs --name aerials_adapted --baselines webp,avif
 aecli eval "$DATA/test" --model hpc --out docs --name aerials_hpc --baselines ""
+python scripts/aerials_table.py docs "$OUT/$(basename "$OUT").json" > docs/aerials_table.md
+cat docs/aerials_table.md

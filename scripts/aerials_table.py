@@ -1,0 +1,60 @@
+"""The Aerials table: BD-rates of the fine-tuned codec against the bundled one, WebP and AVIF.
+
+Reads the two results of scripts/finetune_aerials.sh (docs/aerials_adapted.json: the fine-tuned
+model with the WebP and AVIF baselines; docs/aerials_hpc.json: the bundled hpc) and the fine-tuned
+model's JSON; prints a Markdown table. BD-rate < 0: the first codec needs fewer bits at equal quality.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from aecli.eval import rd
+
+
+def curve(points, key):
+    r = [p["bpp"] for p in points]
+    q = [p["psnr"] if key == "psnr" else -10 * math.log10(max(1 - p["ms_ssim"], 1e-12)) for p in points]
+    return r, q
+
+
+def bd(ref, test, key="psnr"):
+    try:
+        return rd.bd_rate(*curve(ref, key), *curve(test, key))
+    except ValueError:
+        return float("nan")
+
+
+def main(docs: Path, model_json: Path) -> None:
+    adapted = json.loads((docs / "aerials_adapted.json").read_text())
+    hpc = json.loads((docs / "aerials_hpc.json").read_text())
+    meta = json.loads(model_json.read_text())
+    a, h = adapted["curves"]["aecli"], hpc["curves"]["aecli"]
+    t = meta["training"]
+    print(f"Fine-tuned model `{meta['name']}` (fingerprint {meta['fingerprint']}): {t['steps']} steps of "
+          f"{t['batch_size']} crops {t['patch']}x{t['patch']} from `{t.get('init')}`, {t['seconds'] / 60:.1f} min of "
+          f"training on {t['hardware']}; measured on {adapted['images']} images of {', '.join(adapted['data'])}.\n")
+    print("| codec | vs | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |")
+    print("|---|---|---|---|---|")
+    rows = [("fine-tuned", "bundled hpc", h, a)]
+    for b, label in (("webp", "WebP (method 6)"), ("avif", "AVIF (speed 6)")):
+        if b in adapted["curves"]:
+            rows += [("fine-tuned", label, adapted["curves"][b], a), ("bundled hpc", label, adapted["curves"][b], h)]
+    for who, vs, ref, test in rows:
+        try:
+            dpsnr = f"{rd.bd_psnr(*curve(ref, 'psnr'), *curve(test, 'psnr')):+.2f}"
+        except ValueError:
+            dpsnr = "n/a"
+        print(f"| {who} | {vs} | {bd(ref, test):+.1f}% | {dpsnr} | {bd(ref, test, 'msssim'):+.1f}% |")
+    print("\n| quality | bundled hpc bpp | PSNR | fine-tuned bpp | PSNR |")
+    print("|---|---|---|---|---|")
+    for p, q in zip(h, a):
+        print(f"| {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {q['bpp']:.4f} | {q['psnr']:.2f} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs"),
+         Path(sys.argv[2]) if len(sys.argv) > 2 else Path("runs/aerials/hpc-aerials/hpc-aerials.json"))
