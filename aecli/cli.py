@@ -297,7 +297,8 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
-    holdout: int = typer.Option(8, "--holdout", help="codec, denoise: images kept apart for validation (the last in sorted order)."),
+    holdout: Optional[int] = typer.Option(None, "--holdout", help="codec, denoise: images kept apart for validation (the last in "
+                                          "sorted order; default: one in 8, at least 1 and at most 8)."),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints (family: one epoch)."),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (family: one epoch)."),
     log_every: Optional[int] = typer.Option(None, "--log-every"),

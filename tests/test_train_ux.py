@@ -4,26 +4,16 @@ CPU, the ETA under --time-limit, fine-tuning a codec with --init, and models fou
 import json
 import os
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
 from aecli.cli import app
 
-from conftest import make_training_images
+from test_train import images, train  # noqa: F401 - (a fixture and a helper)
 
 runner = CliRunner()
-TINY = ["--patch", "64", "--batch-size", "2", "--holdout", "1", "--log-every", "1", "--ckpt-every", "2",
+TINY = ["--patch", "64", "--batch-size", "2", "--log-every", "1", "--ckpt-every", "2",
         "--val-every", "100", "--seed", "3", "--threads", "1"]
-
-
-@pytest.fixture
-def images(tmp_path, rng):
-    return make_training_images(tmp_path / "imgs", rng)
-
-
-def train(*args):
-    return runner.invoke(app, ["train", *[str(a) for a in args]])
 
 
 def test_first_and_last_lines_and_the_warning(tmp_path, images):

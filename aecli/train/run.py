@@ -96,7 +96,7 @@ def _sigma_range(text: str) -> list[float]:
 
 def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=None, steps: int | None = None,
          batch_size: int | None = None, patch: int | None = None, lr: float | None = None, channels: str | None = None,
-         seed: int = 0, device: str = "auto", threads: int = 0, holdout: int = 8, ckpt_every: int | None = None,
+         seed: int = 0, device: str = "auto", threads: int = 0, holdout: int | None = None, ckpt_every: int | None = None,
          val_every: int | None = None, log_every: int | None = None, resume: bool = False,
          sigma_range: str | None = None, blocks: int | None = None, family: dict | None = None,
          time_limit: float | None = None, real_noise: bool = False, init: str | None = None,
@@ -209,8 +209,13 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         from .denoise_task import DEFAULTS
 
         extra = {**DEFAULTS, **extra}
-    if task != "autoencoder" and not list_images(data):
-        raise UserError(f"no images found under {data}")
+    if task != "autoencoder":
+        found = len(list_images(data))
+        if not found:
+            raise UserError(f"no images found under {data}")
+        if holdout is None:  # one image in 8 for validation, at least 1, at most 8
+            holdout = min(8, max(1, found // 8)) if found > 1 else 0
+    holdout = 8 if holdout is None else holdout
     cfg = TrainConfig(data=str(data), out=str(out), task=task, model=model, n=n, m=m, quality=quality, steps=steps,
                       batch_size=batch_size, patch=patch, lr=lr, lr_decay_at=lr_decay_at, seed=seed, device=device,
                       holdout=holdout, log_every=log_every, ckpt_every=ckpt_every, val_every=val_every, threads=threads,
