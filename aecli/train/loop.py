@@ -334,9 +334,10 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                 elapsed = time.monotonic() - began
                 if cfg.time_limit and elapsed >= cfg.time_limit:
                     stop["flag"] = stop["timed_out"] = True  # (data-parallel: agreed at the next step)
-                if cfg.time_limit and step - first_step >= 2:  # the bar ends where the time limit will stop it
-                    reachable = step + int((step - first_step) / elapsed * max(0.0, cfg.time_limit - elapsed))
-                    bar.update(job, total=max(step, min(cfg.steps, reachable)))
+                if cfg.time_limit:  # the bar ends where the time limit will stop it, and so does its ETA
+                    per_step, left = elapsed / (step - first_step), max(0.0, cfg.time_limit - elapsed)
+                    bar.update(job, total=max(step, min(cfg.steps, step + int(left / per_step))),
+                               eta=min(left, (cfg.steps - step) * per_step))
                 for k, v in stats.items():  # (device tensors or floats: summed without waiting for the GPU)
                     running[k] = running.get(k, 0.0) + v
                 counted += 1
