@@ -28,11 +28,58 @@ def bd(ref, test, key="psnr"):
         return float("nan")
 
 
+def _partial(path: Path) -> dict[str, dict]:
+    """{image: {quality: point}} of the images an unfinished `aecli eval` run has finished."""
+    lines = path.read_text().splitlines()[1:]
+    out = {}
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        out[e["image"]] = e["points"]
+    return out
+
+
+def _from_partials(docs: Path) -> tuple[dict, dict]:
+    """When the sweeps have not finished: both models' curves on the images both have finished, and
+    the WebP and AVIF curves measured here on those images (as `aecli eval` measures them)."""
+    import numpy as np
+
+    from aecli.eval.codec_eval import BASELINE_QUALITIES
+    from aecli.imageio import read_image
+
+    a, h = _partial(docs / "aerials_adapted.partial.jsonl"), _partial(docs / "aerials_hpc.partial.jsonl")
+    common = sorted(set(a) & set(h))
+    if len(common) < 1:
+        raise SystemExit("no image measured by both sweeps yet")
+
+    def mean_curve(points):
+        qs = sorted(points[common[0]], key=int)
+        return [{"quality": int(q), **{k: float(np.mean([points[i][q][k] for i in common])) for k in ("bpp", "psnr", "ms_ssim")}}
+                for q in qs]
+
+    images = [read_image(Path(i)).rgb for i in common]
+    curves = {"aecli": mean_curve(a)}
+    for b in ("webp", "avif"):
+        curves[b] = [{"quality": p.quality, "bpp": p.bpp, "psnr": p.psnr, "ms_ssim": p.ms_ssim}
+                     for p in rd.baseline_sweep(images, b, BASELINE_QUALITIES[b], workers=2)]
+    data = sorted({str(Path(i).parent) for i in common})
+    return ({"images": len(common), "data": data, "curves": curves, "partial": [Path(i).name for i in common]},
+            {"curves": {"aecli": mean_curve(h)}})
+
+
 def main(docs: Path, model_json: Path) -> None:
-    adapted = json.loads((docs / "aerials_adapted.json").read_text())
-    hpc = json.loads((docs / "aerials_hpc.json").read_text())
+    if (docs / "aerials_adapted.json").exists() and (docs / "aerials_hpc.json").exists():
+        adapted = json.loads((docs / "aerials_adapted.json").read_text())
+        hpc = json.loads((docs / "aerials_hpc.json").read_text())
+    else:
+        adapted, hpc = _from_partials(docs)
     meta = json.loads(model_json.read_text())
     a, h = adapted["curves"]["aecli"], hpc["curves"]["aecli"]
+    if adapted.get("partial"):
+        print(f"Sweeps unfinished: measured on the {len(adapted['partial'])} test images both models have finished "
+              f"({', '.join(adapted['partial'])}).\n")
     t = meta["training"]
     print(f"Fine-tuned model `{meta['name']}` (fingerprint {meta['fingerprint']}): {t['steps']} steps of "
           f"{t['batch_size']} crops {t['patch']}x{t['patch']} from `{t.get('init')}`, {t['seconds'] / 60:.1f} min of "
