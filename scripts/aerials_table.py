@@ -28,53 +28,60 @@ def bd(ref, test, key="psnr"):
         return float("nan")
 
 
-def _partial(path: Path) -> dict[str, dict]:
-    """{image: {quality: point}} of the images an unfinished `aecli eval` run has finished."""
-    lines = path.read_text().splitlines()[1:]
-    out = {}
-    for line in lines:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        out[e["image"]] = e["points"]
+def _images(docs: Path, runs: Path, who: str) -> dict[str, dict]:
+    """{image name: {quality: point}} of every test image measured for `who` (adapted, hpc): from the
+    record of its unfinished sweep (docs/aerials_WHO.partial.jsonl, or the copy kept in runs/aerials/snap),
+    and from one-image sweeps (runs/aerials/per_image/WHO_NN.json), run beside it on a busy machine."""
+    out: dict[str, dict] = {}
+    for path in (runs / "snap" / f"aerials_{who}.partial.jsonl", docs / f"aerials_{who}.partial.jsonl",
+                 *sorted((runs / "per_image").glob(f"{who}_*.partial.jsonl"))):
+        if path.exists():
+            for line in path.read_text().splitlines()[1:]:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                out[Path(e["image"]).name] = {int(q): p for q, p in e["points"].items()}
+    for path in sorted((runs / "per_image").glob(f"{who}_*.json")):
+        r = json.loads(path.read_text())
+        if r.get("images") == 1:
+            name = f"2.2.{path.stem.split('_')[-1]}.png"
+            out[name] = {p["quality"]: p for p in r["curves"]["aecli"]}
     return out
 
 
-def _from_partials(docs: Path) -> tuple[dict, dict]:
-    """When the sweeps have not finished: both models' curves on the images both have finished, and
-    the WebP and AVIF curves measured here on those images (as `aecli eval` measures them)."""
+def _from_records(docs: Path, runs: Path, data: Path) -> tuple[dict, dict]:
+    """When a sweep has not finished: both models' curves on the images both have finished, and the
+    WebP and AVIF curves measured here on those images (as `aecli eval` measures them)."""
     import numpy as np
 
     from aecli.eval.codec_eval import BASELINE_QUALITIES
     from aecli.imageio import read_image
 
-    a, h = _partial(docs / "aerials_adapted.partial.jsonl"), _partial(docs / "aerials_hpc.partial.jsonl")
+    a, h = _images(docs, runs, "adapted"), _images(docs, runs, "hpc")
     common = sorted(set(a) & set(h))
-    if len(common) < 1:
-        raise SystemExit("no image measured by both sweeps yet")
+    if not common:
+        raise SystemExit("no image measured for both models yet")
 
     def mean_curve(points):
-        qs = sorted(points[common[0]], key=int)
-        return [{"quality": int(q), **{k: float(np.mean([points[i][q][k] for i in common])) for k in ("bpp", "psnr", "ms_ssim")}}
-                for q in qs]
+        return [{"quality": q, **{k: float(np.mean([points[i][q][k] for i in common])) for k in ("bpp", "psnr", "ms_ssim")}}
+                for q in sorted(points[common[0]])]
 
-    images = [read_image(Path(i)).rgb for i in common]
+    images = [read_image(data / i).rgb for i in common]
     curves = {"aecli": mean_curve(a)}
     for b in ("webp", "avif"):
         curves[b] = [{"quality": p.quality, "bpp": p.bpp, "psnr": p.psnr, "ms_ssim": p.ms_ssim}
                      for p in rd.baseline_sweep(images, b, BASELINE_QUALITIES[b], workers=2)]
-    data = sorted({str(Path(i).parent) for i in common})
-    return ({"images": len(common), "data": data, "curves": curves, "partial": [Path(i).name for i in common]},
+    return ({"images": len(common), "data": [str(data)], "curves": curves, "partial": common},
             {"curves": {"aecli": mean_curve(h)}})
 
 
-def main(docs: Path, model_json: Path) -> None:
+def main(docs: Path, model_json: Path, runs: Path = Path("runs/aerials"), data: Path = Path("../shared/data/Aerials/test")) -> None:
     if (docs / "aerials_adapted.json").exists() and (docs / "aerials_hpc.json").exists():
         adapted = json.loads((docs / "aerials_adapted.json").read_text())
         hpc = json.loads((docs / "aerials_hpc.json").read_text())
     else:
-        adapted, hpc = _from_partials(docs)
+        adapted, hpc = _from_records(docs, runs, data)
     meta = json.loads(model_json.read_text())
     a, h = adapted["curves"]["aecli"], hpc["curves"]["aecli"]
     if adapted.get("partial"):

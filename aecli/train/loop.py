@@ -442,7 +442,10 @@ def _main_thread() -> bool:
 # ---- what a user sees first and last ----------------------------------------------------------------
 
 def _held_out(data) -> str:
-    n = len(getattr(data, "val_images", None) or getattr(data, "val", None) or [])
+    held = getattr(data, "val_images", None)
+    if held is None:
+        held = getattr(data, "val", None)  # (the autoencoder family's: a tensor)
+    n = 0 if held is None else len(held)
     return f"{n} held-out image{'s' * (n != 1)}" if n else "training images (none held out)"
 
 
