@@ -163,10 +163,18 @@ def info(
 @app.command()
 @_guarded
 def models(
+    action: Optional[str] = typer.Argument(None, help="install: copy the model trained into DIR to ~/.aecli/models "
+                                           "($AECLI_HOME/models), where commands find it by its name."),
+    target: Optional[Path] = typer.Argument(None, help="install: the model's folder (the --out of 'aecli train')."),
     json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     path: list[Path] = typer.Option([], "--path", help="Also list models in this folder (repeatable)."),
+    force: bool = typer.Option(False, "--force", "-f", help="install: replace other weights installed under the same name."),
 ):
-    """List the bundled and user models with their quality levels; '*' marks the defaults."""
+    """List the bundled and user models with their quality levels ('*' marks the defaults); 'aecli models install DIR' installs one."""
+    if action is not None:
+        from .registry import install_command
+
+        return install_command(action, target, force)
     from . import inspection as inspect
 
     rows = inspect.model_rows(path)
@@ -283,7 +291,8 @@ def train(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="codec: hyperprior (default), checkerboard, factorized; denoise: unet; "
                                         "autoencoder family: dense, conv, vae, sparse, contractive, denoising."),
     quality: Optional[int] = typer.Option(None, "--quality", help="codec: train a single quality level (1..11) instead of all."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Total optimisation steps (codec, denoise: 100000 on a GPU, 5000 or "
+                                        "one hour on a CPU; with --init, 5000 on a GPU, 400 or 30 minutes on a CPU)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="family: passes over the training images (default 20; --steps wins)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="codec 8, denoise 16, family 256."),
     patch: Optional[int] = typer.Option(None, "--patch", help="codec, denoise: crop size in pixels (128)."),
@@ -318,14 +327,17 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch's default)."),
-    holdout: int = typer.Option(8, "--holdout", help="codec, denoise: images kept apart for validation (the last in sorted order)."),
+    holdout: Optional[int] = typer.Option(None, "--holdout", help="codec, denoise: images kept apart for validation (the last in "
+                                          "sorted order; default: one in 8, at least 1 and at most 8)."),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints (family: one epoch)."),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (family: one epoch)."),
     log_every: Optional[int] = typer.Option(None, "--log-every"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (its recipe wins; --steps/--epochs may extend it, "
                                 "and --batch-size/--patch/--lr change it from here on when given)."),
-    time_limit: float = typer.Option(0.0, "--time-limit", help="Stop after this many seconds of training, with a checkpoint "
-                                     "and exported weights (0: no limit); --resume continues."),
+    install: bool = typer.Option(False, "--install", help="When training ends, install the model under its name "
+                                 "(as 'aecli models install OUT')."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop after this many seconds of training, with a checkpoint "
+                                               "and exported weights (0: no limit; default: none on a GPU, see --steps on a CPU); --resume continues."),
 ):
     """Train a model on a folder of images (resumable; Ctrl-C writes a checkpoint)."""
     from .train import run as train_run
@@ -340,6 +352,7 @@ def train(
         batch_size=batch_size, patch=patch, lr=lr, channels=channels, blocks=blocks, sigma_range=sigma_range, seed=seed,
         device=device, threads=threads, holdout=holdout, ckpt_every=ckpt_every, val_every=val_every,
         log_every=log_every, resume=resume, family=family, time_limit=time_limit, real_noise=real_noise, init=init,
+        install=install,
     )
 
 

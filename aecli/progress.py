@@ -48,6 +48,9 @@ class _Silent:
     def advance(self, *args, **kwargs) -> None:
         pass
 
+    def remove_task(self, *args, **kwargs) -> None:
+        pass
+
 
 @contextmanager
 def progress_bar(enabled: bool | None = None):
@@ -59,13 +62,25 @@ def progress_bar(enabled: bool | None = None):
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Remaining(TimeRemainingColumn):
+        """rich's time remaining, or the task's own estimate when it gives one (field `eta`, seconds):
+        a run stopped by a time limit knows better than its speed times the steps left."""
+
+        def render(self, task):
+            eta = task.fields.get("eta")
+            if eta is None:
+                return super().render(task)
+            m, s = divmod(int(eta), 60)
+            return Text(f"{m // 60}:{m % 60:02d}:{s:02d}", style="progress.remaining")
 
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        Remaining(),
         TextColumn("{task.fields[stats]}"),
         console=Console(stderr=True),
         transient=False,

@@ -42,11 +42,21 @@ def _bundled_dir() -> Path:
         return SOURCE_WEIGHTS
 
 
+def home_models() -> Path:
+    """Where `aecli models install` puts models: $AECLI_HOME/models (default ~/.aecli/models)."""
+    return Path(os.environ.get("AECLI_HOME", Path.home() / ".aecli")) / "models"
+
+
 def user_dirs() -> list[Path]:
-    """Folders searched for user models by name: $AECLI_MODEL_PATH (os.pathsep list), then ~/.aecli/models."""
+    """Folders searched for user models by name: $AECLI_MODEL_PATH (os.pathsep list), then ~/.aecli/models.
+    Each holds models, or folders that hold one (the --out folders of `aecli train`)."""
     dirs = [Path(p) for p in os.environ.get("AECLI_MODEL_PATH", "").split(os.pathsep) if p]
-    dirs.append(Path(os.environ.get("AECLI_HOME", Path.home() / ".aecli")) / "models")
+    dirs.append(home_models())
     return dirs
+
+
+FIXES = ("install it (aecli models install DIR, DIR being the folder it was trained into), put the folder that "
+         "holds DIR on $AECLI_MODEL_PATH, or give --model DIR")
 
 
 @dataclass
@@ -160,11 +170,15 @@ def _from_weights(path: Path, bundled: bool = False) -> ModelFiles:
 
 
 def _in_dir(d: Path, bundled: bool = False) -> list[ModelFiles]:
-    """The models in folder `d`; one that cannot be read is skipped with a one-line warning (once)."""
+    """The models in folder `d` (and, for user folders, in its subfolders: model folders); one that
+    cannot be read is skipped with a one-line warning (once)."""
     if not d.is_dir():
         return []
     out = []
-    for p in sorted(d.glob("*.safetensors")):
+    files = sorted(d.glob("*.safetensors"))
+    if not bundled:
+        files += sorted(p for p in d.glob("*/*.safetensors") if not p.parent.name.startswith("."))
+    for p in files:
         if p.with_suffix(".json").exists():
             try:
                 out.append(_from_weights(p, bundled))
@@ -227,7 +241,7 @@ def _by_name(spec: str) -> ModelFiles:
     if broken:
         raise UserError(f"model '{spec}' cannot be used: {broken[0]}")
     hint = f"; to use the file or folder ./{spec}, write --model ./{spec}" if Path(spec).exists() else ""
-    raise UserError(f"model '{spec}' not found (see 'aecli models'){hint}")
+    raise UserError(f"model '{spec}' not found (see 'aecli models'){hint or '; if it is a model you trained, ' + FIXES}")
 
 
 def resolve(spec: str | None, task: str) -> ModelFiles:
@@ -255,7 +269,7 @@ def find_by_name(name: str, fingerprint: bytes, task: str) -> ModelFiles:
     broken = [f"{p}: {why}" for p, why in skipped.items() if p.stem == name]
     if broken:
         raise UserError(f"this file needs model '{name}' (fingerprint {fingerprint.hex()}), which cannot be used: {broken[0]}")
-    raise UserError(f"this file needs model '{name}' (fingerprint {fingerprint.hex()}), which is not installed")
+    raise UserError(f"this file needs model '{name}' (fingerprint {fingerprint.hex()}), which is not installed: {FIXES}")
 
 
 def save(tensors: dict, meta: dict, weights_path: Path) -> ModelFiles:
@@ -318,3 +332,44 @@ def check_size(m: ModelFiles, build) -> None:
     if need > have:
         raise UserError(f"model '{m.name}': its architecture needs {need} bytes of weights, but {m.weights} "
                         f"holds {have} (metadata and weights do not match)")
+
+
+def install(src: Path, force: bool = False) -> tuple[ModelFiles, bool]:
+    """Copy the model at `src` (a training --out folder, or its .safetensors/.json) into home_models(),
+    each file atomically: (the installed model, whether it replaced other weights of that name).
+    A bundled name cannot be taken; other weights of the same name are replaced only with `force`."""
+    from .atomic import replace_atomically
+
+    m = _by_path(Path(src))
+    data = m.weights.read_bytes()
+    fp = m.meta.get("fingerprint")
+    if fp is not None and hashlib.sha256(data).hexdigest()[:8] != fp:
+        raise UserError(f"{m.weights}: the weights do not match their metadata fingerprint (damaged?)")
+    if any(b.name == m.name for b in bundled()):
+        raise UserError(f"'{m.name}' is the name of a bundled model: train into another --out folder to install it")
+    dest = home_models() / f"{m.name}.safetensors"
+    replaced = False
+    if dest.exists() and dest.resolve() != m.weights.resolve():
+        old = _read_meta(dest.with_suffix(".json")) if dest.with_suffix(".json").exists() else {}
+        if old.get("fingerprint") != fp:
+            if not force:
+                raise UserError(f"model '{m.name}' is already installed with other weights ({dest}): --force replaces "
+                                "them (files written with the old weights will no longer decode)")
+            replaced = True
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    text = m.weights.with_suffix(".json").read_bytes()
+    replace_atomically(dest, lambda f: f.write(data), 0o644)
+    replace_atomically(dest.with_suffix(".json"), lambda f: f.write(text), 0o644)
+    return _from_weights(dest), replaced
+
+
+def install_command(action: str, target: Path | None, force: bool = False) -> int:
+    """`aecli models install DIR`: install, then say where and how to use it."""
+    if action != "install":
+        raise UserError(f"unknown action '{action}' of 'aecli models' (install DIR, or nothing to list the models)")
+    if target is None:
+        raise UserError("aecli models install DIR: give the folder the model was trained into")
+    m, replaced = install(target, force)
+    print(f"installed model '{m.name}' ({m.task}, fingerprint {m.meta.get('fingerprint')}) in {m.weights.parent}"
+          f"{' (replacing other weights)' if replaced else ''}; use it by name: --model {m.name}", file=sys.stderr)
+    return 0

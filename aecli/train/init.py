@@ -43,6 +43,14 @@ def source_architecture(spec: str, task: str) -> dict:
         except Exception:  # noqa: BLE001 - reported when the weights are loaded
             return {}
         extra = cfg.get("extra") or {}
+        if task == "codec":
+            if cfg.get("task", "codec") != "codec":
+                return {}
+            from ..codec.model import COMPRESSAI_LAMBDAS
+
+            lambdas = extra.get("lambdas") or list(COMPRESSAI_LAMBDAS)
+            arch = {"kind": cfg.get("model", "hyperprior"), "n": cfg.get("n", 64), "m": cfg.get("m", 128), "lambdas": lambdas}
+            return {**arch, **({"nh": extra["nh"]} if extra.get("nh") else {})}
         arch = {k: extra[k] for k in ("widths", "blocks") if k in extra}
         if extra.get("noise") == "real":
             arch["estimator"] = extra.get("estimator") or {"widths": [16, 32], "layers": 2}

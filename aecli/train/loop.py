@@ -165,18 +165,23 @@ def _restore(state: dict, model, opt, aux_opt, gen, log) -> None:
         raise UserError(f"cannot resume: the checkpoint does not fit its own recipe ({str(exc).splitlines()[0]})") from None
 
 
-def train(cfg: TrainConfig, resume: bool = False, log=print, changes: tuple[str, ...] = ()) -> Path:
+def train(cfg: TrainConfig, resume: bool = False, log=print, changes: tuple[str, ...] = (), say=None,
+          budget: str = "") -> Path:
     """Train (or continue) the run `cfg` describes.
 
     `changes`: fields of SCHEDULE and RECIPE_CHANGES that a resumed run takes from `cfg` instead of
     the checkpoint (say, more steps, a larger batch on a GPU, or a lower learning rate for the last
     steps); each segment of the run records its own batch size, crop and learning rate.  A run
     stopped by a signal raises Interrupted once its checkpoint is written.
+
+    `say`: where the first and last lines go (what is trained on what; where the model is, its
+    validation figures and the command that uses it): `log` when not given. `budget`: what the
+    first line says of the run's length (such as "the CPU default").
     """
     from . import distributed
 
     group = distributed.setup(cfg.device)  # None unless launched by torchrun with several processes
-    out, signum = _train(cfg, resume, log, group, changes)
+    out, signum = _train(cfg, resume, log, group, changes, say or log, budget)
     if group is not None:  # (after an error, torchrun ends the other processes)
         group.close()  # waits for rank 0's last validation and checkpoint, so that all exit together
     if signum:
@@ -184,12 +189,14 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, changes: tuple[str,
     return out
 
 
-def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] = ()) -> tuple[Path, int | None]:
+def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] = (), say=None,
+           budget: str = "") -> tuple[Path, int | None]:
     from .tasks import get_task
 
     main = group is None or group.main  # the process that writes files and logs
+    say = say or log
     if not main:
-        log = _quiet
+        log = say = _quiet
     out = Path(cfg.out)
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -215,6 +222,7 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
     segments: list = []  # one entry per process that trained this run: steps, hardware, seconds
     extensions: list = []
     step, seconds = 0, 0.0
+    say(start_line(cfg, data, device, budget, state["step"] if state is not None else None))
     if state is None and cfg.init:
         from .init import initialise
 
@@ -263,11 +271,13 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
 
     def validate():
         """Validation must not disturb the training's random stream (a resumed run draws what an
-        uninterrupted one does)."""
+        uninterrupted one does). On a terminal, a line of its own says it is running."""
+        shown = bar.add_task("validating", total=None, stats=f"on {_held_out(data)}")
         model.eval()
         with torch.random.fork_rng(devices=[]):
             val = task.validate(model, data, device)
         model.train()
+        bar.remove_task(shown)
         return val
 
     # Ctrl-C / SIGTERM: finish the step, write a checkpoint, stop.
@@ -286,9 +296,10 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
     running: dict[str, float] = {}
     counted = 0
     last_val = ""
-    try:
-        with progress_bar(None if main else False) as bar:
+    with progress_bar(None if main else False) as bar:
+        try:
             job = bar.add_task("train", total=cfg.steps, completed=step, stats="")
+            first_step = step
             while step < cfg.steps and not stop["flag" if group is None else "all"]:
                 t0 = time.perf_counter()
                 for g in opt.param_groups:
@@ -320,8 +331,13 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                     stats, stop["all"] = group.reduce_stats({k: float(v) for k, v in stats.items()}, stop["flag"])
                 step += 1
                 seconds += time.perf_counter() - t0
-                if cfg.time_limit and time.monotonic() - began >= cfg.time_limit:
+                elapsed = time.monotonic() - began
+                if cfg.time_limit and elapsed >= cfg.time_limit:
                     stop["flag"] = stop["timed_out"] = True  # (data-parallel: agreed at the next step)
+                if cfg.time_limit:  # the bar ends where the time limit will stop it, and so does its ETA
+                    per_step, left = elapsed / (step - first_step), max(0.0, cfg.time_limit - elapsed)
+                    bar.update(job, total=max(step, min(cfg.steps, step + int(left / per_step))),
+                               eta=min(left, (cfg.steps - step) * per_step))
                 for k, v in stats.items():  # (device tensors or floats: summed without waiting for the GPU)
                     running[k] = running.get(k, 0.0) + v
                 counted += 1
@@ -346,19 +362,23 @@ def _train(cfg: TrainConfig, resume: bool, log, group, changes: tuple[str, ...] 
                     log(f"validation at step {step}: {json.dumps(val)}")
                 if step % cfg.ckpt_every == 0 and main:
                     checkpoint()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    if not main:
-        return out, stop.get("signal")
-    if stop.get("timed_out"):
-        log(f"time limit of {cfg.time_limit:g} s reached at step {step}: writing a checkpoint (resume with --resume)")
-    elif stop["flag" if group is None else "all"]:
-        log(f"interrupted at step {step}: writing a checkpoint (resume with --resume)")
-    if not any(h["step"] == step for h in validations(task, history)):  # the exported figures are the final ones
-        history.append(validation_entry(task, step, validate()))
-    checkpoint()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        if not main:
+            return out, stop.get("signal")
+        if stop.get("timed_out"):
+            log(f"time limit of {cfg.time_limit:g} s reached at step {step}: writing a checkpoint (resume with --resume)")
+        elif stop["flag" if group is None else "all"]:
+            log(f"interrupted at step {step}: writing a checkpoint (resume with --resume)")
+        if not any(h["step"] == step for h in validations(task, history)):  # the exported figures are the final ones
+            history.append(validation_entry(task, step, validate()))
+        checkpoint()
     log(f"saved {out} at step {step}")
+    last = validations(task, history)
+    say(end_line(cfg, task, step, seconds, last[-1]["val"] if last else None, data))
+    for warning in usefulness_warnings(cfg, task, step, last[-1]["val"] if last else None):
+        say(f"aecli: warning: {warning}")
     return out, stop.get("signal") if not stop.get("timed_out") else None
 
 
@@ -429,3 +449,110 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+# ---- what a user sees first and last ----------------------------------------------------------------
+
+def _held_out(data) -> str:
+    held = getattr(data, "val_images", None)
+    if held is None:
+        held = getattr(data, "val", None)  # (the autoencoder family's: a tensor)
+    n = 0 if held is None else len(held)
+    return f"{n} held-out image{'s' * (n != 1)}" if n else "training images (none held out)"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _architecture(cfg: TrainConfig) -> str:
+    x = cfg.extra
+    if cfg.task == "codec":
+        levels = len(x.get("lambdas") or ()) or (1 if cfg.quality else 8)
+        return f"a {cfg.model} codec (N={cfg.n}, M={cfg.m}, {levels} quality level{'s' * (levels != 1)})"
+    if cfg.task == "denoise":
+        noise = "real camera noise" if x.get("noise") == "real" else f"Gaussian noise {x.get('sigma_range')}"
+        return f"a U-Net denoiser (widths {','.join(str(w) for w in x.get('widths', []))}, {noise})"
+    return f"a {x.get('kind', cfg.model)} autoencoder"
+
+
+def start_line(cfg: TrainConfig, data, device: torch.device, budget: str = "", resumed_at: int | None = None) -> str:
+    """One line: what is trained on what, from which weights, where, for how long, into which folder."""
+    n_train = len(data)
+    what = "images" if cfg.task != "autoencoder" else "examples"
+    source = f"from '{cfg.init}'" if cfg.init else "from scratch"
+    if resumed_at is not None:
+        source = f"resumed at step {resumed_at:,}"
+    crops = f" of {cfg.batch_size} crops {cfg.patch}x{cfg.patch}" if cfg.task != "autoencoder" else f" of {cfg.batch_size}"
+    length = f"{cfg.steps:,} steps{crops}"
+    if cfg.time_limit:
+        length += f" or {_minutes(cfg.time_limit)}, whichever comes first"
+    threads = torch.get_num_threads()
+    where = f"cpu, {threads} thread{'s' * (threads != 1)}" if device.type == "cpu" else hardware(device)
+    return (f"training {_architecture(cfg)} {source} on {n_train} {what} of {cfg.data} ({_held_out(data)} for validation); "
+            f"{where}; {length}{f' ({budget})' if budget else ''}; lr {cfg.lr:g}, seed {cfg.seed}; output {cfg.out}")
+
+
+def _as_path(out: str) -> str:
+    """OUT as --model takes a path (a bare name would be looked up among installed models)."""
+    return out if "/" in out or out.startswith(".") else f"./{out}"
+
+
+def _figures(task_name: str, val) -> str:
+    """The validation figures worth a line: the codec's bpp/PSNR at its lowest, default and highest
+    quality; the denoiser's PSNR at each noise level; the family's loss."""
+    if not val:
+        return "no validation figures"
+    if task_name == "codec" and isinstance(val, list):
+        rows = [val[0]] + ([val[len(val) // 2]] if len(val) > 2 else []) + ([val[-1]] if len(val) > 1 else [])
+        return ", ".join(f"quality {r['quality']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB" for r in rows)
+    if task_name == "denoise" and isinstance(val, list):
+        return ", ".join(f"sigma {r['sigma']}: {r.get('psnr', r.get('psnr_blind')):.2f} dB" if "sigma" in r else
+                         f"{r.get('noise')}: {r.get('psnr_noisy')} -> {r.get('psnr')} dB" for r in val)
+    if isinstance(val, dict):
+        return ", ".join(f"{k} {v:.4g}" for k, v in val.items() if isinstance(v, (int, float)))
+    return json.dumps(val)
+
+
+USE = {"codec": "aecli compress --model {m} photo.png  (aecli decompress --model {m} photo.lat)",
+       "denoise": "aecli denoise --model {m} noisy.png", "autoencoder": "aecli embed --model {m} images/"}
+
+
+def end_line(cfg: TrainConfig, task, step: int, seconds: float, val, data) -> str:
+    """One line: where the model is, its validation figures, the command that uses it."""
+    m = _as_path(cfg.out)
+    return (f"model saved in {cfg.out} (step {step:,}, {_minutes(seconds)} of training); validation on {_held_out(data)}: "
+            f"{_figures(cfg.task, val)}; use it: {USE.get(cfg.task, 'aecli --model {m}').format(m=m)}; "
+            f"install it under its name: aecli models install {m}")
+
+
+def usefulness_warnings(cfg: TrainConfig, task, step: int, val) -> list[str]:
+    """Warnings when the model is far from useful: trained from scratch for a small fraction of the
+    steps of the bundled model of its task, or validating far worse than it did."""
+    if cfg.task not in ("codec", "denoise") or cfg.init:
+        return []
+    from .. import registry
+
+    name = registry.DEFAULTS[cfg.task]
+    try:
+        bundled = registry.resolve(name, cfg.task).meta
+    except UserError:
+        return []
+    out = []
+    advice = (f"to adapt the bundled model to your images in minutes instead, start from it: "
+              f"aecli train {cfg.data} --task {cfg.task} --init {name} --out {_as_path(cfg.out)}-{name}")
+    full = (bundled.get("training") or {}).get("steps") or 0
+    if full and step < full / 10:
+        out.append(f"this model trained {step:,} steps from scratch, {100 * step / full:.1g}% of the bundled "
+                   f"'{name}' ({full:,} steps): expect far worse results than '{name}'; {advice}")
+    if cfg.task == "codec" and isinstance(val, list) and val:
+        ref = {r["quality"]: r for r in ((bundled.get("validation") or {}).get("estimated_rd") or [])}
+        worse = [r for r in val if r.get("quality") in ref and r["psnr"] < ref[r["quality"]]["psnr"] - 2
+                 and r["bpp"] > 0.8 * ref[r["quality"]]["bpp"]]
+        if worse and len(worse) >= len(val) / 2:
+            r = worse[len(worse) // 2]
+            b = ref[r["quality"]]
+            out.append(f"validation is far from '{name}': quality {r['quality']} gives {r['bpp']:.2f} bpp at "
+                       f"{r['psnr']:.1f} dB here, '{name}' {b['bpp']:.2f} bpp at {b['psnr']:.1f} dB on its own "
+                       f"validation images" + ("" if out else f"; {advice}"))
+    return out

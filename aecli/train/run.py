@@ -14,12 +14,21 @@ FAMILY_KINDS = ("dense", "conv", "vae", "sparse", "contractive", "denoising")
 DEFAULT_MODEL = {"codec": "hyperprior", "denoise": "unet", "autoencoder": "dense"}
 DEFAULT_CHANNELS = {"codec": "64,128", "denoise": "32,64,128"}
 DEFAULT_SIGMA_RANGE = "0,50"
-# per-task defaults of the shared options: steps, batch size, crop size, learning rate
+# per-task defaults of the shared options: steps (on a GPU), batch size, crop size, learning rate
 TASK_DEFAULTS = {
     "codec": {"steps": 100_000, "batch_size": 8, "patch": 128, "lr": 1e-4},
     "denoise": {"steps": 100_000, "batch_size": 16, "patch": 128, "lr": 2e-4},
     "autoencoder": {"epochs": 20, "batch_size": 256, "patch": 0, "lr": 1e-3},
 }
+# fine-tuning a trained model (--init): a lower learning rate and far fewer steps than from scratch
+# (the codec's: the recipe of scripts/finetune_aerials.sh)
+FINETUNE = {
+    "codec": {"steps": 5000, "batch_size": 4, "patch": 256, "lr": 3e-5},
+    "denoise": {"steps": 5000, "lr": 4e-5},
+}
+# the default length of a run on a CPU: (steps, seconds), whichever comes first; the GPU default is
+# the steps above with no time limit
+CPU_BUDGET = {"scratch": (5000, 3600), "finetune": (400, 1800)}
 
 
 def task_of(task: str | None, model: str | None) -> str:
@@ -37,6 +46,35 @@ def task_of(task: str | None, model: str | None) -> str:
         kinds = ", ".join(CODEC_KINDS + DENOISE_KINDS + FAMILY_KINDS)
         raise UserError(f"unknown model '{model}' (choose {kinds})")
     return task or by_model or "codec"
+
+
+def _default_budget(device: str, gpu_steps: int, time_limit: float | None, finetune: bool) -> tuple[int, float | None, str]:
+    """(steps, time limit, what the start line says of them) when --steps is not given: on a GPU the
+    task's full recipe; on a CPU a run of minutes to an hour (CPU_BUDGET), unless --time-limit says."""
+    from ..devices import pick_device
+
+    what = "fine-tuning" if finetune else "training from scratch"
+    if pick_device(device).type != "cpu":
+        return gpu_steps, time_limit, f"the GPU default for {what}"
+    steps, seconds = CPU_BUDGET["finetune" if finetune else "scratch"]
+    return steps, seconds if time_limit is None else time_limit, f"the CPU default for {what}; --steps and --time-limit change it"
+
+
+def _codec_source(init: str, model: str | None, channels: str | None, quality: int | None) -> dict:
+    """The architecture of the codec --init starts from (kind, n, m, lambdas, nh): the new model is
+    built like it, so that every tensor carries over, the quality levels included."""
+    from .init import source_architecture
+
+    arch = source_architecture(init, "codec")
+    if arch.get("kind") not in CODEC_KINDS or not arch.get("lambdas"):
+        raise UserError(f"--init {init}: its architecture is not recorded (give a codec model or a codec checkpoint)")
+    if model is not None and model != arch["kind"]:
+        raise UserError(f"--init {init} is a {arch['kind']} codec: leave out --model, or give --model {arch['kind']}")
+    if channels is not None:
+        raise UserError(f"--channels: a fine-tuned codec keeps the widths of --init {init} ({arch['n']},{arch['m']})")
+    if quality is not None:
+        raise UserError("--quality: a fine-tuned codec keeps every quality level of the model it starts from")
+    return arch
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -58,16 +96,18 @@ def _sigma_range(text: str) -> list[float]:
 
 def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=None, steps: int | None = None,
          batch_size: int | None = None, patch: int | None = None, lr: float | None = None, channels: str | None = None,
-         seed: int = 0, device: str = "auto", threads: int = 0, holdout: int = 8, ckpt_every: int | None = None,
+         seed: int = 0, device: str = "auto", threads: int = 0, holdout: int | None = None, ckpt_every: int | None = None,
          val_every: int | None = None, log_every: int | None = None, resume: bool = False,
          sigma_range: str | None = None, blocks: int | None = None, family: dict | None = None,
-         time_limit: float = 0.0, real_noise: bool = False, init: str | None = None) -> int:
+         time_limit: float | None = None, real_noise: bool = False, init: str | None = None,
+         install: bool = False) -> int:
     if not data.exists():
         raise UserError(f"training data not found: {data}")
     task = task_of(task, model)
+    model_given = model
     model = model or DEFAULT_MODEL[task]
-    d = TASK_DEFAULTS[task]
-    if time_limit < 0:
+    d = {**TASK_DEFAULTS[task], **(FINETUNE.get(task, {}) if init is not None else {})}
+    if time_limit is not None and time_limit < 0:
         raise UserError("--time-limit must not be negative")
     if real_noise and task != "denoise":
         raise UserError("--real-noise is for --task denoise")
@@ -94,6 +134,9 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
             raise UserError("--sigma-range and --blocks are for --task denoise")
         from ..codec.model import LAMBDAS
 
+        if init is not None:  # fine-tuning: the source's kind, widths and quality levels
+            arch = _codec_source(init, model_given, channels, quality)
+            model, channels = arch["kind"], f"{arch['n']},{arch['m']}"
         if quality is not None and not 1 <= quality <= len(LAMBDAS):
             raise UserError(f"--quality must be 1..{len(LAMBDAS)}")
         vals = _ints(channels or DEFAULT_CHANNELS["codec"], "--channels must be two integers N,M such as 64,128")
@@ -103,6 +146,8 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         widths = vals
         # the levels go into the recipe, so that a resumed run keeps them whatever the default becomes
         extra = {"lambdas": [LAMBDAS[quality - 1]] if quality is not None else list(LAMBDAS)}
+        if init is not None:
+            extra = {"lambdas": [float(v) for v in arch["lambdas"]], **({"nh": arch["nh"]} if arch.get("nh") else {})}
     elif task == "denoise":
         if quality is not None:
             raise UserError("--quality is for --task codec")
@@ -140,7 +185,11 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         val_every = val_every or ckpt_every
         log_every = log_every or max(1, ckpt_every // 4)
         extra.pop("_steps_per_epoch", None)
+    budget = ""
+    if steps is None and task != "autoencoder" and not resume:
+        steps, time_limit, budget = _default_budget(device, d["steps"], time_limit, init is not None)
     steps = steps or d.get("steps")
+    time_limit = time_limit or 0.0
     ckpt_every, val_every, log_every = ckpt_every or 500, val_every or 2000, log_every or 50
     if min(steps, batch_size, *(widths or [1])) < 1 or (task != "autoencoder" and patch < 1):
         raise UserError("--steps, --batch-size, --patch and --channels must be positive")
@@ -160,14 +209,19 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
         from .denoise_task import DEFAULTS
 
         extra = {**DEFAULTS, **extra}
-    if task != "autoencoder" and not list_images(data):
-        raise UserError(f"no images found under {data}")
+    if task != "autoencoder":
+        found = len(list_images(data))
+        if not found:
+            raise UserError(f"no images found under {data}")
+        if holdout is None:  # one image in 8 for validation, at least 1, at most 8
+            holdout = min(8, max(1, found // 8)) if found > 1 else 0
+    holdout = 8 if holdout is None else holdout
     cfg = TrainConfig(data=str(data), out=str(out), task=task, model=model, n=n, m=m, quality=quality, steps=steps,
                       batch_size=batch_size, patch=patch, lr=lr, lr_decay_at=lr_decay_at, seed=seed, device=device,
                       holdout=holdout, log_every=log_every, ckpt_every=ckpt_every, val_every=val_every, threads=threads,
                       time_limit=time_limit, extra=extra, init=init)
     if not is_rank0():  # data-parallel training (torchrun): rank 0 alone writes train.log and prints
-        return _run(train, cfg, resume, lambda msg: None, changes)
+        return _run(train, cfg, resume, lambda msg: None, changes, lambda msg: None, budget)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train.log", "a") as logf:
         def log(msg: str) -> None:
@@ -175,19 +229,29 @@ def main(*, data: Path, out: Path, task: str | None, model: str | None, quality=
             if not sys.stderr.isatty():
                 print(msg, file=sys.stderr, flush=True)
 
+        def say(msg: str) -> None:  # what a user must see, on a terminal too: the first and last lines
+            print(msg, file=logf, flush=True)
+            print(msg, file=sys.stderr, flush=True)
+
         if task == "codec" and not valid_name(out.name):
             log(f"note: '{out.name}' is not a model name a .lat file can hold ({NAME_RULE}): "
                 f"the model is exported as '{normalise_name(out.name)}'")
-        return _run(train, cfg, resume, log, changes)
+        status = _run(train, cfg, resume, log, changes, say, budget)
+        if install and status == 0:
+            from .. import registry
+
+            m, _ = registry.install(out, force=True)  # (this run's own name: a retrained model replaces its weights)
+            say(f"installed as '{m.name}' in {m.weights.parent}: use it by name, --model {m.name}")
+        return status
 
 
-def _run(train, cfg, resume: bool, log, changes: tuple[str, ...]) -> int:
+def _run(train, cfg, resume: bool, log, changes: tuple[str, ...], say=None, budget: str = "") -> int:
     """Train; the exit status: 0, or 128 + the signal number when a signal stopped the run (after its
     checkpoint), as a shell reports a process ended by that signal (130 for Ctrl-C)."""
     from .loop import Interrupted
 
     try:
-        train(cfg, resume=resume, log=log, changes=changes)
+        train(cfg, resume=resume, log=log, changes=changes, say=say, budget=budget)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     except Interrupted as exc:
