@@ -10,6 +10,7 @@ optimiser's state or the schedule.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -17,17 +18,32 @@ import torch
 from ..errors import UserError
 
 
+def _checkpoint(spec: str) -> dict | None:
+    """The training checkpoint SPEC names (weights_only), loaded once for the three questions asked of
+    it; None when SPEC is not a .pt file."""
+    p = Path(spec)
+    if not (p.suffix == ".pt" and p.is_file()):
+        return None
+    st = p.stat()
+    return _load_checkpoint(spec, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=1)
+def _load_checkpoint(spec: str, mtime_ns: int, size: int) -> dict:  # the file's stamp: a rewritten file is read again
+    try:
+        state = torch.load(Path(spec), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is the user's error here
+        raise UserError(f"--init {spec}: not a readable aecli checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise UserError(f"--init {spec}: not an aecli training checkpoint")
+    return state
+
+
 def source_tensors(spec: str, task: str) -> tuple[str, dict[str, torch.Tensor]]:
     """(a description of the source, its tensors) for --init SPEC."""
-    p = Path(spec)
-    if p.suffix == ".pt" and p.is_file():
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is the user's error here
-            raise UserError(f"--init {spec}: not a readable aecli checkpoint ({type(exc).__name__})") from None
-        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-            raise UserError(f"--init {spec}: not an aecli training checkpoint")
-        return f"checkpoint {p} (step {state.get('step', '?')})", state["model"]
+    state = _checkpoint(spec)
+    if state is not None:
+        return f"checkpoint {spec} (step {state.get('step', '?')})", state["model"]
     from .. import registry
 
     files = registry.resolve(spec, task)
@@ -36,12 +52,12 @@ def source_tensors(spec: str, task: str) -> tuple[str, dict[str, torch.Tensor]]:
 
 def source_architecture(spec: str, task: str) -> dict:
     """The architecture of --init SPEC (its JSON's "architecture", or a checkpoint's recipe), {} if unknown."""
-    p = Path(spec)
-    if p.suffix == ".pt" and p.is_file():
-        try:
-            cfg = torch.load(p, map_location="cpu", weights_only=True).get("config", {})
-        except Exception:  # noqa: BLE001 - reported when the weights are loaded
-            return {}
+    try:
+        state = _checkpoint(spec)
+    except UserError:  # reported when the weights are loaded
+        return {}
+    if state is not None:
+        cfg = state.get("config") or {}
         extra = cfg.get("extra") or {}
         if task == "codec":
             if cfg.get("task", "codec") != "codec":
@@ -64,9 +80,8 @@ def source_architecture(spec: str, task: str) -> dict:
 def source_training(spec: str, task: str) -> dict:
     """The training record of --init SPEC: a checkpoint's steps, seconds and segments, or a model
     JSON's "training" block (with its own lineage, if any)."""
-    p = Path(spec)
-    if p.suffix == ".pt" and p.is_file():
-        state = torch.load(p, map_location="cpu", weights_only=True)
+    state = _checkpoint(spec)
+    if state is not None:
         cfg = state.get("config") or {}
         return {"steps": state.get("step"), "seconds": round(float(state.get("seconds") or 0.0), 1),
                 "segments": state.get("segments") or [], "init": cfg.get("init"),
