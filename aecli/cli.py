@@ -478,7 +478,38 @@ def main() -> None:
         shell, _, verb = instruction.partition("_")
         if shell in ("bash", "zsh", "fish", "powershell", "pwsh") and verb in ("source", "complete"):
             os.environ["_AECLI_COMPLETE"] = f"{verb}_{shell}"  # click's order, in the order typer reads
-    command()(prog_name="aecli")
+    try:
+        command()(prog_name="aecli")
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    _exit(code)
+
+
+def _exit(code) -> None:
+    """Exit with `code` (as sys.exit takes it).  Once torch is loaded, skip the interpreter's
+    teardown, which then costs about 0.3 s of every command (README, "Speed as you time it"): all outputs are
+    written and closed by now, so flush what is buffered and leave."""
+    import os
+
+    if "torch" not in sys.modules:
+        sys.exit(code)
+    import logging
+
+    logging.shutdown()
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):
+        status = status or 1
+    try:
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+    os._exit(status)
 
 
 if __name__ == "__main__":
