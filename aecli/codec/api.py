@@ -34,8 +34,8 @@ from ..devices import exact_float32, pick_device
 from ..eval.metrics import mse
 from ..imageio import Image, UserError
 from ..tiling import shrinking, tiled
-from . import checks, coding, intnet, levels, refine
-from .entropy import unpack_tables
+from . import checks, coding, decoding, intnet, levels, refine
+from .decoding import DecodeError, PixelLimitError  # noqa: F401  (part of this module's interface)
 from .model import Z_LIMIT, CheckerboardCodec, HyperpriorCodec, anchors, build
 
 # memory layouts of the transforms: channels-last, which oneDNN convolves faster on x86 CPUs
@@ -49,10 +49,6 @@ HYPER_HALO = 2  # its receptive field: a latent in hyper cell c depends on cells
 # that every integer is that of one piece
 CONTEXT_TILE = 64  # latents per tile side of the checkerboard context pass (halo 2: its 5x5 reach)
 
-
-
-class DecodeError(UserError):
-    pass
 
 
 #: Default decode limit, in pixels of the padded image the decoder works on (see
@@ -94,11 +90,11 @@ class Codec:
 
     def __post_init__(self):
         t = self.tensors
-        self.y_pmfs = unpack_tables(t["tables.y.pmf"].numpy(), t["tables.y.len"].numpy())
+        self.y_pmfs = coding.unpack_tables(t["tables.y.pmf"].numpy(), t["tables.y.len"].numpy())
         self.y_offsets = t["tables.y.offset"].numpy()
         self.hyper = isinstance(self.model, HyperpriorCodec)
         if self.hyper:
-            self.z_pmfs = unpack_tables(t["tables.z.pmf"].numpy(), t["tables.z.len"].numpy())
+            self.z_pmfs = coding.unpack_tables(t["tables.z.pmf"].numpy(), t["tables.z.len"].numpy())
             self.z_offsets = t["tables.z.offset"].numpy()
             self.thresholds = t["tables.y.thresholds"].to(self.device, torch.float64)
             self.inv_hgain = t["int.inv_hgain"].to(self.device, torch.float64)
@@ -480,61 +476,14 @@ class Codec:
         padded image, each side rounded up to the model's alignment, has more pixels; None or 0:
         no limit beyond the format's.  ``exact``: the fixed-point synthesis, whose pixels are the
         same on every machine and device (slower)."""
-        if lat.model != self.name or lat.fingerprint != self.files.fingerprint:
-            raise DecodeError(f"this file needs model '{lat.model}' ({lat.fingerprint.hex()}), not '{self.name}'")
-        qi = levels.gain_index(self.index_of(lat.quality), lat.scale)
-        if qi < 0:
-            raise DecodeError(f"corrupt .lat file: quality {lat.quality} has no coding at scale {lat.scale}/{levels.UNIT}")
-        cw, ch = levels.coded_size(lat.width, lat.height, lat.scale)
-        a = self.model.align
-        ph, pw = ch + (-ch) % a, cw + (-cw) % a
-        if max_pixels and pw * ph > max_pixels:
-            raise PixelLimitError(lat.width, lat.height, pw, ph, max_pixels)
-        has_alpha = lat.mode in ("RGBA", "LA")
-        streams = list(lat.streams)
-        needed = self.streams_needed(lat.mode)
-        if len(streams) < needed:
-            raise DecodeError(f"corrupt .lat file: missing streams ({len(streams)}, but a {lat.mode} file of "
-                              f"model '{self.name}' has {needed})")
-        if len(streams) > needed:
-            raise DecodeError(f"corrupt .lat file: {len(streams)} streams, but a {lat.mode} file of model "
-                              f"'{self.name}' has {needed}")
-        alpha = None
-        if has_alpha:
-            if not streams:
-                raise DecodeError("corrupt .lat file: missing alpha stream")
-            alpha = _inflate_alpha(streams.pop(), lat.width, lat.height)
+        kind = "checkerboard" if self.checkerboard else "hyperprior" if self.hyper else "factorized"
+        p = decoding.plan(lat, self.name, self.files.fingerprint, self.qualities, kind, self.model.align, max_pixels)
         try:
-            y_hat = self.decode_streams(streams, qi, ph // 16, pw // 16)
+            y_hat = self.decode_streams(p.streams, p.qi, p.ph // 16, p.pw // 16)
         except coding.CodingError as exc:
             raise DecodeError(f"corrupt .lat file: {exc}") from None
-        x = (self.synthesise_exact if exact else self.synthesise)(y_hat, qi)[0, :, :ch, :cw]
-        px = levels.downscale(x.permute(1, 2, 0).numpy(), lat.width, lat.height)
-        if lat.mode in ("L", "LA"):
-            px = np.round(px.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return Image(pixels=np.ascontiguousarray(px), alpha=alpha, mode=lat.mode, source_bits=8)
-
-
-class PixelLimitError(DecodeError):
-    """The file claims an image larger than the decode limit (a possible decompression bomb)."""
-
-    def __init__(self, width: int, height: int, pw: int, ph: int, limit: int):
-        padded = "" if (pw, ph) == (width, height) else f", {pw}x{ph} once padded for decoding"
-        super().__init__(f"image size {width}x{height}{padded} is over the decode limit of {limit} pixels; "
-                         f"if you trust this file, raise it with --max-pixels (or AECLI_MAX_PIXELS), 0 for no limit")
-        self.width, self.height, self.limit = width, height, limit
-
-
-def _inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:
-    size = width * height
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(data, size + 1)  # never inflate more than the header implies
-    except zlib.error:
-        raise DecodeError("corrupt .lat file: bad alpha stream") from None
-    if len(raw) != size or not d.eof or d.unused_data:
-        raise DecodeError("corrupt .lat file: alpha stream has the wrong size")
-    return np.frombuffer(raw, dtype=np.uint8).reshape(height, width).copy()
+        x = (self.synthesise_exact if exact else self.synthesise)(y_hat, p.qi)[0, :, :p.ch, :p.cw]
+        return decoding.finish(x.permute(1, 2, 0).numpy(), lat, p.alpha)
 
 
 def _prefixed(tensors: dict, prefix: str) -> dict:
@@ -554,18 +503,15 @@ def _cached(files: registry.ModelFiles, device: str = "cpu") -> Codec:
         return _CACHE[key]
 
 
+def codec_of(files: registry.ModelFiles, device: str = "cpu") -> Codec:
+    """The loaded codec of model files (loaded once per process and device)."""
+    return _cached(files, device)
+
+
 def load_codec(spec: str | None = None, device: str = "cpu") -> Codec:
     return _cached(registry.resolve(spec, "codec"), device)
 
 
 def codec_for(lat: latformat.LatFile, spec: str | None = None, device: str = "cpu") -> Codec:
     """The model a file needs: the one given with --model (checked), else found by name."""
-    if spec:
-        c = load_codec(spec, device)
-        if c.name != lat.model or c.files.fingerprint != lat.fingerprint:
-            raise UserError(
-                f"this file needs model '{lat.model}' (fingerprint {lat.fingerprint.hex()}), "
-                f"but --model gave '{c.name}' ({c.files.fingerprint.hex()})"
-            )
-        return c
-    return _cached(registry.find_by_name(lat.model, lat.fingerprint, "codec"), device)
+    return _cached(decoding.model_for(lat, spec), device)

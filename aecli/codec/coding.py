@@ -154,3 +154,13 @@ class EscapeReader:
     def finish(self) -> None:
         if self.pos != len(self.data):
             raise CodingError("corrupt escape stream (unused bytes)")
+
+
+def unpack_tables(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The probability tables of a model's packed tensors (inverse of entropy.pack_tables); rejects
+    lengths that do not add up."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) == 0 or lengths.min() < 2 or lengths.sum() != len(flat):
+        raise ValueError("inconsistent probability tables")
+    ends = np.cumsum(lengths)
+    return [flat[e - n : e] for n, e in zip(lengths, ends)]

@@ -158,12 +158,3 @@ def pack_tables(pmfs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """List of 1-D count arrays -> (all counts concatenated, int32 lengths)."""
     lengths = np.asarray([len(p) for p in pmfs], dtype=np.int32)
     return np.concatenate(pmfs).astype(np.int32), lengths
-
-
-def unpack_tables(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
-    """Inverse of pack_tables(); rejects lengths that do not add up."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if len(lengths) == 0 or lengths.min() < 2 or lengths.sum() != len(flat):
-        raise ValueError("inconsistent probability tables")
-    ends = np.cumsum(lengths)
-    return [flat[e - n : e] for n, e in zip(lengths, ends)]

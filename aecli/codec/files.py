@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..errors import UserError
 from ..imageio import (IMAGE_EXTS, check_output, encode_image, format_from_path, pixels_from_env, read_bytes,
                        read_image, save_options, write_output)
 from ..progress import note, progress_bar, set_verbose, spinner
+from .decoding import DecodeError, model_for
 
 METADATA_KINDS = ("icc", "exif", "xmp")
 DEFAULT_METADATA = "icc,exif"
@@ -240,8 +242,6 @@ def max_pixels_policy(option: int | None) -> int:
 def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, force: bool, max_pixels: int,
                     device: str = "cpu", exact: bool = False, output_quality: int | None = None) -> str:
     t0 = time.perf_counter()
-    from .api import DecodeError, codec_for
-
     shown = "<stdin>" if _is_pipe(src) else src
     data = read_bytes(src)
     try:
@@ -250,9 +250,8 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
         raise UserError(f"{shown}: {exc}") from None
     if lat.kind == "fitted":
         return _decompress_fitted(lat, src, shown, dst, fmt, force, max_pixels, exact)
-    codec = codec_for(lat, model, device)
     try:
-        img = codec.decompress(lat, max_pixels=max_pixels, exact=exact)
+        img = _decode(lat, model, device, max_pixels, exact)
     except DecodeError as exc:
         raise UserError(f"{shown}: {exc}") from None
     out_fmt = fmt or format_from_path(dst, default="png")
@@ -261,6 +260,19 @@ def _decompress_one(src: str, dst: str, model: str | None, fmt: str | None, forc
     note(f"{shown}: decoded in {time.perf_counter() - t0:.2f} s (the first file includes loading torch and the model)")
     kept = f", with {'+'.join(k for k, _ in lat.metadata)}" if lat.metadata else ""
     return f"{src} -> {dst}: {lat.width}x{lat.height} {lat.mode}, quality {lat.quality}, model {lat.model}{kept}"
+
+
+def _decode(lat, model: str | None, device: str, max_pixels: int, exact: bool):
+    """The image of an autoencoder-codec file: with numpy alone where it can (a bundled model on
+    the CPU: no torch to import, numpy_decoder.py), else with torch."""
+    from . import numpy_decoder
+
+    files = model_for(lat, model)
+    if numpy_decoder.usable(files, lat, exact, device) and os.environ.get("AECLI_DECODER", "") != "torch":
+        return numpy_decoder.decompress(lat, files, max_pixels)
+    from .api import codec_of
+
+    return codec_of(files, device).decompress(lat, max_pixels=max_pixels, exact=exact)
 
 
 def _decompress_fitted(lat, src: str, shown: str, dst: str, fmt: str | None, force: bool, max_pixels: int,

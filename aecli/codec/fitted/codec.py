@@ -193,14 +193,14 @@ def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.n
 
 
 def decompress(lat: latformat.LatFile, max_pixels: int | None = None) -> Image:
-    from ..api import _inflate_alpha
+    from ..decoding import inflate_alpha
 
     with _threads():
         px = decode_pixels(lat, max_pixels)
     alpha = None
     if lat.mode in ("RGBA", "LA"):
         try:
-            alpha = _inflate_alpha(lat.streams[3], lat.width, lat.height)
+            alpha = inflate_alpha(lat.streams[3], lat.width, lat.height)
         except UserError as exc:
             raise FittedDecodeError(str(exc)) from None
     px = px[..., 0] if px.shape[2] == 1 else px
