@@ -25,5 +25,5 @@ aecli eval "$DATA/test" --model hpc --out docs --name aerials_hpc --baselines ""
 bundled=$!
 wait "$adapted"
 wait "$bundled"
-python scripts/aerials_table.py docs "$OUT/$(basename "$OUT").json" > docs/aerials_table.md
+python -m scripts.aerials_table docs "$OUT/$(basename "$OUT").json" > docs/aerials_table.md
 cat docs/aerials_table.md
