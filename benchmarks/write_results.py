@@ -1,18 +1,16 @@
 """Assemble docs/results.md from the recorded benchmark outputs and the bundled model's metadata.
 
-    python benchmarks/write_results.py
+    python -m benchmarks.write_results
 
 Appends docs/results_notes.md (hand-written). Reads docs/rd_kodak.json (benchmarks/kodak_codec.sh), docs/baselines.json
-(benchmarks/baselines_kodak.py), docs/speed.json (benchmarks/speed.py) and weights/*.json.
+(python -m benchmarks.baselines_kodak), docs/speed.json (python -m benchmarks.speed) and weights/*.json.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
+from .common import DOCS, ROOT
 
 
 def load(name: str):
@@ -117,7 +115,7 @@ def main() -> None:
     base = load("baselines.json")
     if base:
         out += ["## The classical codecs among themselves (Kodak24)", "",
-                "Command: `python benchmarks/baselines_kodak.py --data ../shared/data/Kodak24 --out docs/baselines.json`; "
+                "Command: `python -m benchmarks.baselines_kodak --data ../shared/data/Kodak24 --out docs/baselines.json`; "
                 f"settings: {'; '.join(f'{k}: {v}' for k, v in base['settings'].items())}.", "",
                 "| test vs anchor | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
         for v in base["bd"]:
@@ -126,7 +124,7 @@ def main() -> None:
 
     sp = load("speed.json")
     if sp:
-        out += ["## Speed and memory (CPU)", "", f"Command: `python benchmarks/speed.py` on {sp['machine']}. Model loading excluded; "
+        out += ["## Speed and memory (CPU)", "", f"Command: `python -m benchmarks.speed` on {sp['machine']}. Model loading excluded; "
                 "peak RSS is the whole process (torch and the model included).", "",
                 "| image | quality | bpp | encode s | decode s | peak RSS MB |", "|---|---|---|---|---|---|"]
         for r in sp["rows"]:
