@@ -1,4 +1,4 @@
-"""The measurements behind the numbers in docs/ (not installed with aecli).
+"""The measurements behind the numbers in docs/, written to docs/results/ (not installed with aecli).
 
 Each benchmark is a module run from the repository root, so that it measures this checkout's aecli:
 

@@ -1,6 +1,6 @@
 """Rate-distortion of Pillow's JPEG, WebP and AVIF on Kodak24, and their BD-rates.
 
-    python -m benchmarks.baselines_kodak --data ../shared/data/Kodak24 --out docs/baselines.json
+    python -m benchmarks.baselines_kodak --data ../shared/data/Kodak24 --out docs/results/baselines.json
 
 Every image is encoded to real bytes in memory at each quality, decoded, and
 measured (bpp from the file size, RGB PSNR, MS-SSIM); each point is the mean of
@@ -33,7 +33,7 @@ from aecli.eval.rd import (
     write_json,
 )
 
-from .common import DOCS, SHARED_DATA, progress_bar
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 # Chosen to span roughly 0.1 .. 2 bpp on Kodak for each codec.
 QUALITIES = {
@@ -58,7 +58,7 @@ def msssim_db(v: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SHARED_DATA / "Kodak24")
-    ap.add_argument("--out", type=Path, default=DOCS / "baselines.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "baselines.json")
     ap.add_argument("--plot", type=Path, default=None, help="also write an RD plot (PNG)")
     ap.add_argument("--md", type=Path, default=None, help="also write a markdown table")
     ap.add_argument("--codecs", default="jpeg,webp,avif")

@@ -1,6 +1,6 @@
 """Folder batches: images per second with 1 and more workers (`aecli compress/denoise DIR OUT -j N`).
 
-    python -m benchmarks.batch_workers --count 1000 --workers 1,2 --out docs --name batch
+    python -m benchmarks.batch_workers --count 1000 --workers 1,2 --out docs/results --name batch
 
 Makes --count images of --size x --size pixels (crops of the bundled samples, shifted so that no
 two are equal) in a temporary folder, then runs the real command line on the whole folder once
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import DOCS, OWN_SIZE, ROOT, machine, progress_bar, write_report
+from .common import OWN_SIZE, RESULTS, ROOT, machine, progress_bar, write_report
 
 
 def make_images(folder: Path, count: int, size: int) -> None:
@@ -54,7 +54,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--commands", default="compress,denoise")
-    ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="batch")
     args = ap.parse_args()
     from aecli.registry import DEFAULTS
@@ -72,7 +72,7 @@ def main() -> int:
                 argv = [sys.executable, "-m", "aecli", cmd, str(src), str(dst), "--workers", str(j), "--quiet"]
                 if cmd == "denoise":
                     argv += ["--sigma", "25"]
-                if cmd == "compress":  # one coding per image, as recorded in docs/batch.md (docs/codec.md, "Coding scale")
+                if cmd == "compress":  # one coding per image, as recorded in docs/results/batch.md (docs/codec.md, "Coding scale")
                     argv += ["--scale", "1"]
                 t0 = time.perf_counter()
                 r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)  # this checkout's aecli

@@ -1,6 +1,6 @@
 """Where the codec loses quality: quantisation, or the transforms themselves?
 
-    python -m benchmarks.codec_ceiling --out docs/codec_ceiling   # writes .md and .json
+    python -m benchmarks.codec_ceiling --out docs/results/codec_ceiling   # writes .md and .json
 
 On the bundled model's held-out CBSD432 images (its JSON lists them; never an evaluation set), for
 every quality level:
@@ -34,7 +34,7 @@ import numpy as np
 from aecli.eval.metrics import psnr
 from aecli.train.data import list_images
 
-from .common import DOCS, SHARED_DATA, machine, progress_bar
+from .common import RESULTS, SHARED_DATA, machine, progress_bar
 
 
 def block_pca_psnr(train_files, test_images, ks, block: int = 16) -> dict[int, float]:
@@ -68,7 +68,7 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="codec model (default: the bundled one)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--pca-images", type=int, default=200, help="training images for the block-transform reference (0: skip)")
-    ap.add_argument("--out", type=Path, default=DOCS / "codec_ceiling", help="output stem (.md and .json)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "codec_ceiling", help="output stem (.md and .json)")
     args = ap.parse_args()
 
     import torch

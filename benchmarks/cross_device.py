@@ -5,7 +5,7 @@ Two halves, run on two machines:
     # on the machine with the GPU: encode there, decode there (GPU and that machine's CPU)
     python -m benchmarks.cross_device write --device cuda --out runs/xdev
     # bring runs/xdev here, then decode the GPU's files on this CPU and compare
-    python -m benchmarks.cross_device check runs/xdev --record docs/cross_device
+    python -m benchmarks.cross_device check runs/xdev --record docs/results/cross_device
 
 `write` makes the test images (the samples/ photos, a 1536x1024 mosaic that is tiled, and small
 odd-sized L, RGBA and 1x1 images), compresses each at several qualities on --device, and
@@ -231,7 +231,7 @@ def report(manifest: dict, rows: list[dict], s: dict) -> str:
                                 "TF32 (torch's default for cuDNN; written before the codec turned TF32 off)."),
         "",
         "Commands: `python -m benchmarks.cross_device write --device cuda --out runs/xdev` on the GPU machine, "
-        "then `python -m benchmarks.cross_device check runs/xdev --record docs/cross_device` here.",
+        "then `python -m benchmarks.cross_device check runs/xdev --record docs/results/cross_device` here.",
         "",
         f"- Files: {s['files']} (3 photos, a 1536x1024 mosaic that is coded in tiles, 37x53 L, 100x77 RGBA, 1x1; "
         f"qualities {sorted({r['quality'] for r in rows})}).",

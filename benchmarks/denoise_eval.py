@@ -1,6 +1,6 @@
 """Denoising benchmark: PSNR/SSIM of our model next to CBM3D, non-local means and published numbers.
 
-    python -m benchmarks.denoise_eval --model dn --out docs --name denoise_eval
+    python -m benchmarks.denoise_eval --model dn --out docs/results --name denoise_eval
     python -m benchmarks.denoise_eval --model runs/dn --limit 2 --baseline-limit 1 --big-mp 0   # a quick check
 
 Protocol
@@ -49,7 +49,7 @@ import numpy as np
 from aecli.denoise.noise import add_gaussian
 from aecli.eval.metrics import psnr, ssim
 
-from .common import DOCS, SHARED_DATA, SHARED_REFERENCE, child_args, peak_rss_mb, progress_bar, run_child
+from .common import RESULTS, SHARED_DATA, SHARED_REFERENCE, child_args, peak_rss_mb, progress_bar, run_child
 
 COLOUR_SETS = ("CBSD68", "Kodak24_crop500", "McMaster")
 GRAY_SETS = ("Set12", "BSD68")
@@ -306,7 +306,7 @@ def main() -> int:
     ap.add_argument("--big-mp", type=float, default=12.0, help="megapixels of the large speed test (0: skip)")
     ap.add_argument("--no-speed", dest="speed", action="store_false")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="denoise_eval")
     args = ap.parse_args()
     args.sets = [s for s in args.sets.split(",") if s]

@@ -1,6 +1,6 @@
 """Real camera noise: PSNR/SSIM on CC15 of the noisy input, our models and CBM3D.
 
-    python -m benchmarks.denoise_real --out docs --name denoise_real
+    python -m benchmarks.denoise_real --out docs/results --name denoise_real
     python -m benchmarks.denoise_real --limit 3 --no-cbm3d --out /tmp --name quick     # a quick check
 
 CC15 (../shared/data/CC15, Nam et al. CVPR 2016): 15 real noisy 512x512 crops from three cameras at
@@ -38,7 +38,7 @@ import numpy as np
 
 from aecli.eval.metrics import psnr, ssim
 
-from .common import DOCS, SHARED_DATA, progress_bar
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 
 def pairs(folder: Path, limit: int | None) -> list[tuple[Path, Path]]:
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cbm3d", action="store_true")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="denoise_real")
     args = ap.parse_args(argv)
     import torch

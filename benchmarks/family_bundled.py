@@ -1,7 +1,7 @@
 """What the bundled family models (weights/fashion-ae.*, weights/fashion-vae.*) do, on data they
 never saw, through the CLI as a user would run it.
 
-    python -m benchmarks.family_bundled [--data ../shared/data] [--out docs]
+    python -m benchmarks.family_bundled [--data ../shared/data] [--out docs/results]
 
 Writes OUT/family_bundled.{md,json}:
 1. fashion-ae's codes as features: a logistic-regression probe fitted on the codes of the 60,000
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DOCS, FMNIST_NAMES, ROOT, SHARED_DATA, aecli, convert, progress_bar, read_idx, vae_elbo
+from .common import FMNIST_NAMES, RESULTS, ROOT, SHARED_DATA, aecli, convert, progress_bar, read_idx, vae_elbo
 
 
 def probe(fmnist: Path, work: Path, log: Path) -> dict:
@@ -104,7 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "family-bundled")
-    ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args()
     DATA = a.data
     a.work.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Benchmarks of the autoencoder family on FashionMNIST (full) and MNIST (test split), through the CLI.
 
-    python -m benchmarks.family_fmnist [--data ../shared/data] [--work runs/family] [--out docs] [--quick]
+    python -m benchmarks.family_fmnist [--data ../shared/data] [--work runs/family] [--out docs/results] [--quick]
 
 Every model is trained with `aecli train`, and used with `aecli score` / `aecli embed` /
 `aecli sample` / `aecli reconstruct`, exactly as a user would. Writes OUT/family.{md,json} and
@@ -35,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DOCS, FMNIST_NAMES, ROOT, SHARED_DATA, aecli, convert, progress_bar, read_idx, vae_elbo
+from .common import FMNIST_NAMES, RESULTS, ROOT, SHARED_DATA, aecli, convert, progress_bar, read_idx, vae_elbo
 
 # the one-class recipe: a dense 784-512-128-16 autoencoder, MSE, the score on 2x2 blocks of the residual
 # (the pooling was chosen on MNIST by python -m benchmarks.family_score_dev, not on FashionMNIST)
 ONECLASS = ["--model", "dense", "--hidden", "512,128", "--latent-dim", "16", "--loss", "mse", "--batch-size", "128",
             "--val-split", "0", "--score-pool", "2"]
 DATA = SHARED_DATA  # set by main()
-OUT = DOCS  # set by main()
+OUT = RESULTS  # set by main()
 
 
 def meta_of(model_dir: Path) -> dict:
@@ -251,13 +251,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "family")
-    ap.add_argument("--out", type=Path, default=None, help="default: docs/ (with --quick: WORK/quick)")
+    ap.add_argument("--out", type=Path, default=None, help="default: docs/results/ (with --quick: WORK/quick)")
     ap.add_argument("--quick", action="store_true", help="few epochs and two classes: a smoke run of the script")
     a = ap.parse_args()
     global DATA, OUT
     if a.quick:
         a.work = a.work / "quick"
-    a.out = a.out or (a.work if a.quick else DOCS)
+    a.out = a.out or (a.work if a.quick else RESULTS)
     DATA, OUT = a.data, a.out
     OUT.mkdir(parents=True, exist_ok=True)
     a.work.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """How coding the image larger lifts the codec's top qualities: the sweep behind levels.SCALED.
 
-    python -m benchmarks.level_scales --out docs/level_scales     # writes .md and .json
+    python -m benchmarks.level_scales --out docs/results/level_scales     # writes .md and .json
 
 On the bundled model's held-out CBSD432 images (its metadata lists them; never an evaluation set),
 every gain vector from --min-gain up is used at every coding scale of --scales (eighths: 8 = the
@@ -32,14 +32,14 @@ from aecli.eval.metrics import psnr
 from aecli.eval.rd import bd_rate, encode_decode
 from aecli.imageio import Image, read_image
 
-from .common import DOCS, SHARED_DATA, progress_bar
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 WEBP_QUALITIES = (0, 5, 15, 30, 45, 60, 75, 85, 92)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(DOCS / "level_scales"), help="output prefix (.md and .json)")
+    ap.add_argument("--out", default=str(RESULTS / "level_scales"), help="output prefix (.md and .json)")
     ap.add_argument("--data", default=str(SHARED_DATA / "CBSD432"))
     ap.add_argument("--model", default=None)
     ap.add_argument("--scales", default="8,9,10,11,12,14,16")

@@ -1,6 +1,6 @@
 """CPU speed of compress, decompress and denoise with the two memory layouts of the transforms.
 
-    python -m benchmarks.perf_layout --out docs --name perf
+    python -m benchmarks.perf_layout --out docs/results --name perf
 
 The profile (py-spy, see docs/perf.md) showed the codec's time going to the synthesis and
 analysis convolutions, GDN and the integer hyper-synthesis, and the denoiser's to its
@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import DOCS, ROOT, machine, median_time, write_report
+from .common import RESULTS, ROOT, machine, median_time, write_report
 
 
 def main() -> int:
@@ -29,7 +29,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3, help="turns of each layout; the best median is kept")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="perf")
     args = ap.parse_args()
     import numpy as np

@@ -1,6 +1,6 @@
 """What each `aecli compress --effort` level buys, and what it costs.
 
-    python -m benchmarks.refine_effort --out docs/refine_effort   # writes .md and .json
+    python -m benchmarks.refine_effort --out docs/results/refine_effort   # writes .md and .json
 
 On the bundled model's held-out CBSD432 images (its JSON lists them; never an evaluation set):
 every quality at effort 0 gives the reference curve (mean file bpp, mean PSNR); then, at a few
@@ -24,7 +24,7 @@ import numpy as np
 from aecli.eval.metrics import psnr
 from aecli.train.data import list_images
 
-from .common import DOCS, SHARED_DATA, progress_bar
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 
 def rate_at(curve: list[tuple[float, float]], target_psnr: float) -> float | None:
@@ -68,7 +68,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=4, help="how many of the held-out images")
     ap.add_argument("--qualities", default="2,6,10", help="qualities to refine (comma-separated)")
     ap.add_argument("--efforts", default="1,2,3")
-    ap.add_argument("--out", type=Path, default=DOCS / "refine_effort", help="output stem (.md and .json)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "refine_effort", help="output stem (.md and .json)")
     ap.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
     args = ap.parse_args()
     if args.render:

@@ -1,6 +1,6 @@
 """Huge images: time per pixel and peak memory of compress, decompress and denoise at 50 MP.
 
-    python -m benchmarks.scale --mp 50 --out docs --name scale
+    python -m benchmarks.scale --mp 50 --out docs/results --name scale
 
 A Kodak-sized image (samples/kodim23.png, 768x512) and the same image upscaled (bicubic) to
 about --mp megapixels, saved once as PNG. Each (operation, size) runs in a fresh Python
@@ -26,7 +26,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from .common import DOCS, ROOT, child_args, machine, peak_rss_mb, progress_bar, run_child, write_report
+from .common import RESULTS, ROOT, child_args, machine, peak_rss_mb, progress_bar, run_child, write_report
 
 
 def child(argv: list[str]) -> None:
@@ -92,7 +92,7 @@ def main() -> int:
     ap.add_argument("--mp", type=float, default=50.0, help="megapixels of the large image")
     ap.add_argument("--ops", default="compress,decompress,denoise")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="scale")
     args = ap.parse_args()
     from PIL import Image

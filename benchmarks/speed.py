@@ -1,6 +1,6 @@
 """Encode/decode time and peak memory of the codec on CPU, per quality and for a large image.
 
-    python -m benchmarks.speed --image samples/kodim23.png --big-mp 25 --out docs/speed.json
+    python -m benchmarks.speed --image samples/kodim23.png --big-mp 25 --out docs/results/speed.json
 
 Each measurement runs in a fresh Python process, which loads the model, warms up once on a
 small image, then times `compress` and `decompress` (model loading excluded; file I/O
@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import child_args, machine, peak_rss_mb, progress_bar, run_child
+from .common import RESULTS, child_args, machine, peak_rss_mb, progress_bar, run_child
 
 
 def child(argv: list[str]) -> None:
@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--big-mp", type=float, default=25.0, help="megapixels of the large test (0: skip)")
     ap.add_argument("--big-quality", type=int, default=0, help="level of the large test (default: the model's default)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    ap.add_argument("--out", type=Path, default=Path("docs/speed.json"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     args = ap.parse_args()
     from aecli.codec.api import load_codec
 

@@ -9,7 +9,7 @@ shared machine the best of several runs is the fairest figure.
 
     python -m benchmarks.startup --runs 5
     git archive 0534709 aecli weights | tar -x -C /tmp/before
-    python -m benchmarks.startup --runs 5 --tree /tmp/before --json docs/startup.json
+    python -m benchmarks.startup --runs 5 --tree /tmp/before --json docs/results/startup.json
 """
 
 from __future__ import annotations

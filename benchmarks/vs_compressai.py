@@ -1,7 +1,7 @@
 """Compress/decompress speed of aecli's codec next to CompressAI's bmshj2018-hyperprior, same machine.
 
     pip install --no-deps --target /tmp/caisite compressai tqdm pytorch-msssim einops
-    PYTHONPATH=/tmp/caisite python -m benchmarks.vs_compressai --out docs --name vs_compressai
+    PYTHONPATH=/tmp/caisite python -m benchmarks.vs_compressai --out docs/results --name vs_compressai
 
 (CompressAI installed with --target is found through PYTHONPATH, as any such folder.)
 
@@ -29,7 +29,7 @@ import sys
 import types
 from pathlib import Path
 
-from .common import DOCS, OWN_SIZE, ROOT, best_of_turns, machine, progress_bar, write_report
+from .common import OWN_SIZE, RESULTS, ROOT, best_of_turns, machine, progress_bar, write_report
 
 OPTIONAL = ("torchvision", "torch_geometric", "pandas", "pointops", "open3d", "plyfile")
 
@@ -86,7 +86,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="timed calls per turn (median taken)")
     ap.add_argument("--turns", type=int, default=3, help="turns the two codecs take; the best turn's median is kept")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="vs_compressai")
     ap.add_argument("--model", default=None, help="aecli codec model (default: the bundled default, `aecli models`)")
     args = ap.parse_args()
@@ -113,7 +113,7 @@ def main() -> int:
         job = bar.add_task("vs compressai", total=len(qualities), stats="")
         for q in qualities:
             mine = ours_quality(ours, q)
-            # the image's own size (`--scale 1`): the coding whose speed docs/vs_compressai.md records;
+            # the image's own size (`--scale 1`): the coding whose speed docs/results/vs_compressai.md records;
             # by default compress also tries 11/8 from quality 2 on (about 6x the time, docs/codec.md)
             data = ours.compress(img, mine, scale=8)
             lat = latformat.unpack(data)

@@ -2,7 +2,7 @@
 run measured its own (CodecTask.validate: code length of the rounded latents, PSNR of the 8-bit
 reconstruction, every quality), for docs/aerials.md:
 
-    python -m scripts.aerials_holdout [MODEL] [DATA] [HOLDOUT] > docs/aerials_hpc_val_holdout.json
+    python -m scripts.aerials_holdout [MODEL] [DATA] [HOLDOUT] > docs/results/aerials_hpc_val_holdout.json
 
 DATA defaults to ../shared/data/Aerials/train (beside the checkout, tools/paths.py), HOLDOUT to 2.
 """

@@ -1,6 +1,6 @@
 """Fuzz the `.lat` reader and the decoder behind `aecli decompress` with mutated files.
 
-    python -m tools.fuzz --cases 100000 --seed 1 --out docs/fuzz.json
+    python -m tools.fuzz --cases 100000 --seed 1 --out docs/results/fuzz.json
 
 A seed corpus of valid files (tests/vectors/small.lat plus files the harness compresses
 itself: 1x1 and odd sizes, RGB / L / RGBA / LA, every quality, a hyperprior and a

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..paths import DOCS, ROOT
+from ..paths import RESULTS, ROOT
 from . import __doc__ as HARNESS_DOC
 from .harness import rel_path
 from .lat import fuzz, replay, replay_flagged
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=100000, help="mutated files to run (default 100000)")
     ap.add_argument("--seed", type=int, default=1, help="random seed; case i uses Random(f'{seed}:{i}')")
-    ap.add_argument("--out", type=Path, default=None, help="summary JSON (default docs/fuzz.json; --target model: "
-                    "docs/fuzz_models.json)")
+    ap.add_argument("--out", type=Path, default=None, help="summary JSON (default docs/results/fuzz.json; --target model: "
+                    "docs/results/fuzz_models.json)")
     ap.add_argument("--decode-fraction", type=float, default=1.0,
                     help="share of the files that parse which also go through the decoder (default 1)")
     ap.add_argument("--time-limit", type=float, default=5.0,
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {**_head(args, argv), **summary}
     summary["over_allocation_reproduced"] = replay_flagged(summary, args.models, args.time_limit)
     _print_summary(summary)
-    _write_summary(summary, args.out or DOCS / "fuzz.json")
+    _write_summary(summary, args.out or RESULTS / "fuzz.json")
     return 1 if (summary["crashes"] or summary["hangs"] or summary["over_allocation_reproduced"]
                  or summary["rss_over_bound"]) else 0
 
@@ -165,7 +165,7 @@ def main_models(args, argv) -> int:
         shutil.rmtree(work, ignore_errors=True)
     summary = {**_head(args, argv), **summary}
     _print_model_summary(summary)
-    _write_summary(summary, args.out or DOCS / "fuzz_models.json")
+    _write_summary(summary, args.out or RESULTS / "fuzz_models.json")
     return 1 if (summary["crashes"] or summary["hangs"] or summary["over_allocation"] or summary["rss_over_bound"]) else 0
 
 
