@@ -356,6 +356,8 @@ def replay_flagged(summary: dict, models: Path, time_limit: float) -> int:
 
 
 def replay(files: list[Path], time_limit: float) -> int:
+    """Run saved files through the reader and the decoder with the same checks (`--replay`); print
+    what happened to each; 1 if any crashed, hung or went over its bound."""
     signal.signal(signal.SIGALRM, on_alarm)
     tracemalloc.start()
     bad = 0
