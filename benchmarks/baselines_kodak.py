@@ -1,6 +1,6 @@
 """Rate-distortion of Pillow's JPEG, WebP and AVIF on Kodak24, and their BD-rates.
 
-    python benchmarks/baselines_kodak.py --data ../shared/data/Kodak24 --out docs/baselines.json
+    python -m benchmarks.baselines_kodak --data ../shared/data/Kodak24 --out docs/results/baselines.json
 
 Every image is encoded to real bytes in memory at each quality, decoded, and
 measured (bpp from the file size, RGB PSNR, MS-SSIM); each point is the mean of
@@ -18,16 +18,13 @@ import argparse
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, features
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aecli.eval.rd import (  # noqa: E402
+from aecli.eval.rd import (
     baseline_sweep,
     bd_psnr,
     bd_rate,
@@ -35,6 +32,8 @@ from aecli.eval.rd import (  # noqa: E402
     to_markdown,
     write_json,
 )
+
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 # Chosen to span roughly 0.1 .. 2 bpp on Kodak for each codec.
 QUALITIES = {
@@ -58,8 +57,8 @@ def msssim_db(v: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/Kodak24"))
-    ap.add_argument("--out", type=Path, default=Path("docs/baselines.json"))
+    ap.add_argument("--data", type=Path, default=SHARED_DATA / "Kodak24")
+    ap.add_argument("--out", type=Path, default=RESULTS / "baselines.json")
     ap.add_argument("--plot", type=Path, default=None, help="also write an RD plot (PNG)")
     ap.add_argument("--md", type=Path, default=None, help="also write a markdown table")
     ap.add_argument("--codecs", default="jpeg,webp,avif")
@@ -68,10 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="use only the first N images (quick checks)")
     args = ap.parse_args(argv)
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
     images = load_images(args.data)[: args.limit]
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     options = {c: {} for c in codecs}
@@ -82,16 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     curves = {}
     timings = {}
     total = sum(len(QUALITIES[c]) for c in codecs) * len(images)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("baselines", total=total)
+    with progress_bar() as progress:
+        task = progress.add_task("baselines", total=total, stats="")
         for c in codecs:
             progress.update(task, description=c)
             tc = time.perf_counter()
@@ -127,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "_about": (
             "Pillow JPEG/WebP/AVIF on Kodak24: per-quality means over images of bpp (8*file bytes/pixels), "
             "RGB PSNR and MS-SSIM; BD-rates of 'test' vs 'anchor' (negative = test smaller). "
-            "Produced by benchmarks/baselines_kodak.py."
+            "Produced by python -m benchmarks.baselines_kodak."
         ),
         "dataset": {"folder": str(args.data), "images": len(images)},
         "settings": {

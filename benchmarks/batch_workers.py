@@ -1,6 +1,6 @@
 """Folder batches: images per second with 1 and more workers (`aecli compress/denoise DIR OUT -j N`).
 
-    python benchmarks/batch_workers.py --count 1000 --workers 1,2 --out docs --name batch
+    python -m benchmarks.batch_workers --count 1000 --workers 1,2 --out docs/results --name batch
 
 Makes --count images of --size x --size pixels (crops of the bundled samples, shifted so that no
 two are equal) in a temporary folder, then runs the real command line on the whole folder once
@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import OWN_SIZE  # noqa: E402
+from .common import OWN_SIZE, RESULTS, ROOT, machine, progress_bar, write_report
 
 
 def make_images(folder: Path, count: int, size: int) -> None:
@@ -59,17 +54,14 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--commands", default="compress,denoise")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="batch")
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from aecli.progress import progress_bar
     from aecli.registry import DEFAULTS
 
     workers = [int(w) for w in args.workers.split(",") if w]
     commands = [c for c in args.commands.split(",") if c]
     rows = []
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     with tempfile.TemporaryDirectory() as tmp, progress_bar() as bar:
         src = Path(tmp) / "in"
         make_images(src, args.count, args.size)
@@ -80,10 +72,10 @@ def main() -> int:
                 argv = [sys.executable, "-m", "aecli", cmd, str(src), str(dst), "--workers", str(j), "--quiet"]
                 if cmd == "denoise":
                     argv += ["--sigma", "25"]
-                if cmd == "compress":  # one coding per image, as recorded in docs/batch.md (docs/codec.md, "Coding scale")
+                if cmd == "compress":  # one coding per image, as recorded in docs/results/batch.md (docs/codec.md, "Coding scale")
                     argv += ["--scale", "1"]
                 t0 = time.perf_counter()
-                r = subprocess.run(argv, capture_output=True, text=True, env=env)
+                r = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)  # this checkout's aecli
                 seconds = time.perf_counter() - t0
                 if r.returncode:
                     raise SystemExit(f"{' '.join(argv)} failed:\n{r.stderr}")
@@ -91,8 +83,8 @@ def main() -> int:
                              "images_per_s": args.count / seconds, "outputs": digest(dst)})
                 bar.advance(job)
     L = [f"# Folder batches: {args.count} images of {args.size}x{args.size}", "",
-         f"Command: `python benchmarks/batch_workers.py --count {args.count} --workers {args.workers}`. "
-         f"Machine: {platform.machine()}, {os.cpu_count()} cores. Wall-clock time of the whole command "
+         f"Command: `python -m benchmarks.batch_workers --count {args.count} --workers {args.workers}`. "
+         f"Machine: {machine()}. Wall-clock time of the whole command "
          f"(start-up and one model load included), with the default models (codec `{DEFAULTS['codec']}`, denoiser "
          f"`{DEFAULTS['denoise']}`); the denoiser is given sigma 25, and `compress` codes each image at its own size "
          f"{OWN_SIZE}.", "",
@@ -102,11 +94,7 @@ def main() -> int:
         for r in (r for r in rows if r["command"] == cmd):
             L.append(f"| {cmd} | {r['workers']} | {r['seconds']:.1f} | {r['images_per_s']:.1f} | "
                      f"{r['images_per_s'] / base['images_per_s']:.2f}x | {'yes' if r['outputs'] == base['outputs'] else 'NO'} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                                            "rows": rows}, indent=2) + "\n")
-    (args.out / f"{args.name}.md").write_text("\n".join(L) + "\n")
-    print("\n".join(L))
+    write_report(args.out, args.name, {"machine": machine(), "rows": rows}, L)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Where the codec loses quality: quantisation, or the transforms themselves?
 
-    python benchmarks/codec_ceiling.py --out docs/codec_ceiling   # writes .md and .json
+    python -m benchmarks.codec_ceiling --out docs/results/codec_ceiling   # writes .md and .json
 
 On the bundled model's held-out CBSD432 images (its JSON lists them; never an evaluation set), for
 every quality level:
@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli.eval.metrics import psnr
+from aecli.train.data import list_images
 
-from aecli.eval.metrics import psnr  # noqa: E402
-from aecli.train.data import list_images  # noqa: E402
+from .common import RESULTS, SHARED_DATA, machine, progress_bar
 
 
 def block_pca_psnr(train_files, test_images, ks, block: int = 16) -> dict[int, float]:
@@ -67,11 +64,11 @@ def block_pca_psnr(train_files, test_images, ks, block: int = 16) -> dict[int, f
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "CBSD432")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA / "CBSD432")
     ap.add_argument("--model", default=None, help="codec model (default: the bundled one)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--pca-images", type=int, default=200, help="training images for the block-transform reference (0: skip)")
-    ap.add_argument("--out", type=Path, default=Path("docs/codec_ceiling"), help="output stem (.md and .json)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "codec_ceiling", help="output stem (.md and .json)")
     args = ap.parse_args()
 
     import torch
@@ -81,7 +78,6 @@ def main() -> int:
     from aecli import format as latformat
     from aecli.codec.api import load_codec
     from aecli.imageio import Image
-    from aecli.progress import progress_bar
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,10 +122,10 @@ def main() -> int:
     train_files = [p for p in all_files if p.name not in held]
     pca = block_pca_psnr(train_files[: args.pca_images], images, (64, 128, 192, 256, 320)) if args.pca_images else {}
     result = {"model": codec.name, "fingerprint": codec.files.meta.get("fingerprint"), "images": [f.name for f in files],
-              "data": str(args.data), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "data": str(args.data), "machine": machine(),
               "transform_ceiling_psnr": ceiling, "rows": rows,
               "block_pca_psnr": {"train_images": min(args.pca_images, len(train_files)), "psnr_by_components": pca},
-              "command": "python benchmarks/codec_ceiling.py " + " ".join(sys.argv[1:])}
+              "command": "python -m benchmarks.codec_ceiling " + " ".join(sys.argv[1:])}
     lines = [f"# Where the codec loses quality (model `{codec.name}`, fingerprint {result['fingerprint']})", "",
              f"Command: `{result['command']}`. {len(files)} held-out CBSD432 images ({', '.join(result['images'])}); "
              "means over images.", "",

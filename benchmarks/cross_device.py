@@ -3,9 +3,9 @@
 Two halves, run on two machines:
 
     # on the machine with the GPU: encode there, decode there (GPU and that machine's CPU)
-    python benchmarks/cross_device.py write --device cuda --out runs/xdev
+    python -m benchmarks.cross_device write --device cuda --out runs/xdev
     # bring runs/xdev here, then decode the GPU's files on this CPU and compare
-    python benchmarks/cross_device.py check runs/xdev --record docs/cross_device
+    python -m benchmarks.cross_device check runs/xdev --record docs/results/cross_device
 
 `write` makes the test images (the samples/ photos, a 1536x1024 mosaic that is tiled, and small
 odd-sized L, RGBA and 1x1 images), compresses each at several qualities on --device, and
@@ -31,11 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli import format as latformat
+from aecli.imageio import Image, encode_image, read_image
 
-from aecli import format as latformat  # noqa: E402
-from aecli.imageio import Image, encode_image, read_image  # noqa: E402
+from .common import ROOT
 
 QUALITIES = (1, 5, 8)
 
@@ -231,8 +230,8 @@ def report(manifest: dict, rows: list[dict], s: dict) -> str:
         "GPU convolutions: " + ("IEEE float32 (TF32 off)." if not manifest.get("tf32", True) else
                                 "TF32 (torch's default for cuDNN; written before the codec turned TF32 off)."),
         "",
-        "Commands: `python benchmarks/cross_device.py write --device cuda --out runs/xdev` on the GPU machine, "
-        "then `python benchmarks/cross_device.py check runs/xdev --record docs/cross_device` here.",
+        "Commands: `python -m benchmarks.cross_device write --device cuda --out runs/xdev` on the GPU machine, "
+        "then `python -m benchmarks.cross_device check runs/xdev --record docs/results/cross_device` here.",
         "",
         f"- Files: {s['files']} (3 photos, a 1536x1024 mosaic that is coded in tiles, 37x53 L, 100x77 RGBA, 1x1; "
         f"qualities {sorted({r['quality'] for r in rows})}).",

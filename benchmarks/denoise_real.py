@@ -1,7 +1,7 @@
 """Real camera noise: PSNR/SSIM on CC15 of the noisy input, our models and CBM3D.
 
-    python benchmarks/denoise_real.py --out docs --name denoise_real
-    python benchmarks/denoise_real.py --limit 3 --no-cbm3d --out /tmp --name quick     # a quick check
+    python -m benchmarks.denoise_real --out docs/results --name denoise_real
+    python -m benchmarks.denoise_real --limit 3 --no-cbm3d --out /tmp --name quick     # a quick check
 
 CC15 (../shared/data/CC15, Nam et al. CVPR 2016): 15 real noisy 512x512 crops from three cameras at
 ISO 1600-6400 (`*_real.png`), each against the mean of many shots of the same scene (`*_mean.png`).
@@ -36,11 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli.eval.metrics import psnr, ssim
 
-from aecli.eval.metrics import psnr, ssim  # noqa: E402
-from aecli.progress import progress_bar  # noqa: E402
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 
 def pairs(folder: Path, limit: int | None) -> list[tuple[Path, Path]]:
@@ -97,7 +95,7 @@ def methods(args) -> list[tuple[str, object]]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "CC15")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA / "CC15")
     ap.add_argument("--model", default="dn-real")
     ap.add_argument("--gaussian-model", default="dn")
     ap.add_argument("--sigmas", type=float, nargs="*", default=[5, 10, 15, 20])
@@ -105,7 +103,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cbm3d", action="store_true")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="denoise_real")
     args = ap.parse_args(argv)
     import torch
@@ -135,7 +133,7 @@ def write(args, results: dict) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"data": str(args.data), "images": len(next(iter(results.values()))), "threads": args.threads,
             "machine": f"{platform.machine()}, {platform.processor() or 'CPU'}",
-            "command": "python benchmarks/denoise_real.py " + " ".join(sys.argv[1:])}
+            "command": "python -m benchmarks.denoise_real " + " ".join(sys.argv[1:])}
     (args.out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     lines = [f"# Real camera noise: CC15 ({meta['images']} images)", "",
              f"`{meta['command']}`; {meta['threads']} torch threads on {meta['machine']}.", "",

@@ -1,7 +1,7 @@
 """What the bundled family models (weights/fashion-ae.*, weights/fashion-vae.*) do, on data they
 never saw, through the CLI as a user would run it.
 
-    python benchmarks/family_bundled.py [--data ../shared/data] [--out docs]
+    python -m benchmarks.family_bundled [--data ../shared/data] [--out docs/results]
 
 Writes OUT/family_bundled.{md,json}:
 1. fashion-ae's codes as features: a logistic-regression probe fitted on the codes of the 60,000
@@ -23,17 +23,12 @@ import io
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from family_fmnist import aecli, read_idx, vae_elbo  # noqa: E402
-from idx_folders import FMNIST_NAMES, convert  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
+from .common import FMNIST_NAMES, RESULTS, ROOT, SHARED_DATA, aecli, convert, progress_bar, read_idx, vae_elbo
 
 
 def probe(fmnist: Path, work: Path, log: Path) -> dict:
@@ -107,9 +102,9 @@ def write_md(res: dict, path: Path) -> None:
 def main() -> None:
     global DATA
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "family-bundled")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args()
     DATA = a.data
     a.work.mkdir(parents=True, exist_ok=True)
@@ -121,16 +116,14 @@ def main() -> None:
     from aecli import registry
 
     models = {m.name: m for m in registry.bundled()}
-    res = {"command": "python benchmarks/family_bundled.py", "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+    res = {"command": "python -m benchmarks.family_bundled", "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
            "date": time.strftime("%Y-%m-%d"),
            "models": {k: {"fingerprint": models[k].meta["fingerprint"], "steps": models[k].meta["training"]["steps"],
                           "seconds": models[k].meta["training"]["seconds"]} for k in ("fashion-ae", "fashion-vae")}}
-    from rich.progress import Progress
-
     parts = [("anomaly", lambda: anomalies(fmnist, mnist, a.data / "Kodak24", log)),
              ("probe", lambda: probe(fmnist, a.work, log)), ("vae", lambda: vae(fmnist, a.out, log))]
-    with Progress(disable=not sys.stderr.isatty()) as bar:
-        job = bar.add_task("bundled family models", total=len(parts))
+    with progress_bar() as bar:
+        job = bar.add_task("bundled family models", total=len(parts), stats="")
         for name, fn in parts:
             res[name] = fn()
             bar.advance(job)
@@ -139,6 +132,6 @@ def main() -> None:
     print((a.out / "family_bundled.md").read_text())
 
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA  # set by main()
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Benchmarks of the autoencoder family on FashionMNIST (full) and MNIST (test split), through the CLI.
 
-    python benchmarks/family_fmnist.py [--data ../shared/data] [--work runs/family] [--out docs] [--quick]
+    python -m benchmarks.family_fmnist [--data ../shared/data] [--work runs/family] [--out docs/results] [--quick]
 
 Every model is trained with `aecli train`, and used with `aecli score` / `aecli embed` /
 `aecli sample` / `aecli reconstruct`, exactly as a user would. Writes OUT/family.{md,json} and
@@ -29,35 +29,20 @@ import io
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from idx_folders import FMNIST_NAMES, convert, read_idx  # noqa: E402
+from .common import FMNIST_NAMES, RESULTS, ROOT, SHARED_DATA, aecli, convert, progress_bar, read_idx, vae_elbo
 
-ROOT = Path(__file__).resolve().parent.parent
 # the one-class recipe: a dense 784-512-128-16 autoencoder, MSE, the score on 2x2 blocks of the residual
-# (the pooling was chosen on MNIST by benchmarks/family_score_dev.py, not on FashionMNIST)
+# (the pooling was chosen on MNIST by python -m benchmarks.family_score_dev, not on FashionMNIST)
 ONECLASS = ["--model", "dense", "--hidden", "512,128", "--latent-dim", "16", "--loss", "mse", "--batch-size", "128",
             "--val-split", "0", "--score-pool", "2"]
-DATA = ROOT.parent / "shared" / "data"  # set by main()
-DOCS = ROOT / "docs"  # set by main()
-
-
-def aecli(*args, log: Path) -> str:
-    """Run the CLI; stdout returned, stderr appended to the log; a failure stops the benchmark."""
-    cmd = [sys.executable, "-m", "aecli", *[str(a) for a in args]]
-    with open(log, "a") as f:
-        f.write("$ aecli " + " ".join(str(a) for a in args) + "\n")
-        f.flush()
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, cwd=ROOT)
-    if r.returncode != 0:
-        raise SystemExit(f"aecli {' '.join(map(str, args))} failed (see {log})")
-    return r.stdout
+DATA = SHARED_DATA  # set by main()
+OUT = RESULTS  # set by main()
 
 
 def meta_of(model_dir: Path) -> dict:
@@ -176,35 +161,10 @@ def part_probe(fmnist: Path, work: Path, log: Path, epochs: int) -> dict:
     ytr_idx = np.array([int(Path(p).stem) for p in np.load(work / "features-train.npz")["paths"]])
     yte_idx = np.array([int(Path(p).stem) for p in np.load(work / "features-test.npz")["paths"]])
     ptr, pte = pca.transform(xtr[ytr_idx]), pca.transform(xte[yte_idx])
-    aecli("embed", fmnist / "test", "--model", work / tag, "-o", work / "map.npy", "--plot", DOCS / "family_map.png", "-q", log=log)
-    aecli("reconstruct", fmnist / "test", "--model", work / tag, "-o", DOCS / "family_recon.png", "-n", "16", "--cols", "16", "-q", log=log)
+    aecli("embed", fmnist / "test", "--model", work / tag, "-o", work / "map.npy", "--plot", OUT / "family_map.png", "-q", log=log)
+    aecli("reconstruct", fmnist / "test", "--model", work / tag, "-o", OUT / "family_recon.png", "-n", "16", "--cols", "16", "-q", log=log)
     return {"latent": 32, "aecli_codes": probe(ztr, zte), "pca_codes": probe(ptr, pte),
             "train_seconds": meta["wall_seconds"], "val_bce": meta["validation"]["recon"]}
-
-
-def vae_elbo(model: str, folder: Path, samples: int = 10):
-    """Per-image reconstruction (Bernoulli, nats) and KL terms of a VAE's ELBO on a folder's images,
-    the reconstruction averaged over `samples` posterior draws (seeded)."""
-    import torch
-
-    from aecli.family import api
-    from aecli.family import models as fm
-    from aecli.family.data import load_folder
-
-    m = api.load(model).model
-    x = load_folder(folder, m.shape, quiet=True).floats()
-    g = torch.Generator().manual_seed(0)
-    recon, kl = [], []
-    with torch.no_grad():
-        for c in x.split(1000):
-            mu, logvar = m.posterior(c)
-            kl.append(fm.kl_normal(mu, logvar))
-            r = 0
-            for _ in range(samples):
-                z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
-                r = r + fm.reconstruction_error(c, m.decode_logits(z), "bce", logits=True) * c[0].numel()
-            recon.append(r / samples)
-    return torch.cat(recon), torch.cat(kl)
 
 
 def part_vae(fmnist: Path, work: Path, log: Path, epochs: int) -> dict:
@@ -212,12 +172,12 @@ def part_vae(fmnist: Path, work: Path, log: Path, epochs: int) -> dict:
     meta = train(fmnist / "train", work / tag, "--model", "vae", "--latent-dim", "16", "--epochs", epochs,
                  "--batch-size", "128", "--val-split", "0.1", log=log)
     recon, kl = vae_elbo(str(work / tag), fmnist / "test")
-    aecli("sample", "--model", work / tag, "-n", "64", "-o", DOCS / "family_vae_samples.png", "--seed", "0", "-q", log=log)
+    aecli("sample", "--model", work / tag, "-n", "64", "-o", OUT / "family_vae_samples.png", "--seed", "0", "-q", log=log)
     a = fmnist / "test" / "sneaker" / sorted(os.listdir(fmnist / "test" / "sneaker"))[0]
     b = fmnist / "test" / "ankle-boot" / sorted(os.listdir(fmnist / "test" / "ankle-boot"))[0]
     c = fmnist / "test" / "trouser" / sorted(os.listdir(fmnist / "test" / "trouser"))[0]
-    aecli("sample", "--model", work / tag, "-o", DOCS / "family_vae_interp.png", "--interpolate", a, b, "--steps", "10", "-q", log=log)
-    aecli("sample", "--model", work / tag, "-o", DOCS / "family_vae_interp2.png", "--interpolate", a, c, "--steps", "10", "-q", log=log)
+    aecli("sample", "--model", work / tag, "-o", OUT / "family_vae_interp.png", "--interpolate", a, b, "--steps", "10", "-q", log=log)
+    aecli("sample", "--model", work / tag, "-o", OUT / "family_vae_interp2.png", "--interpolate", a, c, "--steps", "10", "-q", log=log)
     return {"latent": 16, "test_recon_nats": float(recon.mean()), "test_kl_nats": float(kl.mean()),
             "test_elbo_nats": float(-(recon + kl).mean()), "train_seconds": meta["wall_seconds"],
             "val": meta["validation"]}
@@ -289,17 +249,17 @@ def write_md(res: dict, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "family")
-    ap.add_argument("--out", type=Path, default=None, help="default: docs/ (with --quick: WORK/quick)")
+    ap.add_argument("--out", type=Path, default=None, help="default: docs/results/ (with --quick: WORK/quick)")
     ap.add_argument("--quick", action="store_true", help="few epochs and two classes: a smoke run of the script")
     a = ap.parse_args()
-    global DATA, DOCS
+    global DATA, OUT
     if a.quick:
         a.work = a.work / "quick"
-    a.out = a.out or (a.work if a.quick else ROOT / "docs")
-    DATA, DOCS = a.data, a.out
-    DOCS.mkdir(parents=True, exist_ok=True)
+    a.out = a.out or (a.work if a.quick else RESULTS)
+    DATA, OUT = a.data, a.out
+    OUT.mkdir(parents=True, exist_ok=True)
     a.work.mkdir(parents=True, exist_ok=True)
     log = a.work / "benchmark.log"
     folders = ROOT / "runs" / "family-data"
@@ -307,17 +267,15 @@ def main() -> None:
     fmnist = convert(a.data / "FashionMNIST", folders / "fmnist", FMNIST_NAMES)["train"].parent
     mnist = convert(a.data / "MNIST", folders / "mnist")["test"].parent
     q = a.quick
-    from rich.progress import Progress
-
-    res = {"command": "python benchmarks/family_fmnist.py" + (" --quick" if q else ""),
+    res = {"command": "python -m benchmarks.family_fmnist" + (" --quick" if q else ""),
            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
     parts = [("seed", lambda: part_seed(mnist, fmnist, a.work, log, 2 if q else 50)),
              ("oneclass", lambda: part_oneclass(fmnist, a.work, log, 1 if q else 60, [0, 1] if q else list(range(10)))),
              ("probe", lambda: part_probe(fmnist, a.work, log, 1 if q else 20)),
              ("vae", lambda: part_vae(fmnist, a.work, log, 1 if q else 20)),
              ("regularised", lambda: part_regularised(fmnist, a.work, log, 1 if q else 10))]
-    with Progress(disable=not sys.stderr.isatty()) as bar:
-        job = bar.add_task("family benchmarks", total=len(parts))
+    with progress_bar() as bar:
+        job = bar.add_task("family benchmarks", total=len(parts), stats="")
         for name, fn in parts:
             t = time.perf_counter()
             res[name] = fn()

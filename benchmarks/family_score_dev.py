@@ -1,6 +1,6 @@
 """Development run that chose the anomaly score's pooling (`--score-pool`), on MNIST, not FashionMNIST.
 
-    python benchmarks/family_score_dev.py [--data ../shared/data]
+    python -m benchmarks.family_score_dev [--data ../shared/data]
 
 MNIST's 10k test images (the only MNIST split here) are cut in two: the first 5000 train one
 model per digit (the dense 784-512-128-16 autoencoder of the one-class benchmark, MSE, Adam 1e-3,
@@ -12,17 +12,15 @@ means. The pool with the best mean became the default (2). Prints the table; wri
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from idx_folders import read_idx  # noqa: E402
+from aecli.family import models as fm
 
-from aecli.family import models as fm  # noqa: E402
+from .common import SHARED_DATA, read_idx
 
 POOLS = (1, 2, 4, 7)
 
@@ -44,11 +42,11 @@ def train(x: np.ndarray, epochs: int = 60, batch: int = 128, lr: float = 1e-3):
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
+    a = ap.parse_args()
     from sklearn.metrics import roc_auc_score
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    a = ap.parse_args()
     torch.set_num_threads(1)
     x = read_idx(a.data / "MNIST" / "t10k-images-idx3-ubyte.gz") / 255.0
     y = read_idx(a.data / "MNIST" / "t10k-labels-idx1-ubyte.gz")

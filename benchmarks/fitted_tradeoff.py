@@ -1,7 +1,7 @@
 """What each fitting effort of `aecli compress --model fit` buys on a fixed set of images.
 
-    python benchmarks/fitted_tradeoff.py run --effort 2 --record docs/fitted_tradeoff.jsonl IMAGES...
-    python benchmarks/fitted_tradeoff.py report --record docs/fitted_tradeoff.jsonl --out docs/fitted_tradeoff IMAGES...
+    python -m benchmarks.fitted_tradeoff run --effort 2 --record docs/results/fitted_tradeoff.jsonl IMAGES...
+    python -m benchmarks.fitted_tradeoff report --record docs/results/fitted_tradeoff.jsonl --out docs/results/fitted_tradeoff IMAGES...
 
 `run` fits every image at every evaluation quality (aecli/codec/fitted/evaluation.py) and appends one
 JSON line per (image, effort, quality): bytes, bpp, PSNR, encode seconds (fit + coding, this process),
@@ -21,20 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli import format as latformat
+from aecli.eval import rd
+from aecli.eval.codec_eval import BASELINE_QUALITIES
+from aecli.eval.metrics import psnr
+from aecli.imageio import read_image
 
-from aecli import format as latformat  # noqa: E402
-from aecli.eval import rd  # noqa: E402
-from aecli.eval.codec_eval import BASELINE_QUALITIES  # noqa: E402
-from aecli.eval.metrics import psnr  # noqa: E402
-from aecli.imageio import read_image  # noqa: E402
+from .common import RESULTS
 
 
 def _load(record: Path) -> list[dict]:
@@ -124,8 +122,8 @@ def main() -> None:
     ap.add_argument("images", nargs="+")
     ap.add_argument("--effort", type=int, default=2)
     ap.add_argument("--qualities", default=None, help="comma-separated (default: the evaluation qualities)")
-    ap.add_argument("--record", type=Path, default=ROOT / "docs" / "fitted_tradeoff.jsonl")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "fitted_tradeoff")
+    ap.add_argument("--record", type=Path, default=RESULTS / "fitted_tradeoff.jsonl")
+    ap.add_argument("--out", type=Path, default=RESULTS / "fitted_tradeoff")
     a = ap.parse_args()
     if a.command == "run":
         from aecli.codec.fitted.evaluation import EVAL_QUALITIES

@@ -1,6 +1,6 @@
 """Write the idx (.gz) image sets of ../shared/data as PNG folders, one subfolder per label.
 
-    python benchmarks/idx_folders.py --src ../shared/data/FashionMNIST --out /tmp/aecli-data/fmnist
+    python -m benchmarks.idx_folders --src ../shared/data/FashionMNIST --out /tmp/aecli-data/fmnist
       -> OUT/train/<label>/<index>.png (60000) and OUT/test/<label>/<index>.png (10000)
 
 aecli's family commands take image folders; this turns the datasets into that form once.
@@ -10,46 +10,9 @@ Existing complete folders are kept (a marker file records the count).
 from __future__ import annotations
 
 import argparse
-import gzip
-import struct
 from pathlib import Path
 
-import numpy as np
-
-FMNIST_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
-
-
-def read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte idx file")
-    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def write_split(images: np.ndarray, labels: np.ndarray, out: Path, names: list[str] | None) -> None:
-    from PIL import Image
-
-    marker = out / ".complete"
-    if marker.exists() and marker.read_text().strip() == str(len(images)):
-        return
-    for i, (img, lab) in enumerate(zip(images, labels)):
-        d = out / (names[lab] if names else str(lab))
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img, "L").save(d / f"{i:05d}.png", compress_level=1)
-    marker.write_text(str(len(images)))
-
-
-def convert(src: Path, out: Path, names: list[str] | None = None) -> dict[str, Path]:
-    done = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        img, lab = src / f"{prefix}-images-idx3-ubyte.gz", src / f"{prefix}-labels-idx1-ubyte.gz"
-        if img.exists() and lab.exists():
-            write_split(read_idx(img), read_idx(lab), out / split, names)
-            done[split] = out / split
-    return done
+from .common import FMNIST_NAMES, convert
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """How coding the image larger lifts the codec's top qualities: the sweep behind levels.SCALED.
 
-    python benchmarks/level_scales.py --out docs/level_scales     # writes .md and .json
+    python -m benchmarks.level_scales --out docs/results/level_scales     # writes .md and .json
 
 On the bundled model's held-out CBSD432 images (its metadata lists them; never an evaluation set),
 every gain vector from --min-gain up is used at every coding scale of --scales (eighths: 8 = the
@@ -26,23 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli import format as latformat
+from aecli.codec import levels
+from aecli.eval.metrics import psnr
+from aecli.eval.rd import bd_rate, encode_decode
+from aecli.imageio import Image, read_image
 
-from aecli import format as latformat  # noqa: E402
-from aecli.codec import levels  # noqa: E402
-from aecli.eval.metrics import psnr  # noqa: E402
-from aecli.eval.rd import bd_rate, encode_decode  # noqa: E402
-from aecli.imageio import Image, read_image  # noqa: E402
-from aecli.progress import progress_bar  # noqa: E402
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 WEBP_QUALITIES = (0, 5, 15, 30, 45, 60, 75, 85, 92)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="docs/level_scales", help="output prefix (.md and .json)")
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "CBSD432"))
+    ap.add_argument("--out", default=str(RESULTS / "level_scales"), help="output prefix (.md and .json)")
+    ap.add_argument("--data", default=str(SHARED_DATA / "CBSD432"))
     ap.add_argument("--model", default=None)
     ap.add_argument("--scales", default="8,9,10,11,12,14,16")
     ap.add_argument("--min-gain", type=int, default=1, help="lowest gain vector (from 1) swept over the scales")
@@ -115,7 +113,7 @@ def main() -> int:
         return round(bd_rate(ref[:, 0], ref[:, 1], test[:, 0], test[:, 1], method="pchip"), 2)
 
     result = {
-        "command": "python benchmarks/level_scales.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.level_scales " + " ".join(sys.argv[1:]),
         "model": codec.name, "fingerprint": meta.get("fingerprint"), "images": names,
         "seconds": round(time.perf_counter() - t0, 1), "threads": args.threads,
         "points": [{"gain": g + 1, "scale": s / levels.UNIT, "bpp": round(r, 4), "psnr": round(d, 3)}

@@ -1,6 +1,6 @@
 """CPU speed of compress, decompress and denoise with the two memory layouts of the transforms.
 
-    python benchmarks/perf_layout.py --out docs --name perf
+    python -m benchmarks.perf_layout --out docs/results --name perf
 
 The profile (py-spy, see docs/perf.md) showed the codec's time going to the synthesis and
 analysis convolutions, GDN and the integer hyper-synthesis, and the denoiser's to its
@@ -18,16 +18,9 @@ Writes OUT/NAME.json and OUT/NAME.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import median_time  # noqa: E402
+from .common import RESULTS, ROOT, machine, median_time, write_report
 
 
 def main() -> int:
@@ -36,7 +29,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3, help="turns of each layout; the best median is kept")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="perf")
     args = ap.parse_args()
     import numpy as np
@@ -81,7 +74,7 @@ def main() -> int:
             "denoised_values_differing": int((c0 != c1).sum()), "values": int(b0.size)}
     before, now = rows
     L = ["# CPU speed: memory layout of the transforms", "",
-         f"Command: `python benchmarks/perf_layout.py`. Machine: {platform.machine()}, {os.cpu_count()} cores, "
+         f"Command: `python -m benchmarks.perf_layout`. Machine: {machine()}, "
          f"torch {torch.__version__}, {torch.get_num_threads()} threads; the best of {args.rounds} turns, each the median "
          f"of {args.repeat} runs.", "",
          "| layout | compress 768x512 s | decompress 768x512 s | denoise 481x321 s |", "|---|---:|---:|---:|"]
@@ -93,12 +86,8 @@ def main() -> int:
     L += ["", f".lat bytes identical in both layouts: {same['lat_bytes_identical']}; decoded values that differ: "
           f"{same['decoded_values_differing']} of {same['values']} (at most {same['decoded_max_diff']}); denoised values "
           f"that differ: {same['denoised_values_differing']}."]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                                            "threads": torch.get_num_threads(), "rows": rows, "outputs": same},
-                                                           indent=2) + "\n")
-    (args.out / f"{args.name}.md").write_text("\n".join(L) + "\n")
-    print("\n".join(L))
+    write_report(args.out, args.name, {"machine": machine(), "threads": torch.get_num_threads(), "rows": rows,
+                                       "outputs": same}, L)
     return 0
 
 

@@ -1,6 +1,6 @@
 """What each `aecli compress --effort` level buys, and what it costs.
 
-    python benchmarks/refine_effort.py --out docs/refine_effort   # writes .md and .json
+    python -m benchmarks.refine_effort --out docs/results/refine_effort   # writes .md and .json
 
 On the bundled model's held-out CBSD432 images (its JSON lists them; never an evaluation set):
 every quality at effort 0 gives the reference curve (mean file bpp, mean PSNR); then, at a few
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli.eval.metrics import psnr
+from aecli.train.data import list_images
 
-from aecli.eval.metrics import psnr  # noqa: E402
-from aecli.train.data import list_images  # noqa: E402
+from .common import RESULTS, SHARED_DATA, progress_bar
 
 
 def rate_at(curve: list[tuple[float, float]], target_psnr: float) -> float | None:
@@ -64,12 +63,12 @@ def render(result: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "CBSD432")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA / "CBSD432")
     ap.add_argument("--model", default=None, help="codec model (default: the bundled one)")
     ap.add_argument("--images", type=int, default=4, help="how many of the held-out images")
     ap.add_argument("--qualities", default="2,6,10", help="qualities to refine (comma-separated)")
     ap.add_argument("--efforts", default="1,2,3")
-    ap.add_argument("--out", type=Path, default=Path("docs/refine_effort"), help="output stem (.md and .json)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "refine_effort", help="output stem (.md and .json)")
     ap.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
     args = ap.parse_args()
     if args.render:
@@ -83,7 +82,6 @@ def main() -> int:
     from aecli.codec import refine
     from aecli.codec.api import load_codec
     from aecli.imageio import Image
-    from aecli.progress import progress_bar
 
     codec = load_codec(args.model)
     names = set(codec.files.meta.get("validation", {}).get("images") or [])
@@ -130,7 +128,7 @@ def main() -> int:
     result = {"model": codec.name, "fingerprint": codec.files.meta.get("fingerprint"), "images": [f.name for f in files],
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads",
               "steps": {str(e): steps[e] for e in efforts}, "effort0_curve": base, "rows": rows,
-              "command": "python benchmarks/refine_effort.py " + " ".join(sys.argv[1:])}
+              "command": "python -m benchmarks.refine_effort " + " ".join(sys.argv[1:])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     text = render(result)

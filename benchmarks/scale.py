@@ -1,6 +1,6 @@
 """Huge images: time per pixel and peak memory of compress, decompress and denoise at 50 MP.
 
-    python benchmarks/scale.py --mp 50 --out docs --name scale
+    python -m benchmarks.scale --mp 50 --out docs/results --name scale
 
 A Kodak-sized image (samples/kodim23.png, 768x512) and the same image upscaled (bicubic) to
 about --mp megapixels, saved once as PNG. Each (operation, size) runs in a fresh Python
@@ -23,62 +23,67 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .common import RESULTS, ROOT, child_args, machine, peak_rss_mb, progress_bar, run_child, write_report
 
-CHILD = r"""
-import json, resource, sys, time
-import numpy as np, torch
-op, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if threads: torch.set_num_threads(threads)
-def timed(fn):  # the median of 5 runs for a small image, one run for a large one
-    runs = []
-    for _ in range(5):
-        t0 = time.perf_counter(); fn(); runs.append(time.perf_counter() - t0)
-        if runs[-1] > 5: break
-    return sorted(runs)[len(runs) // 2]
-from aecli.imageio import read_image, Image
-from aecli import format as lf
-if op == "denoise":
-    from aecli.denoise.api import load_denoiser
-    den = load_denoiser(None)
-    den.denoise_array(np.full((64, 64, 3), 128, np.uint8), 25.0)
-    img = read_image(path)
-    t = timed(lambda: den.denoise(img, 25.0))
-    h, w = img.pixels.shape[:2]
-else:
-    from aecli.codec.api import load_codec
-    codec = load_codec(None)
-    warm = Image(np.full((64, 64, 3), 128, np.uint8), None, "RGB", 8)
-    codec.decompress(lf.unpack(codec.compress(warm, 5)))
-    if op == "compress":
+
+def child(argv: list[str]) -> None:
+    """One measurement, in a fresh process (run_child): OP PNG THREADS -> a JSON line.  compress
+    writes PNG.lat, which decompress reads."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from aecli import format as lf
+    from aecli.imageio import Image, read_image
+
+    op, path, threads = argv[0], argv[1], int(argv[2])
+    if threads:
+        torch.set_num_threads(threads)
+
+    def timed(fn):  # the median of 5 runs for a small image, one run for a large one
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - t0)
+            if runs[-1] > 5:
+                break
+        return sorted(runs)[len(runs) // 2]
+
+    if op == "denoise":
+        from aecli.denoise.api import load_denoiser
+
+        den = load_denoiser(None)
+        den.denoise_array(np.full((64, 64, 3), 128, np.uint8), 25.0)
         img = read_image(path)
-        data = codec.compress(img, 5, scale=8)
-        t = timed(lambda: codec.compress(img, 5, scale=8))
+        t = timed(lambda: den.denoise(img, 25.0))
         h, w = img.pixels.shape[:2]
-        open(path + ".lat", "wb").write(data)
     else:
-        lat = lf.unpack(open(path + ".lat", "rb").read())
-        t = timed(lambda: codec.decompress(lat))
-        h, w = lat.height, lat.width
-print(json.dumps({"op": op, "width": w, "height": h, "seconds": t, "us_per_pixel": 1e6 * t / (w * h),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "threads": torch.get_num_threads()}))
-"""
+        from aecli.codec.api import load_codec
+
+        codec = load_codec(None)
+        warm = Image(np.full((64, 64, 3), 128, np.uint8), None, "RGB", 8)
+        codec.decompress(lf.unpack(codec.compress(warm, 5)))
+        if op == "compress":
+            img = read_image(path)
+            data = codec.compress(img, 5, scale=8)
+            t = timed(lambda: codec.compress(img, 5, scale=8))
+            h, w = img.pixels.shape[:2]
+            Path(path + ".lat").write_bytes(data)
+        else:
+            lat = lf.unpack(Path(path + ".lat").read_bytes())
+            t = timed(lambda: codec.decompress(lat))
+            h, w = lat.height, lat.width
+    print(json.dumps({"op": op, "width": w, "height": h, "seconds": t, "us_per_pixel": 1e6 * t / (w * h),
+                      "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads()}))
 
 
 def measure(op: str, png: Path, threads: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-c", CHILD, op, str(png), str(threads)], capture_output=True, text=True, env=env)
-    if r.returncode:
-        raise SystemExit(f"{op} on {png.name} failed:\n{r.stderr}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_child("benchmarks.scale", op, png.resolve(), threads, error=f"{op} on {png.name} failed:")
 
 
 def main() -> int:
@@ -87,14 +92,12 @@ def main() -> int:
     ap.add_argument("--mp", type=float, default=50.0, help="megapixels of the large image")
     ap.add_argument("--ops", default="compress,decompress,denoise")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="scale")
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
     from PIL import Image
 
     from aecli import registry
-    from aecli.progress import progress_bar
 
     ops = [o for o in args.ops.split(",") if o]
     rows = []
@@ -113,7 +116,7 @@ def main() -> int:
                     rows.append(measure(op, png, args.threads))
                     bar.advance(job)
     L = [f"# Huge images: {args.mp:g} MP against {rows[0]['width']}x{rows[0]['height']}", "",
-         f"Command: `python benchmarks/scale.py --mp {args.mp:g}`. Machine: {platform.machine()}, {os.cpu_count()} cores, "
+         f"Command: `python -m benchmarks.scale --mp {args.mp:g}`. Machine: {machine()}, "
          f"torch threads {rows[0]['threads']}. Quality 5 for the codec (`{registry.DEFAULTS['codec']}`, the default model), coded at the "
          "image's own size (`scale=8`: the only coding the encoder tries above 16.8 MP, and the small image is coded the same "
          "way; docs/codec.md, \"Coding scale\"), sigma 25 (given) for the denoiser.", "",
@@ -126,13 +129,9 @@ def main() -> int:
         for r, rr in ((a, ""), (b, f"{ratio:.2f}x")):
             L.append(f"| {op} | {r['width']}x{r['height']} | {r['seconds']:.2f} | {r['us_per_pixel']:.3f} | {rr} | {r['peak_rss_mb']:.0f} |")
     L += ["", "Goals: time per pixel at most 1.3x the small image's, peak RSS under 1536 MB."]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                                            "mp": args.mp, "rows": rows, "summary": summary}, indent=2) + "\n")
-    (args.out / f"{args.name}.md").write_text("\n".join(L) + "\n")
-    print("\n".join(L))
+    write_report(args.out, args.name, {"machine": machine(), "mp": args.mp, "rows": rows, "summary": summary}, L)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(child(child_args()) if child_args() is not None else main())

@@ -1,6 +1,6 @@
 """Encode/decode time and peak memory of the codec on CPU, per quality and for a large image.
 
-    python benchmarks/speed.py --image samples/kodim23.png --big-mp 25 --out docs/speed.json
+    python -m benchmarks.speed --image samples/kodim23.png --big-mp 25 --out docs/results/speed.json
 
 Each measurement runs in a fresh Python process, which loads the model, warms up once on a
 small image, then times `compress` and `decompress` (model loading excluded; file I/O
@@ -12,46 +12,48 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
-CHILD = r"""
-import json, resource, sys, time
-import numpy as np, torch
-from PIL import Image as P
-from aecli.codec.api import load_codec
-from aecli import format as lf
-from aecli.imageio import read_image, Image
-path, quality, mp, threads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-if threads: torch.set_num_threads(threads)
-codec = load_codec(None)
-img = read_image(path)
-if mp > 0:
+from .common import RESULTS, child_args, machine, peak_rss_mb, progress_bar, run_child
+
+
+def child(argv: list[str]) -> None:
+    """One measurement, in a fresh process (run_child): IMAGE QUALITY MP THREADS -> a JSON line."""
+    import time
+
+    import numpy as np
+    import torch
+    from PIL import Image as P
+
+    from aecli import format as lf
+    from aecli.codec.api import load_codec
+    from aecli.imageio import Image, read_image
+
+    path, quality, mp, threads = argv[0], int(argv[1]), float(argv[2]), int(argv[3])
+    if threads:
+        torch.set_num_threads(threads)
+    codec = load_codec(None)
+    img = read_image(path)
+    if mp > 0:
+        h, w = img.pixels.shape[:2]
+        s = (mp * 1e6 / (h * w)) ** 0.5
+        im = P.fromarray(img.pixels).resize((int(w * s), int(h * s)), P.BICUBIC)
+        img = Image(np.asarray(im), None, "RGB", 8)
+    warm = Image(img.pixels[:64, :64].copy(), None, "RGB", 8)
+    codec.decompress(lf.unpack(codec.compress(warm, quality)))
+    t0 = time.perf_counter()
+    data = codec.compress(img, quality)
+    t1 = time.perf_counter()
+    codec.decompress(lf.unpack(data))
+    t2 = time.perf_counter()
     h, w = img.pixels.shape[:2]
-    s = (mp * 1e6 / (h * w)) ** 0.5
-    im = P.fromarray(img.pixels).resize((int(w * s), int(h * s)), P.BICUBIC)
-    img = Image(np.asarray(im), None, "RGB", 8)
-warm = Image(img.pixels[:64, :64].copy(), None, "RGB", 8)
-codec.decompress(lf.unpack(codec.compress(warm, quality)))
-t0 = time.perf_counter(); data = codec.compress(img, quality); t1 = time.perf_counter()
-back = codec.decompress(lf.unpack(data)); t2 = time.perf_counter()
-h, w = img.pixels.shape[:2]
-print(json.dumps({"quality": quality, "width": w, "height": h, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
-                  "encode_s": t1 - t0, "decode_s": t2 - t1, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "threads": torch.get_num_threads()}))
-"""
+    print(json.dumps({"quality": quality, "width": w, "height": h, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
+                      "encode_s": t1 - t0, "decode_s": t2 - t1, "peak_rss_mb": peak_rss_mb(),
+                      "threads": torch.get_num_threads()}))
 
 
 def measure(image: Path, quality: int, mp: float, threads: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    r = subprocess.run([sys.executable, "-c", CHILD, str(image), str(quality), str(mp), str(threads)],
-                       capture_output=True, text=True, env=env)
-    if r.returncode:
-        raise SystemExit(r.stderr)
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_child("benchmarks.speed", image.resolve(), quality, mp, threads)
 
 
 def main() -> int:
@@ -61,10 +63,8 @@ def main() -> int:
     ap.add_argument("--big-mp", type=float, default=25.0, help="megapixels of the large test (0: skip)")
     ap.add_argument("--big-quality", type=int, default=0, help="level of the large test (default: the model's default)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    ap.add_argument("--out", type=Path, default=Path("docs/speed.json"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     args = ap.parse_args()
-    from aecli.progress import progress_bar
-
     from aecli.codec.api import load_codec
 
     codec = load_codec(None)
@@ -79,7 +79,7 @@ def main() -> int:
         if args.big_mp > 0:
             rows.append(measure(args.image, args.big_quality, args.big_mp, args.threads))
             bar.advance(job)
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "image": str(args.image), "rows": rows}
+    result = {"machine": machine(), "image": str(args.image), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print("| image | quality | bpp | encode s | decode s | peak RSS MB |")
@@ -90,4 +90,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(child(child_args()) if child_args() is not None else main())

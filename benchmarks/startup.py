@@ -7,9 +7,9 @@ older commit) beside this one, command by command, so that versions are compared
 load.  Prints a Markdown table (and JSON with --json) with the machine's load average, since on a
 shared machine the best of several runs is the fairest figure.
 
-    python benchmarks/startup.py --runs 5
+    python -m benchmarks.startup --runs 5
     git archive 0534709 aecli weights | tar -x -C /tmp/before
-    python benchmarks/startup.py --runs 5 --tree /tmp/before --json docs/startup.json
+    python -m benchmarks.startup --runs 5 --tree /tmp/before --json docs/results/startup.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-KODAK = Path(os.environ.get("AECLI_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))  # ../shared/data beside the checkout
+from .common import ROOT, SHARED_DATA
+
+KODAK = Path(os.environ.get("AECLI_DATA", SHARED_DATA))  # ../shared/data beside the checkout
 
 
 def commands(work: Path, data: Path) -> dict[str, list[str]]:
@@ -81,8 +83,7 @@ def main() -> None:
     ap.add_argument("--tree", type=Path, action="append", default=[], help="also time the aecli in this folder")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    here = Path(__file__).resolve().parents[1]
-    trees = {"this": here, **{str(t): t.resolve() for t in args.tree}}
+    trees = {"this": ROOT, **{str(t): t.resolve() for t in args.tree}}
     envs = {k: dict(os.environ, PYTHONPATH=str(t)) for k, t in trees.items()}
     loads = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,9 @@
 """Compress/decompress speed of aecli's codec next to CompressAI's bmshj2018-hyperprior, same machine.
 
     pip install --no-deps --target /tmp/caisite compressai tqdm pytorch-msssim einops
-    python benchmarks/vs_compressai.py --compressai-path /tmp/caisite --out docs --name vs_compressai
+    PYTHONPATH=/tmp/caisite python -m benchmarks.vs_compressai --out docs/results --name vs_compressai
+
+(CompressAI installed with --target is found through PYTHONPATH, as any such folder.)
 
 Both run in this process with the same torch thread count, in inference mode, on the same
 image (default samples/kodim23.png, 768x512). The two codecs take --turns turns; in each, every
@@ -23,17 +25,11 @@ from __future__ import annotations
 import argparse
 import importlib.abc
 import importlib.machinery
-import json
-import os
-import platform
 import sys
 import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import OWN_SIZE, best_of_turns  # noqa: E402
+from .common import OWN_SIZE, RESULTS, ROOT, best_of_turns, machine, progress_bar, write_report
 
 OPTIONAL = ("torchvision", "torch_geometric", "pandas", "pointops", "open3d", "plyfile")
 
@@ -90,8 +86,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="timed calls per turn (median taken)")
     ap.add_argument("--turns", type=int, default=3, help="turns the two codecs take; the best turn's median is kept")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--compressai-path", type=Path, default=None, help="folder where CompressAI was installed with --target")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="vs_compressai")
     ap.add_argument("--model", default=None, help="aecli codec model (default: the bundled default, `aecli models`)")
     args = ap.parse_args()
@@ -100,15 +95,12 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.compressai_path:
-        sys.path.insert(0, str(args.compressai_path))
     stubs = _stub_optional_imports()
     from compressai.zoo import bmshj2018_hyperprior
 
     from aecli import format as latformat
     from aecli.codec.api import load_codec
     from aecli.imageio import read_image
-    from aecli.progress import progress_bar
 
     img = read_image(args.image)
     h, w = img.pixels.shape[:2]
@@ -121,7 +113,7 @@ def main() -> int:
         job = bar.add_task("vs compressai", total=len(qualities), stats="")
         for q in qualities:
             mine = ours_quality(ours, q)
-            # the image's own size (`--scale 1`): the coding whose speed docs/vs_compressai.md records;
+            # the image's own size (`--scale 1`): the coding whose speed docs/results/vs_compressai.md records;
             # by default compress also tries 11/8 from quality 2 on (about 6x the time, docs/codec.md)
             data = ours.compress(img, mine, scale=8)
             lat = latformat.unpack(data)
@@ -155,8 +147,9 @@ def main() -> int:
             bar.advance(job)
     params_ours = sum(p.numel() for p in ours.model.parameters())
     L = [f"# Codec speed next to CompressAI ({w}x{h}, {args.image.name})", "",
-         f"Command: `python benchmarks/vs_compressai.py --compressai-path DIR{f' --model {args.model}' if args.model else ''}`. "
-         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
+         f"Command: `PYTHONPATH=DIR python -m benchmarks.vs_compressai{f' --model {args.model}' if args.model else ''}` "
+         "(DIR: where CompressAI was installed with pip --target). "
+         f"Machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
          f"threads; best of {args.turns} turns (the codecs alternating), each the median of {args.repeat} runs after a warm-up.",
          f"{label}: {params_ours / 1e6:.2f} M parameters. aecli codes at the image's own size {OWN_SIZE}, "
          "at encoder effort 0 (the default).", ""]
@@ -171,11 +164,7 @@ def main() -> int:
     if any("initial weights" in r["codec"] for r in rows):
         L += ["", "CompressAI's weights could not be downloaded here, so its bpp column is not meaningful "
               "(initial weights); its times are those of its network and coder on this image."]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                                            "threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")
-    (args.out / f"{args.name}.md").write_text("\n".join(L) + "\n")
-    print("\n".join(L))
+    write_report(args.out, args.name, {"machine": machine(), "threads": torch.get_num_threads(), "rows": rows}, L)
     return 0
 
 

@@ -1,22 +1,20 @@
 """Assemble docs/results.md from the recorded benchmark outputs and the bundled model's metadata.
 
-    python benchmarks/write_results.py
+    python -m benchmarks.write_results
 
-Appends docs/results_notes.md (hand-written). Reads docs/rd_kodak.json (benchmarks/kodak_codec.sh), docs/baselines.json
-(benchmarks/baselines_kodak.py), docs/speed.json (benchmarks/speed.py) and weights/*.json.
+Appends docs/results_notes.md (hand-written). Reads, in docs/results/, rd_kodak.json (benchmarks/kodak_codec.sh),
+baselines.json (python -m benchmarks.baselines_kodak) and speed.json (python -m benchmarks.speed), and weights/*.json.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
+from .common import DOCS, RESULTS, ROOT
 
 
 def load(name: str):
-    p = DOCS / name
+    p = RESULTS / name
     return json.loads(p.read_text()) if p.exists() else None
 
 
@@ -58,7 +56,7 @@ def main() -> None:
         if m.get("task") == "autoencoder" and m.get("validation"):
             figures = ", ".join(f"{k} {v:g}" for k, v in m["validation"].items())
             out += [f"Validation of `{m['name']}` on its {t.get('val_images')} held-out training images: {figures} "
-                    f"(on data it never saw: [family_bundled.md](family_bundled.md))."]
+                    f"(on data it never saw: [family_bundled.md](results/family_bundled.md))."]
         segs = t.get("segments") or []
         if segs:
             out += ["", f"Training segments of `{m['name']}` (one per process; batch, crop and lr where recorded):", "",
@@ -77,7 +75,7 @@ def main() -> None:
     rd = load("rd_kodak.json")
     if rd:
         out += ["## Rate-distortion on Kodak24", "", "Command: `bash benchmarks/kodak_codec.sh` "
-                "(= `aecli eval ../shared/data/Kodak24 --out docs --name rd_kodak --published ../shared/reference/kodak_rd_published.json`).", "",
+                "(= `aecli eval ../shared/data/Kodak24 --out docs/results --name rd_kodak --published ../shared/reference/kodak_rd_published.json`).", "",
                 "bpp from real file sizes (the whole .lat file; Pillow's whole JPEG/WebP/AVIF files), RGB PSNR, MS-SSIM; "
                 "each point is the mean over the 24 images. BD-rate < 0 means aecli needs fewer bits than the other codec at equal quality.", "",
                 "| aecli vs | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
@@ -85,11 +83,11 @@ def main() -> None:
             out.append(f"| {b} | {pct(v['bd_rate_psnr'])} | {v['bd_psnr'] if v['bd_psnr'] is not None else 'n/a'} | {pct(v['bd_rate_msssim'])} |")
         for k, v in rd.get("bd_rate_vs_published", {}).items():
             out.append(f"| {k} (published; bpp of its strings only) | {pct(v['bd_rate_psnr'])} | | |")
-        out += ["", "![RD plot](rd_kodak.png)", "", "Per-quality points of aecli:", "",
+        out += ["", "![RD plot](results/rd_kodak.png)", "", "Per-quality points of aecli:", "",
                 "| quality | bpp | PSNR (dB) | MS-SSIM | encode s | decode s |", "|---|---|---|---|---|---|"]
         for p in rd["curves"]["aecli"]:
             out.append(f"| {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.2f} | {p['decode_s']:.2f} |")
-        out += ["", "All points of all codecs: [rd_kodak.md](rd_kodak.md), [rd_kodak.csv](rd_kodak.csv).", ""]
+        out += ["", "All points of all codecs: [rd_kodak.md](results/rd_kodak.md), [rd_kodak.csv](results/rd_kodak.csv).", ""]
 
     sweeps = [(f"rd_kodak_effort{e}", f"Encoder effort {e} on Kodak24", f"EFFORT={e} bash benchmarks/kodak_codec.sh",
                "the same weights and decoder; each file's latents fitted to its image (docs/codec.md, 'Encoder effort')")
@@ -112,12 +110,12 @@ def main() -> None:
         out += ["", "| quality | bpp | PSNR (dB) | MS-SSIM | encode s | decode s |", "|---|---|---|---|---|---|"]
         for p in rde["curves"]["aecli"]:
             out.append(f"| {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.2f} | {p['decode_s']:.2f} |")
-        out += ["", f"All points: [{name}.md]({name}.md), plot [{name}.png]({name}.png).", ""]
+        out += ["", f"All points: [{name}.md](results/{name}.md), plot [{name}.png](results/{name}.png).", ""]
 
     base = load("baselines.json")
     if base:
         out += ["## The classical codecs among themselves (Kodak24)", "",
-                "Command: `python benchmarks/baselines_kodak.py --data ../shared/data/Kodak24 --out docs/baselines.json`; "
+                "Command: `python -m benchmarks.baselines_kodak --data ../shared/data/Kodak24 --out docs/results/baselines.json`; "
                 f"settings: {'; '.join(f'{k}: {v}' for k, v in base['settings'].items())}.", "",
                 "| test vs anchor | BD-rate (PSNR) | BD-PSNR (dB) | BD-rate (MS-SSIM dB) |", "|---|---|---|---|"]
         for v in base["bd"]:
@@ -126,7 +124,7 @@ def main() -> None:
 
     sp = load("speed.json")
     if sp:
-        out += ["## Speed and memory (CPU)", "", f"Command: `python benchmarks/speed.py` on {sp['machine']}. Model loading excluded; "
+        out += ["## Speed and memory (CPU)", "", f"Command: `python -m benchmarks.speed` on {sp['machine']}. Model loading excluded; "
                 "peak RSS is the whole process (torch and the model included).", "",
                 "| image | quality | bpp | encode s | decode s | peak RSS MB |", "|---|---|---|---|---|---|"]
         for r in sp["rows"]:

@@ -1,7 +1,7 @@
 """The Aerials table: BD-rates of the fine-tuned codec against the bundled one, WebP and AVIF.
 
-Reads the two results of scripts/finetune_aerials.sh (docs/aerials_adapted.json: the fine-tuned
-model with the WebP and AVIF baselines; docs/aerials_hpc.json: the bundled hpc) and the fine-tuned
+Reads the two results of scripts/finetune_aerials.sh (docs/results/aerials_adapted.json: the fine-tuned
+model with the WebP and AVIF baselines; docs/results/aerials_hpc.json: the bundled hpc) and the fine-tuned
 model's JSON; prints a Markdown table. BD-rate < 0: the first codec needs fewer bits at equal quality.
 """
 
@@ -30,7 +30,7 @@ def bd(ref, test, key="psnr"):
 
 def _images(docs: Path, runs: Path, who: str) -> dict[str, dict]:
     """{image name: {quality: point}} of every test image measured for `who` (adapted, hpc): from the
-    record of its unfinished sweep (docs/aerials_WHO.partial.jsonl, or the copy kept in runs/aerials/snap),
+    record of its unfinished sweep (docs/results/aerials_WHO.partial.jsonl, or the copy kept in runs/aerials/snap),
     and from one-image sweeps (runs/aerials/per_image/WHO_NN.json), run beside it on a busy machine."""
     out: dict[str, dict] = {}
     for path in (runs / "snap" / f"aerials_{who}.partial.jsonl", docs / f"aerials_{who}.partial.jsonl",
@@ -110,5 +110,5 @@ def main(docs: Path, model_json: Path, runs: Path = Path("runs/aerials"), data: 
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs"),
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/results"),
          Path(sys.argv[2]) if len(sys.argv) > 2 else Path("runs/aerials/hpc-aerials/hpc-aerials.json"))

@@ -1,8 +1,8 @@
 """The README's denoising picture: crops of clean | noisy | CBM3D | aecli side by side.
 
-    python scripts/denoise_picture.py                       # writes docs/denoise_example.png
-    python scripts/denoise_picture.py --image samples/kodim23.png --sigma 25 --crop 96,112,256
-    python scripts/denoise_picture.py --camera --out docs/denoise_real_example.png   # camera noise, dn-real
+    python -m scripts.denoise_picture                       # writes docs/results/denoise_example.png
+    python -m scripts.denoise_picture --image samples/kodim23.png --sigma 25 --crop 96,112,256
+    python -m scripts.denoise_picture --camera --out docs/results/denoise_real_example.png   # camera noise, dn-real
 
 --camera: the noise of a simulated camera instead (aecli/denoise/degrade.py's camera pipeline:
 sensor noise on a Bayer mosaic, demosaicing, colour matrix, tone curve, chroma noise reduction,
@@ -28,12 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aecli.denoise.api import load_denoiser  # noqa: E402
-from aecli.denoise.noise import add_gaussian  # noqa: E402
-from aecli.eval.metrics import psnr  # noqa: E402
+from aecli.denoise.api import load_denoiser
+from aecli.denoise.noise import add_gaussian
+from aecli.eval.metrics import psnr
+from tools.paths import RESULTS, ROOT
 
 
 def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray | None:
@@ -82,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--zoom", type=int, default=2)
     ap.add_argument("--camera", action="store_true", help="simulated camera noise, dn-real (see above)")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "denoise_example.png")
+    ap.add_argument("--out", type=Path, default=RESULTS / "denoise_example.png")
     args = ap.parse_args(argv)
 
     top, left, size = (int(v) for v in args.crop.split(","))

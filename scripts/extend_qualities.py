@@ -1,6 +1,6 @@
 """Give a trained variable-rate codec lower quality levels without retraining its transforms.
 
-    python scripts/extend_qualities.py checkpoints/hp/checkpoint.pt --out runs/hp11/hp \
+    python -m scripts.extend_qualities checkpoints/hp/checkpoint.pt --out runs/hp11/hp \
         --data ../shared/data/CBSD432 --steps 300 --batch-size 8   # the bundled model's three lower levels
 
 One network serves every quality through per-quality gain vectors on the latent and the
@@ -24,13 +24,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli.codec import model as codec_model
+from aecli.train.loop import TrainConfig, hardware
+from aecli.train.tasks import CodecTask, load_codec_run
 
-from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train import derived  # noqa: E402
-from aecli.train.loop import TrainConfig, hardware  # noqa: E402
-from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
+from . import derived
 
 GAINS = ("gain", "inv_gain", "hgain", "inv_hgain")
 
@@ -115,7 +113,7 @@ def main() -> int:
     extension = {"kind": "levels", "at_step": state["step"], "lambdas_added": list(new_lambdas[:added]), "gain_steps": args.steps,
                  "batch_size": args.batch_size, "patch": args.patch, "lr": args.lr, "seed": args.seed,
                  "hardware": hardware(torch.device("cpu")), "seconds": seconds,
-                 "command": "python scripts/extend_qualities.py " + " ".join(sys.argv[1:]), "history": history}
+                 "command": "python -m scripts.extend_qualities " + " ".join(sys.argv[1:]), "history": history}
     # the checkpoint: the whole run goes on from here with every level; Adam restarts the gains' moments
     opt_state = state["opt"]
     n_main = len(opt_state["param_groups"][0]["params"])

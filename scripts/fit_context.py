@@ -1,6 +1,6 @@
 """Give a trained hyperprior codec a checkerboard context model without retraining its transforms.
 
-    python scripts/fit_context.py checkpoints/hp/checkpoint.pt --out runs/hpc/hpc \
+    python -m scripts.fit_context checkpoints/hp/checkpoint.pt --out runs/hpc/hpc \
         --data ../shared/data/CBSD432 --steps 8000      # the bundled `hpc` model
 
 The new model (aecli/codec/model.py, CheckerboardCodec) is the old one plus a 5x5 context
@@ -27,15 +27,13 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli.codec import model as codec_model
+from aecli.codec.entropy import gaussian_likelihood
+from aecli.progress import progress_bar
+from aecli.train.loop import TrainConfig, hardware
+from aecli.train.tasks import CodecTask, load_codec_run
 
-from aecli.codec import model as codec_model  # noqa: E402
-from aecli.codec.entropy import gaussian_likelihood  # noqa: E402
-from aecli.progress import progress_bar  # noqa: E402
-from aecli.train import derived  # noqa: E402
-from aecli.train.loop import TrainConfig, hardware  # noqa: E402
-from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
+from . import derived
 
 CROP = 16  # latents per crop side (256 pixels)
 
@@ -140,7 +138,7 @@ def main() -> int:
 
     extension = {"kind": "context", "at_step": state["step"], "context_steps": args.steps, "batch_size": args.batch_size,
                  "crop_latents": CROP, "lr": args.lr, "seed": args.seed, "hardware": hardware(torch.device("cpu")),
-                 "seconds": seconds, "command": "python scripts/fit_context.py " + " ".join(sys.argv[1:]),
+                 "seconds": seconds, "command": "python -m scripts.fit_context " + " ".join(sys.argv[1:]),
                  "history": history}
     opt, aux_opt = task.optimizers(model, cfg)  # fresh: `aecli train --resume` restarts Adam's moments
     derived.finish(task, model, state, recipe, cfg, data, out, extension, opt.state_dict(), log,

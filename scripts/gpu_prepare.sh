@@ -34,10 +34,10 @@ rm -rf .gpu && mkdir -p .gpu
 cp -r "$DATA" .gpu/CBSD432
 chmod -R u+w .gpu/CBSD432
 if [ -f "$WIDE_CKPT" ]; then
-  python scripts/slim_checkpoint.py "$WIDE_CKPT" .gpu/hp-wide.pt
+  python -m scripts.slim_checkpoint "$WIDE_CKPT" .gpu/hp-wide.pt
 fi
 if [ -f "$DN_CKPT" ]; then
-  python scripts/slim_checkpoint.py "$DN_CKPT" .gpu/dn-real.pt
+  python -m scripts.slim_checkpoint "$DN_CKPT" .gpu/dn-real.pt
 fi
 grep -qx '/.gpu/' "$EXCLUDE" || echo '/.gpu/' >> "$EXCLUDE"
 git ls-files -- 'checkpoints/*' 'weights/*.safetensors' | grep -vxF -f <(tr ' ' '\n' <<<"$KEEP") > .gpu/untracked.txt || true

@@ -41,11 +41,11 @@ rc_wide=0
 if [ -n "$wide" ]; then wait $wide; rc_wide=$?; tail -n 3 runs/wide.gpu.log; fi
 echo "denoiser exit $rc_dn, widened codec exit $rc_wide"
 if [ -f runs/dn-real/checkpoint.pt ]; then
-  python3 scripts/slim_checkpoint.py runs/dn-real/checkpoint.pt runs/dn-real/slim.pt
+  python3 -m scripts.slim_checkpoint runs/dn-real/checkpoint.pt runs/dn-real/slim.pt
   tar czf "$OUT/dn-real.tgz" -C runs/dn-real slim.pt dn-real.safetensors dn-real.json train.log
 fi
 if [ -f runs/wide/hp/checkpoint.pt ] && [ -n "$wide" ]; then
-  python3 scripts/slim_checkpoint.py runs/wide/hp/checkpoint.pt runs/hp-wide.pt && split -b 15000000 runs/hp-wide.pt "$OUT/hp-wide.pt."
+  python3 -m scripts.slim_checkpoint runs/wide/hp/checkpoint.pt runs/hp-wide.pt && split -b 15000000 runs/hp-wide.pt "$OUT/hp-wide.pt."
 fi
 tar czf "$OUT/logs.tgz" -C runs --ignore-failed-read dn-real.gpu.log wide.gpu.log util.log wide/hp/train.log wide/hp/hp.json 2>/dev/null
 ls -la "$OUT"

@@ -1,6 +1,6 @@
 """Regenerate tests/vectors: a tiny random-weight codec model, a small .lat and the PNG it decodes to.
 
-    python scripts/make_test_vectors.py
+    python -m scripts.make_test_vectors
 
 The model is untrained (seeded random weights): the vectors pin the format and the decoder's
 arithmetic, not compression quality.  Only rerun this when the format or decoder changes on purpose.

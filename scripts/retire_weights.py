@@ -1,6 +1,6 @@
 """Keep a model's current weights for decoding before they are replaced.
 
-    python scripts/retire_weights.py hp            # weights/hp.* -> weights/hp-<fingerprint>.*
+    python -m scripts.retire_weights hp            # weights/hp.* -> weights/hp-<fingerprint>.*
     cp runs/.../hp.safetensors runs/.../hp.json weights/   # then install the new weights
 
 The copy keeps the weights' bytes (so their fingerprint) and the model's name, and its JSON says
@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aecli.registry import fingerprint_of  # noqa: E402
+from aecli.registry import fingerprint_of
+from tools.paths import ROOT
 
 
 def retire(name: str, folder: Path) -> Path:

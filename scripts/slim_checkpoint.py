@@ -1,6 +1,6 @@
 """Copy a training checkpoint without the optimizers' moments (about a third of its size).
 
-    python scripts/slim_checkpoint.py checkpoints/hp/checkpoint.pt .gpu/hp.pt
+    python -m scripts.slim_checkpoint checkpoints/hp/checkpoint.pt .gpu/hp.pt
 
 For moving checkpoints to and from a lent GPU machine, whose transfers are limited (64 MiB each
 way). Everything else stays: model, recipe, step, random states, history, segments. A run resumed
@@ -15,10 +15,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from aecli.train.loop import _atomic_save  # noqa: E402
+from .derived import save_checkpoint
 
 
 def slim(src: str, dst: str) -> None:
@@ -27,7 +24,7 @@ def slim(src: str, dst: str) -> None:
         if state.get(key):
             state[key] = {**state[key], "state": {}}
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(state, Path(dst))
+    save_checkpoint(state, Path(dst))
 
 
 if __name__ == "__main__":

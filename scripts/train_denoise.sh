@@ -17,7 +17,7 @@
 # result with
 #   cp runs/dn/dn.safetensors runs/dn/dn.json weights/
 # and record its numbers with
-#   python benchmarks/denoise_eval.py --model dn --out docs --name denoise_eval
+#   python -m benchmarks.denoise_eval --model dn --out docs/results --name denoise_eval
 #
 #   DATA=../shared/data/CBSD432 STEPS=20000 THREADS=1 bash scripts/train_denoise.sh
 set -euo pipefail

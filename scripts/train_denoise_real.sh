@@ -26,7 +26,7 @@
 #        DEVICE=cpu THREADS=2 STEPS=6000 bash scripts/train_denoise_real.sh   # 2,000 -> 6,000 (lr 1e-4, 1e-5 from 5,400)
 #
 # Install with: cp runs/dn-real/dn-real.safetensors runs/dn-real/dn-real.json weights/
-# (and the checkpoint, slimmed: python scripts/slim_checkpoint.py runs/dn-real/checkpoint.pt checkpoints/dn-real/checkpoint.pt;
+# (and the checkpoint, slimmed: python -m scripts.slim_checkpoint runs/dn-real/checkpoint.pt checkpoints/dn-real/checkpoint.pt;
 # a later run continues from it: SEED_CKPT is copied into an empty OUT)
 set -uo pipefail
 DATA=${DATA:-../shared/data/CBSD432}

@@ -19,7 +19,7 @@ SRC=${SRC:-../shared/data/FashionMNIST}
 FOLDERS=${FOLDERS:-runs/family-data/fmnist}
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-2}
-python benchmarks/idx_folders.py --src "$SRC" --out "$FOLDERS" --names fmnist
+python -m benchmarks.idx_folders --src "$SRC" --out "$FOLDERS" --names fmnist
 train() {
   local name=$1; shift
   local resume=()

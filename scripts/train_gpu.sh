@@ -64,7 +64,7 @@ if [ -n "$WIDEN" ]; then
   [ "$ONLY" = hp ] || { echo "WIDEN needs ONLY=hp" >&2; exit 2; }
   if [ ! -f "$RUNS/wide/hp/checkpoint.pt" ]; then
     # shellcheck disable=SC2086  # WIDEN holds several options
-    $PYTHON scripts/widen_codec.py "$HP_SEED" $WIDEN --out "$RUNS/wide/hp" --data "$DATA" --no-export || exit 1
+    $PYTHON -m scripts.widen_codec "$HP_SEED" $WIDEN --out "$RUNS/wide/hp" --data "$DATA" --no-export || exit 1
   fi
   (RUNS="$RUNS/wide" codec 1e-4 "$A" && RUNS="$RUNS/wide" codec 1e-5 "$B") >"$RUNS/wide.gpu.log" 2>&1 & wide=$!
 fi

@@ -1,6 +1,6 @@
 """Widen a trained codec's analysis and synthesis transforms, keeping what it has learned.
 
-    python scripts/widen_codec.py checkpoints/hp/checkpoint.pt --n 128 --out runs/hpw/hp
+    python -m scripts.widen_codec checkpoints/hp/checkpoint.pt --n 128 --out runs/hpw/hp
 
 The new checkpoint holds `aecli.codec.model.widened(model, n)`: the same function as the old model
 (new channels start from a fresh initialisation and every connection from a new channel into an old
@@ -23,12 +23,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aecli.codec import model as codec_model
+from aecli.train.loop import TrainConfig, hardware, training_record, validation_entry
+from aecli.train.tasks import CodecTask, load_codec_run
 
-from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record, validation_entry  # noqa: E402
-from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
+from .derived import save_checkpoint
 
 
 def main() -> int:
@@ -56,13 +55,13 @@ def main() -> int:
     if aux_opt is not None and state.get("aux_opt"):
         aux_opt.load_state_dict(state["aux_opt"])  # the hyper-latent's density is unchanged
     extension = {"kind": "widen", "at_step": state["step"], "n": [old.n, args.n], "seed": args.seed,
-                 "command": "python scripts/widen_codec.py " + " ".join(sys.argv[1:]),
+                 "command": "python -m scripts.widen_codec " + " ".join(sys.argv[1:]),
                  "hardware": hardware(torch.device("cpu"))}
     new_state = {**state, "config": {**state["config"], "n": args.n, "data": data_path, "extra": extra},
                  "model": model.state_dict(), "opt": opt.state_dict(),
                  "aux_opt": aux_opt.state_dict() if aux_opt is not None else {},
                  "extensions": [*state.get("extensions", []), extension]}
-    _atomic_save(new_state, out / "checkpoint.pt")
+    save_checkpoint(new_state, out / "checkpoint.pt")
     print(f"widened {old.config()} -> {model.config()} at step {state['step']}: {out / 'checkpoint.pt'}", file=sys.stderr)
     if args.no_export:
         return 0

@@ -408,9 +408,7 @@ def test_exact_synthesis_equals_an_integer_numpy_reference(rng):
 def test_older_weights_kept_for_decoding(tmp_path, monkeypatch, rng):
     """After a model's weights are replaced, files written with the old ones still decode with the
     old ones (scripts/retire_weights.py keeps them, decode only), and compressing uses the new."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     from aecli import format as latformat
     from aecli import inspection, registry
@@ -418,6 +416,7 @@ def test_older_weights_kept_for_decoding(tmp_path, monkeypatch, rng):
     from aecli.errors import UserError
     from aecli.imageio import Image
     from conftest import make_tiny_codec
+    from scripts import retire_weights
 
     d = tmp_path / "models"
     make_tiny_codec("hyperprior", "swap", d, seed=1)
@@ -427,10 +426,7 @@ def test_older_weights_kept_for_decoding(tmp_path, monkeypatch, rng):
     old_fp = latformat.unpack(old_file).fingerprint
     old_pixels = api.load_codec("swap").decompress(latformat.unpack(old_file)).pixels
 
-    spec = importlib.util.spec_from_file_location("retire", Path(__file__).parents[1] / "scripts" / "retire_weights.py")
-    retire = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(retire)
-    kept = retire.retire("swap", d)
+    kept = retire_weights.retire("swap", d)
     assert kept.name == f"swap-{old_fp.hex()}.safetensors"
     assert json.loads(kept.with_suffix(".json").read_text())["decode_only"] is True
     make_tiny_codec("hyperprior", "swap", d, seed=2)  # the new weights replace swap.*

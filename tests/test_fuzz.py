@@ -1,4 +1,4 @@
-"""Smoke run of the .lat fuzz harness (benchmarks/fuzz_lat.py).
+"""Smoke run of the fuzz harness (tools/fuzz: `.lat` files and model files).
 
 The real run (100000 cases) is documented in docs/fuzz.md; here a few hundred cases with a
 fixed seed must come out clean, and deliberately broken readers/decoders must be caught, so
@@ -7,10 +7,8 @@ that the harness itself is known to be able to fail.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -19,25 +17,18 @@ import pytest
 
 from aecli import format as latformat
 from aecli.errors import UserError
+from tools.fuzz import harness, seeds
+from tools.fuzz import lat as fz  # the .lat target
+from tools.fuzz import lat_mutations as mut
+from tools.fuzz import model_mutations as model_mut
+from tools.fuzz import models as fzm  # the model target
 
-HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_lat.py"
-
-
-def _load_harness():
-    spec = importlib.util.spec_from_file_location("fuzz_lat", HARNESS)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz_lat"] = mod  # dataclasses look their module up by name
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fz = _load_harness()
 _CORPUS: dict = {}
 
 
 @pytest.fixture(scope="module")
 def fuzz_models(tmp_path_factory):
-    return fz.prepare_models(tmp_path_factory.mktemp("fuzz-models"))
+    return seeds.prepare_models(tmp_path_factory.mktemp("fuzz-models"))
 
 
 @pytest.fixture
@@ -49,7 +40,7 @@ def corpus(fuzz_models, monkeypatch):
     torch.set_num_threads(1)  # tiny images: threads only add overhead (as in the harness)
     try:
         if fuzz_models not in _CORPUS:
-            _CORPUS[fuzz_models] = fz.build_corpus()
+            _CORPUS[fuzz_models] = seeds.build_corpus()
         yield _CORPUS[fuzz_models]
     finally:
         torch.set_num_threads(threads)
@@ -58,7 +49,7 @@ def corpus(fuzz_models, monkeypatch):
 def test_corpus_is_valid_and_varied(corpus):
     lats = [s.lat for s in corpus]
     assert {lat.mode for lat in lats} == set(latformat.MODES)
-    assert {lat.model for lat in lats} == {fz.HP_MODEL, fz.FP_MODEL, fz.CB_MODEL, "fit"}
+    assert {lat.model for lat in lats} == {seeds.HP_MODEL, seeds.FP_MODEL, seeds.CB_MODEL, "fit"}
     assert {lat.quality for lat in lats if lat.kind == "autoencoder"} == {1, 2, 3}
     assert {lat.mode for lat in lats if lat.kind == "fitted"} == set(latformat.MODES)
     assert any(lat.width == lat.height == 1 for lat in lats)
@@ -89,8 +80,8 @@ def test_smoke_run_is_clean(corpus, tmp_path):
 
 
 def test_cases_are_reproducible(corpus):
-    a = fz.mutate(random.Random("5:17"), corpus)
-    b = fz.mutate(random.Random("5:17"), corpus)
+    a = mut.mutate(random.Random("5:17"), corpus)
+    b = mut.mutate(random.Random("5:17"), corpus)
     assert a == b
 
 
@@ -179,7 +170,7 @@ def test_a_one_time_allocation_is_told_apart_from_one_the_file_causes(corpus, tm
     def once(lat):
         if not kept:
             kept.append(bytearray(fz.Bounds().decoder(lat, 0, (320, 192)) + 8192))
-        return fz.cli_decode(lat)
+        return harness.cli_decode(lat)
 
     s = fz.fuzz(corpus, 30, seed=5, decoder=once, max_decode_pixels=1 << 14, crash_dir=tmp_path / "crashes")
     assert s["over_allocation"] == 1 and s["over_allocation_repeated"] == 0
@@ -187,17 +178,17 @@ def test_a_one_time_allocation_is_told_apart_from_one_the_file_causes(corpus, tm
     assert e["repeats"] is False and e["repeat_decoder_peak"] < e["bound"] < e["peak"]
     assert "test_fuzz.py" in e["grown_since_start"][0]
 
-    assert fz._replay_flagged(s, Path(os.environ["AECLI_MODEL_PATH"]), 5.0) == 0
+    assert fz.replay_flagged(s, Path(os.environ["AECLI_MODEL_PATH"]), 5.0) == 0
     assert e["fresh_process_replay"] == "within bound"
-    assert fz._replay_flagged({"over_allocation": 2, "over_allocation_examples": [{"case": 1}]}, tmp_path, 5.0) == 2
+    assert fz.replay_flagged({"over_allocation": 2, "over_allocation_examples": [{"case": 1}]}, tmp_path, 5.0) == 2
 
 
 def test_absurd_header_claims_are_refused_before_allocating():
     tiny = fz.Bounds()
     claims = [
-        fz.Fields(1, 1, 2, fz.varint(100000), fz.varint(100000), 1, b"a", b"\0" * 4, 0, [], []),
-        fz.Fields(1, 1, 2, fz.varint(16384), fz.varint(16384), 1, b"a", b"\0" * 4, 8, [fz.varint(0xFFFFFFFF)] * 8, []),
-        fz.Fields(1, 1, 2, fz.varint(1), fz.varint(1), 1, b"a", b"\0" * 4, 1, [fz.varint(1 << 31)], [b"x" * 100]),
+        mut.Fields(1, 1, 2, mut.varint(100000), mut.varint(100000), 1, b"a", b"\0" * 4, 0, [], []),
+        mut.Fields(1, 1, 2, mut.varint(16384), mut.varint(16384), 1, b"a", b"\0" * 4, 8, [mut.varint(0xFFFFFFFF)] * 8, []),
+        mut.Fields(1, 1, 2, mut.varint(1), mut.varint(1), 1, b"a", b"\0" * 4, 1, [mut.varint(1 << 31)], [b"x" * 100]),
     ]
     import tracemalloc
 
@@ -205,7 +196,7 @@ def test_absurd_header_claims_are_refused_before_allocating():
     try:
         for f in claims:
             body = f.body()
-            res = fz.run_one(body + fz.crc_of(body), decode=False, reader=fz.cli_reader, decoder=None, bounds=tiny,
+            res = fz.run_one(body + mut.crc_of(body), decode=False, reader=harness.cli_reader, decoder=None, bounds=tiny,
                              time_limit=5, use_alarm=False, rss_base_kb=0)
             r = res["reader"]
             assert not r.ok and r.expected, r
@@ -215,7 +206,7 @@ def test_absurd_header_claims_are_refused_before_allocating():
 
 
 def test_message_class():
-    mc = fz.message_class
+    mc = harness.message_class
     assert mc("invalid image size 0x55") == "invalid image size NxN"
     assert mc("reserved bits set in mode byte 0x81") == "reserved bits set in mode byte <hex>"
     assert mc("invalid model name (allowed: A-Z a-z 0-9 . _ -)") == "invalid model name (allowed: A-Z a-z 0-9 . _ -)"
@@ -235,14 +226,14 @@ def model_seeds(fuzz_models, monkeypatch):
     try:
         key = ("models", fuzz_models)
         if key not in _CORPUS:
-            _CORPUS[key] = fz.model_seeds(fuzz_models)
+            _CORPUS[key] = seeds.model_seeds(fuzz_models)
         yield _CORPUS[key]
     finally:
         torch.set_num_threads(threads)
 
 
 def test_model_smoke_run_is_clean(model_seeds, tmp_path):
-    s = fz.fuzz_models(model_seeds, 80, seed=0, crash_dir=tmp_path / "crashes")
+    s = fzm.fuzz_models(model_seeds, 80, seed=0, crash_dir=tmp_path / "crashes")
     assert s["cases"] == 80
     assert s["crashes"] == 0, s["crash_examples"]
     assert s["hangs"] == 0 and s["over_allocation"] == 0 and s["rss_over_bound"] == 0
@@ -256,8 +247,8 @@ def test_model_smoke_run_is_clean(model_seeds, tmp_path):
 
 
 def test_model_cases_are_reproducible(model_seeds):
-    a = fz.mutate_model(random.Random("model:5:17"), model_seeds)
-    b = fz.mutate_model(random.Random("model:5:17"), model_seeds)
+    a = model_mut.mutate_model(random.Random("model:5:17"), model_seeds)
+    b = model_mut.mutate_model(random.Random("model:5:17"), model_seeds)
     assert a == b
 
 
@@ -267,8 +258,8 @@ def test_model_harness_counts_crashes_and_hangs(model_seeds, tmp_path, monkeypat
     def broken(seed, spec):
         raise ValueError("not a user error")
 
-    monkeypatch.setattr(fz, "_load_stage", broken)
-    s = fz.fuzz_models(model_seeds, 10, seed=1, crash_dir=tmp_path)
+    monkeypatch.setattr(fzm, "_load_stage", broken)
+    s = fzm.fuzz_models(model_seeds, 10, seed=1, crash_dir=tmp_path)
     assert s["crashes"] == 10 and list(s["crash_signatures"].values()) == [10]
     assert next(iter(s["crash_signatures"])).startswith("load: ValueError at test_fuzz.py")
     saved = Path(s["crash_examples"][0]["dir"])
@@ -280,7 +271,7 @@ def test_model_harness_counts_crashes_and_hangs(model_seeds, tmp_path, monkeypat
         except Exception:
             raise UserError("swallowed")
 
-    monkeypatch.setattr(fz, "_load_stage", slow)
-    monkeypatch.setattr(fz, "_list_stage", lambda folder: None)  # only the slow stage may pass the limit on a busy machine
-    s = fz.fuzz_models(model_seeds, 3, seed=1, time_limit=0.05)
+    monkeypatch.setattr(fzm, "_load_stage", slow)
+    monkeypatch.setattr(fzm, "_list_stage", lambda folder: None)  # only the slow stage may pass the limit on a busy machine
+    s = fzm.fuzz_models(model_seeds, 3, seed=1, time_limit=0.05)
     assert s["hangs"] == 3 and s["crashes"] == 0

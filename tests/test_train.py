@@ -135,17 +135,6 @@ def test_single_quality_model(tmp_path, images):
     assert meta["architecture"]["lambdas"] == [0.0018]  # the fourth of the eleven levels
 
 
-def _extend_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "extend_qualities.py"
-    spec = importlib.util.spec_from_file_location("extend_qualities", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_checkpoints_without_recorded_levels_keep_compressai_levels():
     from aecli.codec.model import COMPRESSAI_LAMBDAS, LAMBDAS, default_quality
     from aecli.train.loop import TrainConfig
@@ -168,8 +157,8 @@ def test_extending_levels_keeps_the_old_ones(tmp_path, images):
     from aecli.codec.api import Codec
     from aecli.imageio import read_image
     from aecli.train.data import CropDataset
+    from scripts import extend_qualities as ext
 
-    ext = _extend_script()
     torch.manual_seed(5)
     old = codec_model.build({"kind": "hyperprior", "n": 8, "m": 12, "lambdas": [0.0018, 0.0035, 0.0067]})
     new = ext.extended(old, (0.0005, 0.0009, 0.0018, 0.0035, 0.0067))
@@ -194,7 +183,7 @@ def test_extending_levels_keeps_the_old_ones(tmp_path, images):
 
 
 def test_widened_codec_codes_as_before_and_trains_on(tmp_path, images):
-    """scripts/widen_codec.py: wider transforms, same function (the same streams), and a run that
+    """python -m scripts.widen_codec: wider transforms, same function (the same streams), and a run that
     `aecli train --resume` continues."""
     import subprocess
     import sys
@@ -210,8 +199,8 @@ def test_widened_codec_codes_as_before_and_trains_on(tmp_path, images):
     assert r.exit_code == 0, r.output
     root = Path(__file__).resolve().parents[1]
     wide = tmp_path / "wide"
-    p = subprocess.run([sys.executable, str(root / "scripts" / "widen_codec.py"), str(out / "checkpoint.pt"),
-                        "--n", "16", "--out", str(wide)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "scripts.widen_codec", str(out / "checkpoint.pt"),
+                        "--n", "16", "--out", str(wide)], capture_output=True, text=True, cwd=root)
     assert p.returncode == 0, p.stderr
     meta = json.loads((wide / "wide.json").read_text())
     assert meta["architecture"]["n"] == 16 and meta["architecture"]["nh"] == 8
@@ -230,7 +219,7 @@ def test_widened_codec_codes_as_before_and_trains_on(tmp_path, images):
 
 def test_train_a_checkerboard_codec_and_fit_a_context_to_a_trained_one(tmp_path, images):
     """`aecli train --model checkerboard` trains and exports a context-model codec whose files round
-    trip; scripts/fit_context.py turns a trained hyperprior run into one without changing its
+    trip; python -m scripts.fit_context turns a trained hyperprior run into one without changing its
     transforms (the reconstruction is the same, the context part trains) and `--resume` goes on."""
     import subprocess
     import sys
@@ -256,9 +245,9 @@ def test_train_a_checkerboard_codec_and_fit_a_context_to_a_trained_one(tmp_path,
     assert train(images, "--out", hp, "--steps", "2", *TINY).exit_code == 0
     root = Path(__file__).resolve().parents[1]
     ctx = tmp_path / "hpc"
-    p = subprocess.run([sys.executable, str(root / "scripts" / "fit_context.py"), str(hp / "checkpoint.pt"), "--out", str(ctx),
+    p = subprocess.run([sys.executable, "-m", "scripts.fit_context", str(hp / "checkpoint.pt"), "--out", str(ctx),
                         "--data", str(images), "--steps", "3", "--batch-size", "2", "--threads", "1"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=root)
     assert p.returncode == 0, p.stderr
     before = torch.load(hp / "checkpoint.pt", weights_only=True)["model"]
     after = torch.load(ctx / "checkpoint.pt", weights_only=True)

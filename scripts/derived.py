@@ -10,21 +10,33 @@ from pathlib import Path
 
 import torch
 
-from .loop import TrainConfig, _atomic_save, training_record, validation_entry
+from aecli.atomic import replace_atomically
+from aecli.train.loop import TrainConfig, training_record, validation_entry
+
+# The training images when --data is not given: CBSD432 in the data folder beside the checkout
+# (../shared, not part of the repository; tools/paths.py), written relative to the repository root,
+# where the scripts run (python -m scripts.NAME), since the run records the path as given.
+DEFAULT_DATA = "../shared/data/CBSD432"
 
 
-def parser(doc: str, steps: int, lr: float) -> argparse.ArgumentParser:
-    """The options every such script takes (add its own, then parse)."""
+def parser(doc: str, steps: int, lr: float, data: str = DEFAULT_DATA) -> argparse.ArgumentParser:
+    """The options every such script takes (add its own, then parse); `data`: the default of --data."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
     ap.add_argument("--out", required=True, help="folder of the new run (its name is the model's name)")
-    ap.add_argument("--data", default="../shared/data/CBSD432")
+    ap.add_argument("--data", default=data, help=f"training images (default: {data})")
     ap.add_argument("--steps", type=int, default=steps)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     return ap
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """torch.save through aecli's atomic writer (a unique temporary file, fsync'ed, then renamed onto
+    `path`), as `aecli train` writes its checkpoints."""
+    replace_atomically(Path(path), lambda f: torch.save(state, f), 0o644)
 
 
 def train_only(model, params: list, lr: float, seed: int) -> tuple[torch.optim.Adam, torch.Generator]:
@@ -69,7 +81,7 @@ def finish(task, model, state: dict, config: dict, cfg: TrainConfig, data, out: 
                  "history": [*state["history"], validation_entry(task, state["step"], val)]}
     if aux_opt_state is not None:
         new_state["aux_opt"] = aux_opt_state
-    _atomic_save(new_state, Path(out) / "checkpoint.pt")
+    save_checkpoint(new_state, Path(out) / "checkpoint.pt")
     record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
                              new_state["extensions"], torch.device("cpu"))
     task.export(model, cfg, out, record, new_state["history"])
