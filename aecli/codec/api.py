@@ -39,7 +39,7 @@ from .decoding import DecodeError, PixelLimitError  # noqa: F401  (part of this 
 from .model import Z_LIMIT, CheckerboardCodec, HyperpriorCodec, anchors, build
 
 # memory layouts of the transforms: channels-last, which oneDNN convolves faster on x86 CPUs
-# (measured against plain NCHW in docs/perf_layout.md)
+# (measured against plain NCHW in docs/results/perf_layout.md)
 ANALYSIS_LAYOUT = torch.channels_last
 SYNTHESIS_LAYOUT = torch.channels_last
 HYPER_TILE = 24  # hyper-latent cells per tile side of the integer hyper-synthesis (the fastest per

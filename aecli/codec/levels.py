@@ -27,9 +27,9 @@ import numpy as np
 from . import resample
 from ..format import UNIT_SCALE as UNIT  # scales are in eighths: 8 = the image's own size
 from ..format import coded_size  # noqa: F401  (ceil(W*k/8) x ceil(H*k/8); the format defines it)
-SCALED = 11  # the larger scale the encoder tries (chosen on held-out images: docs/level_scales.md)
+SCALED = 11  # the larger scale the encoder tries (chosen on held-out images: docs/results/level_scales.md)
 # the encoder codes images of more pixels than this at their own size only, so that huge photos
-# keep their memory and time per pixel (docs/scale.md); 2^24 = 16.8 megapixels
+# keep their memory and time per pixel (docs/results/scale.md); 2^24 = 16.8 megapixels
 MAX_SCALED_PIXELS = 1 << 24
 
 

@@ -49,7 +49,7 @@ class Effort:
 
 
 # --effort levels: 0 is the analysis transform alone (fast); each level doubles the encoding work.
-# Measured in docs/refine_effort.md (rate saved at equal quality, and seconds per image).
+# Measured in docs/results/refine_effort.md (rate saved at equal quality, and seconds per image).
 EFFORTS = {0: Effort(0, 0.0), 1: Effort(50, 0.01), 2: Effort(100, 0.01), 3: Effort(200, 0.005)}
 
 

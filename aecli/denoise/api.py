@@ -34,8 +34,8 @@ from ..tiling import tiled
 from .model import UNetDenoiser, build, check
 from .noise import estimate_sigma, parse_sigma, parse_strength  # noqa: F401 (parse_strength: for callers)
 
-LAYOUT = torch.channels_last  # the model's memory layout: oneDNN's faster convolutions on x86 CPUs (docs/perf_layout.md)
-TILE = 640  # pixels per tile side (peak memory of a 50-megapixel image about 1.2 GB: docs/scale.md)
+LAYOUT = torch.channels_last  # the model's memory layout: oneDNN's faster convolutions on x86 CPUs (docs/results/perf_layout.md)
+TILE = 640  # pixels per tile side (peak memory of a 50-megapixel image about 1.2 GB: docs/results/scale.md)
 HALO_FRACTION = 0.7  # of the receptive radius: where the output stops depending on the context
 
 
