@@ -29,7 +29,7 @@ import torch
 from .. import registry
 from ..devices import exact_float32, pick_device
 from ..errors import UserError
-from ..imageio import Image
+from ..images.image import Image
 from ..tiling import tiled
 from .model import UNetDenoiser, build, check
 from .noise import estimate_sigma, parse_sigma, parse_strength  # noqa: F401 (parse_strength: for callers)

@@ -19,9 +19,13 @@ import zlib
 from pathlib import Path
 
 from .. import batch
+from ..atomic import check_output, write_output
 from ..errors import UserError
-from ..imageio import (_EXT_TO_FORMAT, IMAGE_EXTS, Image, _same_file, check_output, encode_image, format_from_path,
-                       mirror_path, read_image, save_options, walk_images, write_output)
+from ..images.decode import read_image
+from ..images.encode import WRITE_EXTS, encode_image, format_from_path, save_options
+from ..images.image import Image
+from ..images.walk import IMAGE_EXTS, walk_images
+from ..paths import inside, same_file
 from ..progress import note, set_verbose
 
 from .noise import parse_sigma, parse_strength
@@ -41,26 +45,18 @@ def _encode(img: Image, dst: str, quality: int | None = None, metadata: dict | N
 
 def _suffix_for(src: Path) -> str:
     """The output keeps the input's extension when we can write it, else becomes .png."""
-    return src.suffix if src.suffix.lower() in _EXT_TO_FORMAT else ".png"
-
-
-def _inside(p: Path, folder: Path) -> bool:
-    try:
-        p.relative_to(folder)
-        return True
-    except ValueError:
-        return False
+    return src.suffix if src.suffix.lower() in WRITE_EXTS else ".png"
 
 
 def _plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     """(input, output) pairs of a folder batch; files under the output folder are not inputs."""
     if dst.exists() and not dst.is_dir():
         raise UserError(f"output {dst} must be a folder when the input {src} is a folder")
-    if dst.exists() and _same_file(dst, src):
+    if dst.exists() and same_file(dst, src):
         raise UserError(f"output folder {dst} is the input folder; refusing to overwrite the inputs")
     out_root = dst.resolve()
-    files = [f for f in walk_images(src, IMAGE_EXTS) if not _inside(f.resolve(), out_root)]
-    pairs = [(f, mirror_path(f, src, dst, _suffix_for(f))) for f in files]
+    files = [f for f in walk_images(src, IMAGE_EXTS) if not inside(f.resolve(), out_root)]
+    pairs = [(f, batch.mirror_path(f, src, dst, _suffix_for(f))) for f in files]
     if not pairs:
         raise UserError(f"no input files found under {src}")
     return pairs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, reason
 
 MAX_SIDE = 256  # family models are for small images; bigger inputs are resized down to this
 DEFAULT_SIDE = 64  # the side used when the first image is larger than MAX_SIDE and no --image-size is given
@@ -39,7 +39,7 @@ class ImageSet:
 
 
 def list_files(src: Path) -> list[Path]:
-    from ..imageio import IMAGE_EXTS, walk_images
+    from ..images.walk import IMAGE_EXTS, walk_images
 
     src = Path(src)
     if not src.exists():
@@ -126,10 +126,8 @@ def _open(path: Path):
 
 
 def _reason(exc: BaseException, path: Path) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__).replace(f" '{path}'", "")
+    """errors.reason, without the file's name (the message names it first)."""
+    return reason(exc).replace(f" '{path}'", "")
 
 
 def load_folder(src: Path, shape: tuple[int, int, int], *, quiet: bool = False, label: str = "load") -> ImageSet:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, reason
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".gif"}
 
@@ -28,9 +28,7 @@ def list_images(root: str | Path) -> list[Path]:
 def _reason(exc: Exception) -> str:
     from PIL import UnidentifiedImageError
 
-    from ..imageio import _reason as describe
-
-    return "not a readable image" if isinstance(exc, UnidentifiedImageError) else describe(exc)
+    return "not a readable image" if isinstance(exc, UnidentifiedImageError) else reason(exc)
 
 
 def load_rgb(path: Path) -> np.ndarray:
