@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, reason
+from ..images.walk import walk_images
 
 MAX_SIDE = 256  # family models are for small images; bigger inputs are resized down to this
 DEFAULT_SIDE = 64  # the side used when the first image is larger than MAX_SIDE and no --image-size is given
@@ -39,14 +40,8 @@ class ImageSet:
 
 
 def list_files(src: Path) -> list[Path]:
-    from ..images.walk import IMAGE_EXTS, walk_images
-
-    src = Path(src)
-    if not src.exists():
-        raise UserError(f"input not found: {src}")
-    if src.is_file():
-        return [src]
-    return walk_images(src, IMAGE_EXTS)
+    """The images below folder `src` (images.walk), or `src` itself when it is a file."""
+    return walk_images(src, file_ok=True)
 
 
 def _label(path: Path, root: Path) -> str:
