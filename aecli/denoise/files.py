@@ -24,8 +24,7 @@ from ..errors import UserError
 from ..images.decode import read_image
 from ..images.encode import WRITE_EXTS, encode_image, format_from_path, save_options
 from ..images.image import Image
-from ..images.walk import IMAGE_EXTS, walk_images
-from ..paths import inside, same_file
+from ..images.walk import IMAGE_EXTS
 from ..progress import note, set_verbose
 
 from .noise import parse_sigma, parse_strength
@@ -49,17 +48,9 @@ def _suffix_for(src: Path) -> str:
 
 
 def _plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs of a folder batch; files under the output folder are not inputs."""
-    if dst.exists() and not dst.is_dir():
-        raise UserError(f"output {dst} must be a folder when the input {src} is a folder")
-    if dst.exists() and same_file(dst, src):
-        raise UserError(f"output folder {dst} is the input folder; refusing to overwrite the inputs")
-    out_root = dst.resolve()
-    files = [f for f in walk_images(src, IMAGE_EXTS) if not inside(f.resolve(), out_root)]
-    pairs = [(f, batch.mirror_path(f, src, dst, _suffix_for(f))) for f in files]
-    if not pairs:
-        raise UserError(f"no input files found under {src}")
-    return pairs
+    """(input, output) pairs of a folder batch: images in, images out, so the output folder may not be
+    the input folder, and files under it are not inputs."""
+    return batch.plan(src, dst, IMAGE_EXTS, _suffix_for, guard_inputs=True)
 
 
 def _check_single(src: str, dst: str, force: bool, derived: bool = False) -> None:
