@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import registry
+from .. import cache, registry
 from ..devices import exact_float32, pick_device
 from ..errors import UserError
 from ..images.image import Image
@@ -214,8 +214,7 @@ def _sigma_range(meta: dict) -> tuple[float, float] | None:
     return float(r[0]), float(r[1])
 
 
-_CACHE: dict = {}
-
+_CACHE = cache.MODELS  # the one store of loaded models (benchmarks/fuzz_lat.py clears it)
 
 BLIND_DEFAULT = "dn-real"  # the bundled model for --sigma auto: real camera noise, its own noise map
 
@@ -244,8 +243,4 @@ def load_denoiser(spec: str | None = None, device: str = "cpu") -> Denoiser:
             f"model '{default}' not found: the bundled denoising weights are not installed "
             f"(train them with scripts/train_denoise.sh, or give --model)"
         ) from None
-    dev = pick_device(device)
-    key = (str(files.weights), files.meta.get("fingerprint"), str(dev))
-    if key not in _CACHE:
-        _CACHE[key] = Denoiser.load(files, dev)
-    return _CACHE[key]
+    return cache.loaded(Denoiser, files, pick_device(device))
