@@ -27,7 +27,7 @@ from ..images.image import Image
 from ..images.walk import IMAGE_EXTS
 from ..progress import note, set_verbose
 
-from .noise import parse_sigma, parse_strength
+from .noise import Sigma
 
 DEFAULT_SUFFIX = "-denoised"
 
@@ -75,7 +75,8 @@ def _default_output(src: str) -> str:
 # denoise
 
 
-def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = True, quality: int | None = None) -> str:
+def _denoise_one(den, src: str, dst: str, sigma: Sigma, strength: float, force: bool = True,
+                 quality: int | None = None) -> str:
     img = read_image(src)
     if img.frames > 1:
         batch.say(f"aecli: warning: {src} has {img.frames} frames (animated): only the first is denoised")
@@ -88,12 +89,12 @@ def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = 
     return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {level.summary()}, model {den.name}"
 
 
-def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool,
-            workers: int = 1, device: str = "cpu", strength: str | float = 1.0, output_quality: int | None = None,
+def denoise(src: str, dst: str | None, *, model: str | None, sigma: Sigma, force: bool, quiet: bool,
+            workers: int = 1, device: str = "cpu", strength: float = 1.0, output_quality: int | None = None,
             verbose: bool = False) -> int:
+    """`aecli denoise`; `sigma` and `strength` come parsed (cli.py: bad values fail before the model,
+    and torch, load)."""
     set_verbose(verbose and not quiet)
-    parse_sigma(sigma)  # bad values fail before the model (and torch) loads
-    strength = parse_strength(strength)
     derived = dst is None
     if derived:
         dst = _default_output(src)
@@ -110,7 +111,7 @@ def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, 
     return 0
 
 
-def _load(model: str | None, device: str = "cpu", sigma=None):
+def _load(model: str | None, device: str = "cpu", sigma: Sigma = Sigma()):
     import time
 
     t0 = time.perf_counter()
