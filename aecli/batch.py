@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import OutputExists, UserError
+from .images.walk import walk_images
+from .paths import inside, same_file
 from .progress import progress_bar
 
 
@@ -47,7 +49,7 @@ def lat_problem(path: Path) -> str | None:
 
 def image_problem(path: Path) -> str | None:
     """Why an existing image output cannot be kept (it does not open and decode), or None."""
-    from .imageio import read_image
+    from .images.decode import read_image
 
     try:
         read_image(Path(path))
@@ -61,16 +63,40 @@ def say(msg: str, quiet: bool = False) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def plan(src: Path, dst: Path, exts: Iterable[str], suffix: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for a folder; refuses outputs inside the input tree's files."""
-    from .imageio import mirror_path, walk_images
+def plan(src: Path, dst: Path, exts: Iterable[str], suffix: str | Callable[[Path], str], *,
+         guard_inputs: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for a folder: every file below `src` with one of `exts` (images.walk),
+    and its mirror below `dst` with the suffix replaced by `suffix` (or by `suffix(file)`).
 
+    `guard_inputs`, for outputs of the inputs' kind (images in, images out): the output folder may
+    not be the input folder, and files already below it are not inputs (an output folder inside
+    the input folder, on a rerun)."""
     if dst.exists() and not dst.is_dir():
         raise UserError(f"output {dst} must be a folder when the input {src} is a folder")
-    pairs = [(f, mirror_path(f, src, dst, suffix)) for f in walk_images(src, tuple(exts))]
+    if guard_inputs and dst.exists() and same_file(dst, src):
+        raise UserError(f"output folder {dst} is the input folder; refusing to overwrite the inputs")
+    out_root = dst.resolve() if guard_inputs else None
+    files = [f for f in walk_images(src, exts) if out_root is None or not inside(f.resolve(), out_root)]
+    suffix_of = suffix if callable(suffix) else (lambda f: suffix)
+    pairs = [(f, mirror_path(f, src, dst, suffix_of(f))) for f in files]
     if not pairs:
         raise UserError(f"no input files found under {src}")
     return pairs
+
+
+def mirror_path(src_file: Path, src_root: Path, dst_root: Path, new_suffix: str) -> Path:
+    """``dst_root / (src_file relative to src_root)`` with its suffix replaced
+    by ``new_suffix`` (``'.lat'`` or ``'lat'``; ``''`` removes it)."""
+    src_file, src_root, dst_root = Path(src_file), Path(src_root), Path(dst_root)
+    try:
+        rel = src_file.relative_to(src_root)
+    except ValueError:
+        rel = src_file.resolve().relative_to(src_root.resolve())
+    if new_suffix and not new_suffix.startswith("."):
+        new_suffix = "." + new_suffix
+    if not rel.name:
+        raise ValueError(f"{src_file} is the root {src_root} itself")
+    return dst_root / rel.with_suffix(new_suffix)
 
 
 def run(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str | None], *, force: bool, quiet: bool, label: str,

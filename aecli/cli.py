@@ -247,10 +247,11 @@ def denoise(
 ):
     """Remove noise from images with the denoising autoencoder."""
     from .denoise import files
+    from .denoise.noise import Sigma, parse_strength
 
-    return files.denoise(input, _output(output, output_opt), model=model, sigma=sigma, force=force, quiet=quiet,
-                         workers=workers, device=device, strength=strength, output_quality=output_quality,
-                         verbose=verbose)
+    return files.denoise(input, _output(output, output_opt), model=model, sigma=Sigma.parse(sigma), force=force,
+                         quiet=quiet, workers=workers, device=device, strength=parse_strength(strength),
+                         output_quality=output_quality, verbose=verbose)
 
 
 @app.command()

@@ -13,6 +13,15 @@ class OutputExists(UserError):
     """The output exists and may not be overwritten (no --force)."""
 
 
+def reason(exc: BaseException) -> str:
+    """The cause of an error in a few words: an OSError's strerror ("No space left on device"), else
+    the first line of its message, else its type's name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def environment_error(exc: BaseException) -> str | None:
     """One line for an error of the environment that got past the library's own checks, or None.
 
@@ -23,9 +32,8 @@ def environment_error(exc: BaseException) -> str | None:
     Pillow's DecompressionBombError.  Anything else is a bug and should keep its traceback.
     """
     if isinstance(exc, OSError):
-        text = str(exc).strip().splitlines()
-        reason = exc.strerror or (text[0] if text else type(exc).__name__)
-        return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+        why = reason(exc)
+        return f"{exc.filename}: {why}" if exc.filename is not None else why
     pil = sys.modules.get("PIL.Image")
     if pil is not None and isinstance(exc, pil.DecompressionBombError):
         text = str(exc).strip().splitlines()

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import format as latformat
 from . import registry
 from .errors import UserError
-from .imageio import PIXELS_ENV, pixels_from_env, read_bytes
+from .images.decode import PIXELS_ENV, pixels_from_env, read_bytes
 
 
 # What decoding costs, per padded megapixel a file claims, measured with the default model (hpc) on

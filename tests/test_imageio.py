@@ -1,4 +1,4 @@
-"""Tests for aecli.imageio (no torch needed)."""
+"""Tests for aecli/images/ (reading, encoding, listing folders) and aecli/atomic.py (writing outputs); no torch needed."""
 
 from __future__ import annotations
 
@@ -17,21 +17,15 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 from PIL import features
 
-from aecli import atomic, imageio
-from aecli.imageio import (
-    IMAGE_EXTS,
-    Image,
-    OutputExists,
-    UserError,
-    decode_image,
-    encode_image,
-    format_from_path,
-    mirror_path,
-    read_bytes,
-    read_image,
-    walk_images,
-    write_output,
-)
+from aecli import atomic
+from aecli.atomic import write_output
+from aecli.batch import mirror_path
+from aecli.errors import OutputExists, UserError
+from aecli.images import decode
+from aecli.images.decode import decode_image, read_bytes, read_image
+from aecli.images.encode import encode_image, format_from_path
+from aecli.images.image import Image
+from aecli.images.walk import IMAGE_EXTS, walk_images
 
 RNG = np.random.default_rng(1234)
 
@@ -273,11 +267,11 @@ def test_truncated_image_is_user_error():
 def test_decompression_bomb_is_user_error(monkeypatch):
     before = PILImage.MAX_IMAGE_PIXELS
     data = encode_image(np.zeros((20, 30), np.uint8), "png")
-    monkeypatch.setattr(imageio, "MAX_PIXELS", 100)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 100)
     with pytest.raises(UserError, match=r"big\.png: image too large \(30 x 20\)"):
         decode_image(data, "big.png")
     assert PILImage.MAX_IMAGE_PIXELS == before  # global limit restored
-    monkeypatch.setattr(imageio, "MAX_PIXELS", 600)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 600)
     assert decode_image(data).pixels.shape == (20, 30)
     assert PILImage.MAX_IMAGE_PIXELS == before
 
@@ -466,7 +460,7 @@ def test_write_keyboard_interrupt_removes_temp(tmp_path, monkeypatch):
         seen.extend(p.name for p in tmp_path.iterdir())
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(imageio.os, "fsync", interrupted)
+    monkeypatch.setattr(atomic.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_output(tmp_path / "out.png", b"data")
     assert len(seen) == 1 and seen[0].startswith(".out.png.") and seen[0].endswith(".tmp")

@@ -1,7 +1,7 @@
 """kill -9 during compress / decompress / denoise never leaves a partial file under the output name.
 
 Outputs are written to a hidden temporary file beside the output and renamed over it
-(imageio.write_output), so a killed process leaves either no output or the complete one. It
+(atomic.write_output), so a killed process leaves either no output or the complete one. It
 may leave the temporary file (.NAME.RANDOM.tmp): nothing can remove it after SIGKILL. These
 tests kill real processes at two moments: during startup and computation, and in the middle of
 writing the output, which a slow disk (fsync delayed by 0.4 s) makes easy to hit.

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from aecli import atomic, imageio, registry
+from aecli import atomic, registry
 from aecli import format as latformat
 from aecli.cli import app
 from aecli.errors import UserError
@@ -243,13 +243,13 @@ def test_partial_writes_are_completed_and_no_progress_is_an_error(tmp_path, monk
     data = bytes(range(256)) * 10
     out = open(tmp_path / "out", "w")
     monkeypatch.setattr(sys, "stdout", out)
-    imageio.write_output("-", data)
+    atomic.write_output("-", data)
     out.close()
     assert (tmp_path / "out").read_bytes() == data and len(calls) == -(-len(data) // 7)
     monkeypatch.setattr(atomic.os, "write", lambda fd, data: 0)
     monkeypatch.setattr(sys, "stdout", open(tmp_path / "out2", "w"))
     with pytest.raises(UserError, match=r"cannot write <stdout>: short write \(0 of 2560 bytes"):
-        imageio.write_output("-", data)
+        atomic.write_output("-", data)
 
     class Stream:  # a stream without a descriptor whose write() reports partial counts
         def __init__(self):
@@ -264,7 +264,7 @@ def test_partial_writes_are_completed_and_no_progress_is_an_error(tmp_path, monk
 
     s = Stream()
     monkeypatch.setattr(sys, "stdout", s)
-    imageio.write_output("-", data)
+    atomic.write_output("-", data)
     assert bytes(s.got) == data
 
 

@@ -19,7 +19,6 @@ stays bounded by the tile size (plus the small latent tensors).
 from __future__ import annotations
 
 import math
-import threading
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,6 +26,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from .. import cache
 from .. import format as latformat
 from .. import registry
 from .. import tiling
@@ -490,17 +490,11 @@ def _prefixed(tensors: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-_CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()  # batch workers share one loaded model
+_CACHE = cache.MODELS  # the one store of loaded models, shared by batch workers (benchmarks/fuzz_lat.py clears it)
 
 
 def _cached(files: registry.ModelFiles, device: str = "cpu") -> Codec:
-    dev = pick_device(device)
-    key = (str(files.weights), files.meta.get("fingerprint"), str(dev))
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = Codec.load(files, dev)
-        return _CACHE[key]
+    return cache.loaded(Codec, files, pick_device(device))
 
 
 def codec_of(files: registry.ModelFiles, device: str = "cpu") -> Codec:

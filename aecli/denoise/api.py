@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import registry
+from .. import cache, registry
 from ..devices import exact_float32, pick_device
 from ..errors import UserError
-from ..imageio import Image
+from ..images.image import Image
 from ..tiling import tiled
 from .model import UNetDenoiser, build, check
-from .noise import estimate_sigma, parse_sigma, parse_strength  # noqa: F401 (parse_strength: for callers)
+from .noise import Sigma, estimate_sigma, parse_strength  # noqa: F401 (parse_strength: for callers)
 
 LAYOUT = torch.channels_last  # the model's memory layout: oneDNN's faster convolutions on x86 CPUs (docs/results/perf_layout.md)
 TILE = 640  # pixels per tile side (peak memory of a 50-megapixel image about 1.2 GB: docs/results/scale.md)
@@ -167,13 +167,15 @@ class Denoiser:
     def sigma_range(self) -> tuple[float, float] | None:
         return _sigma_range(self.files.meta)
 
-    def choose_sigma(self, pixels: np.ndarray, sigma, strength: float = 1.0) -> NoiseLevel:
-        """The level to denoise `pixels` at: given, estimated by the classical estimate, or the model's own map."""
-        sigma = parse_sigma(sigma)
-        if isinstance(sigma, float):
+    def choose_sigma(self, pixels: np.ndarray, sigma: Sigma | float | str | None,
+                     strength: float = 1.0) -> NoiseLevel:
+        """The level to denoise `pixels` at: given, estimated by the classical estimate, or the model's
+        own map.  `sigma`: a Sigma (the commands parse --sigma once), or what Sigma.parse takes."""
+        sigma = Sigma.parse(sigma)
+        if sigma.given:
             if not self.model.noise_map:
                 raise UserError(f"model '{self.name}' is blind (it takes no noise level); leave out --sigma")
-            return NoiseLevel("given", sigma, strength)
+            return NoiseLevel("given", sigma.value, strength)
         if not self.model.noise_map or self.model.estimator is not None:
             return NoiseLevel("map", None, strength)
         return NoiseLevel("estimated", estimate_sigma(pixels, clipped_range=pixels.dtype == np.uint8), strength)
@@ -198,7 +200,7 @@ class Denoiser:
     # ---- images ---------------------------------------------------------------------------
     def denoise(self, img: Image, sigma=None, *, strength: float = 1.0, tile: int | None = None,
                 halo: int | None = None) -> tuple[Image, NoiseLevel]:
-        """(denoised image, the level used).  sigma: a number (0..255 scale), None or 'auto' (estimated)."""
+        """(denoised image, the level used).  sigma: a Sigma, a number (0..255 scale), None or 'auto' (estimated)."""
         px, level = self.denoise_array(img.pixels, sigma, strength=strength, tile=tile, halo=halo)
         return Image(pixels=np.ascontiguousarray(px), alpha=img.alpha, mode=img.mode, source_bits=8), level
 
@@ -214,16 +216,15 @@ def _sigma_range(meta: dict) -> tuple[float, float] | None:
     return float(r[0]), float(r[1])
 
 
-_CACHE: dict = {}
-
+_CACHE = cache.MODELS  # the one store of loaded models (benchmarks/fuzz_lat.py clears it)
 
 BLIND_DEFAULT = "dn-real"  # the bundled model for --sigma auto: real camera noise, its own noise map
 
 
-def default_model(sigma) -> str | None:
+def default_model(sigma: Sigma) -> str | None:
     """The bundled model a command without --model uses: `dn-real` when the level is left to the
     model (--sigma auto) and it is installed, else the registry's default (`dn`, Gaussian noise)."""
-    if not isinstance(parse_sigma(sigma), float):
+    if not Sigma.parse(sigma).given:
         try:
             registry.resolve(BLIND_DEFAULT, "denoise")
             return BLIND_DEFAULT
@@ -244,8 +245,4 @@ def load_denoiser(spec: str | None = None, device: str = "cpu") -> Denoiser:
             f"model '{default}' not found: the bundled denoising weights are not installed "
             f"(train them with scripts/train_denoise.sh, or give --model)"
         ) from None
-    dev = pick_device(device)
-    key = (str(files.weights), files.meta.get("fingerprint"), str(dev))
-    if key not in _CACHE:
-        _CACHE[key] = Denoiser.load(files, dev)
-    return _CACHE[key]
+    return cache.loaded(Denoiser, files, pick_device(device))

@@ -19,12 +19,15 @@ import zlib
 from pathlib import Path
 
 from .. import batch
+from ..atomic import check_output, write_output
 from ..errors import UserError
-from ..imageio import (_EXT_TO_FORMAT, IMAGE_EXTS, Image, _same_file, check_output, encode_image, format_from_path,
-                       mirror_path, read_image, save_options, walk_images, write_output)
+from ..images.decode import read_image
+from ..images.encode import WRITE_EXTS, encode_image, format_from_path, save_options
+from ..images.image import Image
+from ..images.walk import IMAGE_EXTS
 from ..progress import note, set_verbose
 
-from .noise import parse_sigma, parse_strength
+from .noise import Sigma
 
 DEFAULT_SUFFIX = "-denoised"
 
@@ -41,29 +44,13 @@ def _encode(img: Image, dst: str, quality: int | None = None, metadata: dict | N
 
 def _suffix_for(src: Path) -> str:
     """The output keeps the input's extension when we can write it, else becomes .png."""
-    return src.suffix if src.suffix.lower() in _EXT_TO_FORMAT else ".png"
-
-
-def _inside(p: Path, folder: Path) -> bool:
-    try:
-        p.relative_to(folder)
-        return True
-    except ValueError:
-        return False
+    return src.suffix if src.suffix.lower() in WRITE_EXTS else ".png"
 
 
 def _plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs of a folder batch; files under the output folder are not inputs."""
-    if dst.exists() and not dst.is_dir():
-        raise UserError(f"output {dst} must be a folder when the input {src} is a folder")
-    if dst.exists() and _same_file(dst, src):
-        raise UserError(f"output folder {dst} is the input folder; refusing to overwrite the inputs")
-    out_root = dst.resolve()
-    files = [f for f in walk_images(src, IMAGE_EXTS) if not _inside(f.resolve(), out_root)]
-    pairs = [(f, mirror_path(f, src, dst, _suffix_for(f))) for f in files]
-    if not pairs:
-        raise UserError(f"no input files found under {src}")
-    return pairs
+    """(input, output) pairs of a folder batch: images in, images out, so the output folder may not be
+    the input folder, and files under it are not inputs."""
+    return batch.plan(src, dst, IMAGE_EXTS, _suffix_for, guard_inputs=True)
 
 
 def _check_single(src: str, dst: str, force: bool, derived: bool = False) -> None:
@@ -88,7 +75,8 @@ def _default_output(src: str) -> str:
 # denoise
 
 
-def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = True, quality: int | None = None) -> str:
+def _denoise_one(den, src: str, dst: str, sigma: Sigma, strength: float, force: bool = True,
+                 quality: int | None = None) -> str:
     img = read_image(src)
     if img.frames > 1:
         batch.say(f"aecli: warning: {src} has {img.frames} frames (animated): only the first is denoised")
@@ -101,12 +89,12 @@ def _denoise_one(den, src: str, dst: str, sigma, strength: float, force: bool = 
     return f"{src} -> {dst}: {img.width}x{img.height} {img.mode}, {level.summary()}, model {den.name}"
 
 
-def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, force: bool, quiet: bool,
-            workers: int = 1, device: str = "cpu", strength: str | float = 1.0, output_quality: int | None = None,
+def denoise(src: str, dst: str | None, *, model: str | None, sigma: Sigma, force: bool, quiet: bool,
+            workers: int = 1, device: str = "cpu", strength: float = 1.0, output_quality: int | None = None,
             verbose: bool = False) -> int:
+    """`aecli denoise`; `sigma` and `strength` come parsed (cli.py: bad values fail before the model,
+    and torch, load)."""
     set_verbose(verbose and not quiet)
-    parse_sigma(sigma)  # bad values fail before the model (and torch) loads
-    strength = parse_strength(strength)
     derived = dst is None
     if derived:
         dst = _default_output(src)
@@ -123,7 +111,7 @@ def denoise(src: str, dst: str | None, *, model: str | None, sigma: str | None, 
     return 0
 
 
-def _load(model: str | None, device: str = "cpu", sigma=None):
+def _load(model: str | None, device: str = "cpu", sigma: Sigma = Sigma()):
     import time
 
     t0 = time.perf_counter()

@@ -21,20 +21,22 @@ Estimate (:func:`estimate_sigma`)
     too small for a reliable covariance use the median absolute deviation of a fine-scale
     Laplacian residual instead.
 
-:func:`parse_sigma` checks a user's noise level: a number 0..255, 'auto', or None;
-:func:`parse_strength` the `--strength` of `aecli denoise`: a number or a named level.
+:meth:`Sigma.parse` reads a user's noise level once, at the edge (a number 0..255, 'auto', or None),
+into a :class:`Sigma` that is passed down; :func:`parse_strength` the `--strength` of `aecli
+denoise`: a number or a named level.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import UserError
 
-__all__ = ["add_noise", "add_gaussian", "add_poisson_gaussian", "estimate_sigma", "parse_sigma", "parse_strength"]
+__all__ = ["add_noise", "add_gaussian", "add_poisson_gaussian", "estimate_sigma", "Sigma", "parse_strength"]
 
 SIGMA_MAX = 255.0
 PATCH = 7
@@ -81,22 +83,38 @@ def add_poisson_gaussian(pixels, peak: float, sigma: float = 0.0, seed=0, clip: 
     return add_noise(pixels, sigma, seed, peak=peak, clip=clip)
 
 
-def parse_sigma(value) -> float | str | None:
-    """None, 'auto', or a number 0..255 (from the command line or the API); UserError otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("auto", "blind", ""):
-            return "auto"
-        try:
-            value = float(v)
-        except ValueError:
-            raise UserError(f"--sigma must be a number from 0 to 255 or 'auto', not {value!r}") from None
-    value = float(value)
-    if not math.isfinite(value) or not 0 <= value <= SIGMA_MAX:
-        raise UserError(f"--sigma must be a number from 0 to 255 or 'auto', not {value:g}")
-    return value
+@dataclass(frozen=True)
+class Sigma:
+    """A noise level as the user asks for it: ``value`` on the 0..255 scale, or None when it is left
+    to the model ('auto': the model's own noise map, or the classical estimate)."""
+
+    value: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.value is not None
+
+    @classmethod
+    def parse(cls, raw) -> "Sigma":
+        """None, 'auto' (or 'blind', ''), or a number 0..255 (from the command line or the API); a
+        Sigma is returned as it is.  UserError otherwise."""
+        if isinstance(raw, Sigma):
+            return raw
+        if raw is None:
+            return cls(None)
+        value = raw
+        if isinstance(raw, str):
+            v = raw.strip().lower()
+            if v in ("auto", "blind", ""):
+                return cls(None)
+            try:
+                value = float(v)
+            except ValueError:
+                raise UserError(f"--sigma must be a number from 0 to 255 or 'auto', not {raw!r}") from None
+        value = float(value)
+        if not math.isfinite(value) or not 0 <= value <= SIGMA_MAX:
+            raise UserError(f"--sigma must be a number from 0 to 255 or 'auto', not {value:g}")
+        return cls(value)
 
 
 # --------------------------------------------------------------------------------------

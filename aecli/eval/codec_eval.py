@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import format as latformat
+from ..atomic import write_output
 from ..errors import UserError
-from ..imageio import Image, read_image, walk_images, write_output
+from ..images.decode import read_image
+from ..images.image import Image
+from ..images.walk import walk_images
 from ..progress import progress_bar
 from . import rd
 from .metrics import ms_ssim, psnr

@@ -17,8 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from ..atomic import write_output
 from ..errors import UserError
-from ..imageio import write_output
 
 KIND = "aecli-eval-partial"
 VERSION = 1

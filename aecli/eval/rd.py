@@ -418,7 +418,7 @@ def to_markdown(rows: Iterable, columns: Sequence[str] | None = None, digits: in
 def _atomic_write(path, data: bytes) -> Path:
     """Write through the package's atomic writer (temporary file beside it, then rename); a result
     file of an earlier run under the same name is replaced."""
-    from ..imageio import write_output
+    from ..atomic import write_output
 
     write_output(path, data, force=True)
     return Path(path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import registry
+from .. import cache, registry
 from ..errors import UserError
 from . import models as fm
 
@@ -22,10 +22,38 @@ CHUNK = 1024
 
 
 @dataclass
-class Loaded:
-    name: str
+class FamilyModel:
+    """A loaded family model (an autoencoder of aecli/family/models.py and its metadata)."""
+
+    files: registry.ModelFiles
     model: fm.Autoencoder
-    meta: dict
+
+    @classmethod
+    def load(cls, files: registry.ModelFiles, device: str = "cpu") -> "FamilyModel":
+        """The model of `files`, checked against its metadata, in eval mode on `device`."""
+        arch = files.meta.get("architecture") or {}
+        try:
+            fm.check_config(arch)
+            _check_anomaly(files.meta.get("anomaly") or {})
+        except ValueError as exc:
+            raise UserError(f"model '{files.name}': bad metadata: {exc}") from None
+        registry.check_size(files, lambda: fm.build(arch))  # before anything is allocated
+        tensors = registry.load_tensors(files)
+        try:
+            model = fm.build(arch)
+            model.load_state_dict(tensors)
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise UserError(f"model '{files.name}' does not match its metadata: {str(exc).splitlines()[0]}") from None
+        model.eval().to(device)
+        return cls(files, model)
+
+    @property
+    def name(self) -> str:
+        return self.files.name
+
+    @property
+    def meta(self) -> dict:
+        return self.files.meta
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -44,24 +72,10 @@ class Loaded:
         return int((self.meta.get("anomaly") or {}).get("pool", 1))
 
 
-def load(spec: str | None) -> Loaded:
-    """A family model by name or path (the --out folder of `aecli train`); None: the bundled default."""
-    m = registry.resolve(spec, "autoencoder")
-    arch = m.meta.get("architecture") or {}
-    try:
-        fm.check_config(arch)
-        _check_anomaly(m.meta.get("anomaly") or {})
-    except ValueError as exc:
-        raise UserError(f"model '{m.name}': bad metadata: {exc}") from None
-    registry.check_size(m, lambda: fm.build(arch))  # before anything is allocated
-    tensors = registry.load_tensors(m)
-    try:
-        model = fm.build(arch)
-        model.load_state_dict(tensors)
-    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise UserError(f"model '{m.name}' does not match its metadata: {str(exc).splitlines()[0]}") from None
-    model.eval()
-    return Loaded(m.name, model, m.meta)
+def load(spec: str | None) -> FamilyModel:
+    """A family model by name or path (the --out folder of `aecli train`); None: the bundled default.
+    Loaded once per process (aecli/cache.py), on the CPU."""
+    return cache.loaded(FamilyModel, registry.resolve(spec, "autoencoder"), "cpu")
 
 
 def _check_anomaly(a: dict) -> None:

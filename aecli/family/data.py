@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, reason
+from ..images.walk import walk_images
 
 MAX_SIDE = 256  # family models are for small images; bigger inputs are resized down to this
 DEFAULT_SIDE = 64  # the side used when the first image is larger than MAX_SIDE and no --image-size is given
@@ -39,14 +40,8 @@ class ImageSet:
 
 
 def list_files(src: Path) -> list[Path]:
-    from ..imageio import IMAGE_EXTS, walk_images
-
-    src = Path(src)
-    if not src.exists():
-        raise UserError(f"input not found: {src}")
-    if src.is_file():
-        return [src]
-    return walk_images(src, IMAGE_EXTS)
+    """The images below folder `src` (images.walk), or `src` itself when it is a file."""
+    return walk_images(src, file_ok=True)
 
 
 def _label(path: Path, root: Path) -> str:
@@ -126,10 +121,8 @@ def _open(path: Path):
 
 
 def _reason(exc: BaseException, path: Path) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__).replace(f" '{path}'", "")
+    """errors.reason, without the file's name (the message names it first)."""
+    return reason(exc).replace(f" '{path}'", "")
 
 
 def load_folder(src: Path, shape: tuple[int, int, int], *, quiet: bool = False, label: str = "load") -> ImageSet:

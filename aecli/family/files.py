@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import registry
+from ..atomic import check_output, write_output
 from ..errors import UserError
-from ..imageio import check_output, encode_image, format_from_path, write_output
+from ..images.encode import encode_image, format_from_path
 from .data import list_files, load_folder
 
 

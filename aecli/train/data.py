@@ -8,29 +8,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".gif"}
+from ..errors import UserError, reason
+from ..images.walk import walk_images
 
 
 def list_images(root: str | Path) -> list[Path]:
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    files = [
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return sorted(files)
+    """The training images below `root` (images.walk), or `root` itself when it is a file; a missing
+    folder, or one that cannot be read, gives none (the callers say so)."""
+    return walk_images(root, file_ok=True, lenient=True)
 
 
 def _reason(exc: Exception) -> str:
     from PIL import UnidentifiedImageError
 
-    from ..imageio import _reason as describe
-
-    return "not a readable image" if isinstance(exc, UnidentifiedImageError) else describe(exc)
+    return "not a readable image" if isinstance(exc, UnidentifiedImageError) else reason(exc)
 
 
 def load_rgb(path: Path) -> np.ndarray:
