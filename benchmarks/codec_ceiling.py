@@ -77,7 +77,7 @@ def main() -> int:
 
     from aecli import format as latformat
     from aecli.codec.api import load_codec
-    from aecli.imageio import Image
+    from aecli.images.image import Image
 
     if args.threads:
         torch.set_num_threads(args.threads)

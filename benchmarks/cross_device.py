@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from aecli import format as latformat
-from aecli.imageio import Image, encode_image, read_image
+from aecli.images.decode import read_image
+from aecli.images.encode import encode_image
+from aecli.images.image import Image
 
 from .common import ROOT
 

@@ -146,7 +146,7 @@ def list_set(data: Path, name: str, limit: int | None) -> list[Path]:
 
 
 def evaluate(args, den, bar, job) -> list[dict]:
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     bm3d = _bm3d() if "cbm3d" in args.baselines else None
     nlm = _nlm() if "nlm" in args.baselines else None
@@ -260,7 +260,7 @@ def child(argv: list[str]) -> None:
     from PIL import Image as P
 
     from aecli.denoise.api import load_denoiser
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     model, path, mp, threads = argv[0], argv[1], float(argv[2]), int(argv[3])
     if threads:

@@ -30,7 +30,7 @@ from aecli import format as latformat
 from aecli.eval import rd
 from aecli.eval.codec_eval import BASELINE_QUALITIES
 from aecli.eval.metrics import psnr
-from aecli.imageio import read_image
+from aecli.images.decode import read_image
 
 from .common import RESULTS
 

@@ -30,7 +30,8 @@ from aecli import format as latformat
 from aecli.codec import levels
 from aecli.eval.metrics import psnr
 from aecli.eval.rd import bd_rate, encode_decode
-from aecli.imageio import Image, read_image
+from aecli.images.decode import read_image
+from aecli.images.image import Image
 
 from .common import RESULTS, SHARED_DATA, progress_bar
 

@@ -38,7 +38,7 @@ def main() -> int:
     from aecli import format as latformat
     from aecli.codec import api as codec_api
     from aecli.denoise import api as dn_api
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     if args.threads:
         torch.set_num_threads(args.threads)

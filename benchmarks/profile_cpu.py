@@ -26,7 +26,7 @@ def child(argv: list[str]) -> None:
     import numpy as np
 
     from aecli import format as lf
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     op, rounds = argv[0], int(argv[1])
     img = read_image(ROOT / "samples" / "kodim23.png")

@@ -81,7 +81,7 @@ def main() -> int:
     from aecli import format as latformat
     from aecli.codec import refine
     from aecli.codec.api import load_codec
-    from aecli.imageio import Image
+    from aecli.images.image import Image
 
     codec = load_codec(args.model)
     names = set(codec.files.meta.get("validation", {}).get("images") or [])

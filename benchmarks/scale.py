@@ -38,7 +38,8 @@ def child(argv: list[str]) -> None:
     import torch
 
     from aecli import format as lf
-    from aecli.imageio import Image, read_image
+    from aecli.images.decode import read_image
+    from aecli.images.image import Image
 
     op, path, threads = argv[0], argv[1], int(argv[2])
     if threads:

@@ -27,7 +27,8 @@ def child(argv: list[str]) -> None:
 
     from aecli import format as lf
     from aecli.codec.api import load_codec
-    from aecli.imageio import Image, read_image
+    from aecli.images.decode import read_image
+    from aecli.images.image import Image
 
     path, quality, mp, threads = argv[0], int(argv[1]), float(argv[2]), int(argv[3])
     if threads:

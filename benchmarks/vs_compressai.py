@@ -100,7 +100,7 @@ def main() -> int:
 
     from aecli import format as latformat
     from aecli.codec.api import load_codec
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     img = read_image(args.image)
     h, w = img.pixels.shape[:2]

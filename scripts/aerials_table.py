@@ -56,7 +56,7 @@ def _from_records(docs: Path, runs: Path, data: Path) -> tuple[dict, dict]:
     import numpy as np
 
     from aecli.eval.codec_eval import BASELINE_QUALITIES
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     a, h = _images(docs, runs, "adapted"), _images(docs, runs, "hpc")
     common = sorted(set(a) & set(h))

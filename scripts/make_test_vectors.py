@@ -23,7 +23,8 @@ import torch
 from aecli import registry
 from aecli.codec import model as codec_model
 from aecli.codec.api import Codec
-from aecli.imageio import Image, encode_image
+from aecli.images.encode import encode_image
+from aecli.images.image import Image
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 
@@ -50,7 +51,7 @@ def write_scaled(codec: Codec) -> None:
     """small-scaled.lat: the committed source at quality 3, coded at scale 11/8; its decodes."""
     from aecli import format as latformat
     from aecli.codec import levels
-    from aecli.imageio import decode_image
+    from aecli.images.decode import decode_image
 
     src = decode_image((OUT / "small.source.png").read_bytes())
     data = codec.compress(src, 3, scale=levels.SCALED)
@@ -92,7 +93,7 @@ def write_fitted() -> None:
     """fitted.lat: the committed source fitted at quality 6; its decode and latents."""
     from aecli import format as latformat
     from aecli.codec.fitted import codec as fitted
-    from aecli.imageio import decode_image
+    from aecli.images.decode import decode_image
 
     torch.set_num_threads(1)
     src = decode_image((OUT / "small.source.png").read_bytes())

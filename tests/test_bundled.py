@@ -12,7 +12,7 @@ import numpy as np
 from aecli import format as latformat
 from aecli import registry
 from aecli.codec import api
-from aecli.imageio import read_image
+from aecli.images.decode import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 

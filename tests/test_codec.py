@@ -9,7 +9,8 @@ from aecli import registry
 from aecli import tiling
 from aecli.codec import api, coding, intnet
 from aecli.errors import UserError
-from aecli.imageio import Image, decode_image
+from aecli.images.decode import decode_image
+from aecli.images.image import Image
 
 from conftest import VECTORS, photo_like
 
@@ -414,7 +415,7 @@ def test_older_weights_kept_for_decoding(tmp_path, monkeypatch, rng):
     from aecli import inspection, registry
     from aecli.codec import api
     from aecli.errors import UserError
-    from aecli.imageio import Image
+    from aecli.images.image import Image
     from conftest import make_tiny_codec
     from scripts import retire_weights
 

@@ -17,7 +17,8 @@ from aecli.cli import app
 from aecli.denoise.api import load_denoiser
 from aecli.denoise.noise import add_gaussian, add_poisson_gaussian, estimate_sigma
 from aecli.eval.metrics import psnr
-from aecli.imageio import Image, read_image
+from aecli.images.decode import read_image
+from aecli.images.image import Image
 
 from conftest import photo_like
 

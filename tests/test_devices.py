@@ -12,7 +12,7 @@ from aecli.cli import app
 from aecli.codec.api import load_codec
 from aecli.devices import exact_float32, pick_device
 from aecli.errors import UserError
-from aecli.imageio import Image
+from aecli.images.image import Image
 from aecli.train.data import CropDataset
 from aecli.train.loop import Diverged, finite
 

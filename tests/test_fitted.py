@@ -13,7 +13,7 @@ from aecli.cli import app
 from aecli.codec.fitted import codec, header, stream
 from aecli.codec.fitted.nets import IntArm
 from aecli.errors import UserError
-from aecli.imageio import Image
+from aecli.images.image import Image
 
 from conftest import photo_like
 
@@ -194,7 +194,7 @@ def test_vector_decodes_to_its_latents_and_pixels():
     the committed pixels within one level (the synthesis is float)."""
     from pathlib import Path
 
-    from aecli.imageio import decode_image
+    from aecli.images.decode import decode_image
 
     vec = Path(__file__).parent / "vectors"
     lat = latformat.unpack((vec / "fitted.lat").read_bytes())

@@ -6,7 +6,7 @@ import pytest
 from aecli import format as latformat
 from aecli.codec import api, levels
 from aecli.errors import UserError
-from aecli.imageio import Image
+from aecli.images.image import Image
 
 
 def _img(px, mode=None, alpha=None):

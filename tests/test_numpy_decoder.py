@@ -15,7 +15,7 @@ import pytest
 
 from aecli import format as latformat
 from aecli.codec import decoding, numpy_decoder
-from aecli.imageio import Image
+from aecli.images.image import Image
 
 from conftest import photo_like
 

@@ -11,7 +11,8 @@ from aecli import format as latformat
 from aecli import registry
 from aecli.cli import app
 from aecli.codec import api, refine
-from aecli.imageio import Image, read_image
+from aecli.images.decode import read_image
+from aecli.images.image import Image
 
 from conftest import photo_like
 

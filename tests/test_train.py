@@ -155,7 +155,7 @@ def test_extending_levels_keeps_the_old_ones(tmp_path, images):
     from aecli import registry
     from aecli.codec import model as codec_model
     from aecli.codec.api import Codec
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
     from aecli.train.data import CropDataset
     from scripts import extend_qualities as ext
 
@@ -192,7 +192,7 @@ def test_widened_codec_codes_as_before_and_trains_on(tmp_path, images):
     from aecli import format as latformat
     from aecli.codec.api import Codec
     from aecli import registry
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     out = tmp_path / "base"
     r = train(images, "--out", out, "--steps", "2", *TINY)
@@ -230,7 +230,7 @@ def test_train_a_checkerboard_codec_and_fit_a_context_to_a_trained_one(tmp_path,
     from aecli import format as latformat
     from aecli import registry
     from aecli.codec.api import Codec
-    from aecli.imageio import read_image
+    from aecli.images.decode import read_image
 
     out = tmp_path / "cb"
     r = train(images, "--out", out, "--steps", "2", "--model", "checkerboard", *TINY)

@@ -32,7 +32,8 @@ from .. import registry
 from .. import tiling
 from ..devices import exact_float32, pick_device
 from ..eval.metrics import mse
-from ..imageio import Image, UserError
+from ..errors import UserError
+from ..images.image import Image
 from ..tiling import shrinking, tiled
 from . import checks, coding, decoding, intnet, levels, refine
 from .decoding import DecodeError, PixelLimitError  # noqa: F401  (part of this module's interface)
@@ -488,9 +489,6 @@ class Codec:
 
 def _prefixed(tensors: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-_CACHE = cache.MODELS  # the one store of loaded models, shared by batch workers (benchmarks/fuzz_lat.py clears it)
 
 
 def _cached(files: registry.ModelFiles, device: str = "cpu") -> Codec:

@@ -93,7 +93,7 @@ def inflate_alpha(data: bytes, width: int, height: int) -> np.ndarray:
 def finish(px: np.ndarray, lat: latformat.LatFile, alpha: np.ndarray | None):
     """Decoded pixels at the coded size (cropped) -> the file's image: back to its width and
     height (the format's resize), gray modes to one channel."""
-    from ..imageio import Image
+    from ..images.image import Image
 
     px = levels.downscale(px, lat.width, lat.height)
     if lat.mode in ("L", "LA"):

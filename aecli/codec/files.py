@@ -12,8 +12,10 @@ from pathlib import Path
 from .. import batch
 from .. import format as latformat
 from ..errors import UserError
-from ..imageio import (IMAGE_EXTS, check_output, encode_image, format_from_path, pixels_from_env, read_bytes,
-                       read_image, save_options, write_output)
+from ..atomic import check_output, write_output
+from ..images.decode import pixels_from_env, read_bytes, read_image
+from ..images.encode import encode_image, format_from_path, save_options
+from ..images.walk import IMAGE_EXTS
 from ..progress import note, progress_bar, set_verbose, spinner
 from .decoding import DecodeError, model_for
 
@@ -205,7 +207,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
 
 
 def _check_single(src: str, dst: str, force: bool, derived: bool, lat_out: bool) -> None:
-    """Before any work on a single file: the output may be written (imageio.check_output), and its
+    """Before any work on a single file: the output may be written (atomic.check_output), and its
     extension fits what is written (.lat bytes never go to an image name, nor an image to a .lat name)."""
     check_output(dst, inputs=[src], force=True)  # the same file as the input, a folder: said first
     suffix = "" if _is_pipe(dst) else Path(dst).suffix.lower()
@@ -219,7 +221,7 @@ def _check_single(src: str, dst: str, force: bool, derived: bool, lat_out: bool)
 
 
 def _image_exts():
-    from ..imageio import IMAGE_EXTS
+    from ..images.walk import IMAGE_EXTS
 
     return IMAGE_EXTS
 

@@ -21,7 +21,6 @@ channels-last (H, W, C) arrays, so that a convolution is one matrix product per 
 from __future__ import annotations
 
 import hashlib
-import threading
 
 import numpy as np
 
@@ -164,8 +163,21 @@ def _nonneg(p: np.ndarray, floor: float) -> np.ndarray:
 class NumpyCodec:
     """A bundled codec model's decoder in numpy (see the module's docstring)."""
 
+    @classmethod
+    def load(cls, files, device: str = "cpu") -> "NumpyCodec":
+        """From a model's files, checked against its fingerprint (cache.LoadedModel's protocol)."""
+        from safetensors.numpy import load as load_bytes
+
+        from ..errors import UserError
+
+        data = files.weights.read_bytes()
+        if hashlib.sha256(data).hexdigest()[:8] != files.meta.get("fingerprint"):
+            raise UserError(f"model '{files.name}': weights do not match their metadata fingerprint (damaged install?)")
+        return cls(files, load_bytes(data))
+
     def __init__(self, files, tensors: dict):
         arch = files.meta["architecture"]
+        self.files = files
         self.name, self.fingerprint, self.kind = files.name, files.fingerprint, arch["kind"]
         self.m = int(arch["m"])
         self.qualities = list(files.meta.get("qualities") or range(1, len(arch["lambdas"]) + 1))
@@ -279,24 +291,11 @@ class NumpyCodec:
         return np.round(np.clip(x, 0, 1) * np.float32(255)).astype(np.uint8)
 
 
-_CACHE: dict = {}
-_LOCK = threading.Lock()
-
-
 def load(files) -> NumpyCodec:
-    """The numpy decoder of a bundled model (checked against its fingerprint), loaded once."""
-    from safetensors.numpy import load as load_bytes
+    """The numpy decoder of a bundled model, loaded once per process (aecli/cache.py)."""
+    from ..cache import loaded
 
-    from ..errors import UserError
-
-    key = (str(files.weights), files.meta.get("fingerprint"))
-    with _LOCK:
-        if key not in _CACHE:
-            data = files.weights.read_bytes()
-            if hashlib.sha256(data).hexdigest()[:8] != files.meta.get("fingerprint"):
-                raise UserError(f"model '{files.name}': weights do not match their metadata fingerprint (damaged install?)")
-            _CACHE[key] = NumpyCodec(files, load_bytes(data))
-        return _CACHE[key]
+    return loaded(NumpyCodec, files)
 
 
 def decompress(lat: latformat.LatFile, files, max_pixels: int | None = None):

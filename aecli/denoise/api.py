@@ -216,8 +216,6 @@ def _sigma_range(meta: dict) -> tuple[float, float] | None:
     return float(r[0]), float(r[1])
 
 
-_CACHE = cache.MODELS  # the one store of loaded models (benchmarks/fuzz_lat.py clears it)
-
 BLIND_DEFAULT = "dn-real"  # the bundled model for --sigma auto: real camera noise, its own noise map
 
 

@@ -35,7 +35,7 @@ def cli_reader(data: bytes) -> latformat.LatFile:
 def cli_decode(lat: latformat.LatFile) -> bytes:
     """What `aecli decompress` does after parsing (aecli/codec/files.py, `_decompress_one`)."""
     from aecli.codec.api import codec_for
-    from aecli.imageio import encode_image
+    from aecli.images.encode import encode_image
 
     if lat.kind == "fitted":  # _decompress_fitted
         from aecli.codec.fitted import codec as fitted

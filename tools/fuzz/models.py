@@ -40,12 +40,9 @@ MODEL_STAGES = ("list", "load", "decode", "encode")
 
 
 def _reset_model_caches() -> None:
-    from aecli import registry
-    from aecli.codec import api as codec_api
-    from aecli.denoise import api as dn_api
+    from aecli import cache, registry
 
-    codec_api._CACHE.clear()
-    dn_api._CACHE.clear()
+    cache.MODELS.clear()
     for name in ("_warned", "skipped"):  # (getattr: the harness also runs on versions without them)
         getattr(registry, name, set()).clear()
 
@@ -74,7 +71,7 @@ def _decode_stage(seed: ModelSeed, lat_bytes: bytes | None, spec: str) -> int:
     """Decode a file that names the model (found by name and fingerprint, as `aecli decompress` does
     without --model); a denoiser denoises an image without a noise level instead."""
     from aecli.codec.api import DEFAULT_MAX_PIXELS, codec_for
-    from aecli.imageio import encode_image
+    from aecli.images.encode import encode_image
 
     if lat_bytes is None:
         out, _ = _load_stage(seed, spec).denoise(_fuzz_image(), None)
@@ -87,7 +84,7 @@ def _encode_stage(seed: ModelSeed, spec: str) -> int:
     """Compress an image with --model and decode it back; a denoiser denoises at sigma 25 (where it
     takes a noise level) or blind."""
     from aecli.codec.api import DEFAULT_MAX_PIXELS
-    from aecli.imageio import encode_image
+    from aecli.images.encode import encode_image
 
     model = _load_stage(seed, spec)
     if seed.meta["task"] != "codec":
@@ -100,7 +97,7 @@ def _encode_stage(seed: ModelSeed, spec: str) -> int:
 def _fuzz_image():
     import numpy as np
 
-    from aecli.imageio import Image
+    from aecli.images.image import Image
 
     return Image(picture(16, 20, 3, "noise", np.random.default_rng(3)), None, "RGB", 8)
 

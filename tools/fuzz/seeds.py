@@ -142,7 +142,7 @@ def build_corpus() -> list[Seed]:
     import numpy as np
 
     from aecli.codec.api import load_codec
-    from aecli.imageio import Image
+    from aecli.images.image import Image
 
     rng = np.random.default_rng(12345)
     small = (VECTORS / "small.lat").read_bytes()
@@ -183,7 +183,7 @@ def model_seeds(folder: Path) -> list[ModelSeed]:
     import numpy as np
 
     from aecli.codec.api import load_codec
-    from aecli.imageio import Image
+    from aecli.images.image import Image
 
     prepare_denoiser(folder)
     rng = np.random.default_rng(7)

@@ -27,7 +27,7 @@ import torch
 
 from ... import format as latformat
 from ...errors import UserError
-from ...imageio import Image
+from ...images.image import Image
 from ..coding import CodingError
 from . import header, stream
 from .fit import Fitted, Progress, fit

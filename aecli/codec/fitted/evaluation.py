@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from ... import format as latformat
-from ...imageio import Image
+from ...images.image import Image
 from . import codec
 
 EVAL_QUALITIES = (3, 4, 5, 6)  # lambdas 0.002 .. 0.00025: about 0.2 to 1.2 bpp on photographs

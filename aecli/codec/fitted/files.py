@@ -6,7 +6,8 @@ from contextlib import contextmanager
 
 from ... import batch
 from ...errors import UserError
-from ...imageio import read_image, write_output
+from ...atomic import write_output
+from ...images.decode import read_image
 from ...progress import progress_bar
 
 MODEL_NAMES = ("fit",)
