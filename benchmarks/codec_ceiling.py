@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aecli.eval.metrics import psnr  # noqa: E402
+from aecli.metrics import psnr  # noqa: E402
 from aecli.train.data import list_images  # noqa: E402
 
 

@@ -19,7 +19,7 @@ Rows, on every image:
   Skipped with --no-cbm3d or when the package is missing.
 
 Metrics on the 8-bit outputs: PSNR over all channels, SSIM (Gaussian window 11, sigma 1.5) averaged
-over channels (aecli.eval.metrics). Times: in-process seconds per image on this machine, with
+over channels (aecli.metrics). Times: in-process seconds per image on this machine, with
 --threads torch threads (2 by default, this machine's cores).
 
 Writes OUT/NAME.json (per-image numbers) and OUT/NAME.md (the table).
@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aecli.eval.metrics import psnr, ssim  # noqa: E402
+from aecli.metrics import psnr, ssim  # noqa: E402
 from aecli.progress import progress_bar  # noqa: E402
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from aecli import format as latformat  # noqa: E402
 from aecli.eval import rd  # noqa: E402
 from aecli.eval.codec_eval import BASELINE_QUALITIES  # noqa: E402
-from aecli.eval.metrics import psnr  # noqa: E402
+from aecli.metrics import psnr  # noqa: E402
 from aecli.imageio import read_image  # noqa: E402
 
 

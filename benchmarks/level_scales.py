@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from aecli import format as latformat  # noqa: E402
 from aecli.codec import levels  # noqa: E402
-from aecli.eval.metrics import psnr  # noqa: E402
+from aecli.metrics import psnr  # noqa: E402
 from aecli.eval.rd import bd_rate, encode_decode  # noqa: E402
 from aecli.imageio import Image, read_image  # noqa: E402
 from aecli.progress import progress_bar  # noqa: E402

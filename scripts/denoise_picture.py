@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from aecli.denoise.api import load_denoiser  # noqa: E402
 from aecli.denoise.noise import add_gaussian  # noqa: E402
-from aecli.eval.metrics import psnr  # noqa: E402
+from aecli.metrics import psnr  # noqa: E402
 
 
 def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray | None:

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..imageio import Image, read_image, walk_images, write_output
 from ..progress import progress_bar
 from . import rd
-from .metrics import ms_ssim, psnr
+from ..metrics import ms_ssim, psnr
 
 # Quality sweeps of the classical codecs, spanning about 0.1 .. 2 bpp on Kodak.
 BASELINE_QUALITIES = {

@@ -140,7 +140,7 @@ class DenoiseTask:
         """Mean PSNR on the held-out images at each of VAL_SIGMAS, with the true and the estimated sigma."""
         from ..denoise.api import run_model
         from ..denoise.noise import add_gaussian, estimate_sigma
-        from ..eval.metrics import psnr
+        from ..metrics import psnr
 
         images = data.val_images or data.images[:4]
         if isinstance(data, PairDataset):
@@ -167,7 +167,7 @@ class DenoiseTask:
     def _validate_pairs(model, pairs, device) -> list[dict]:
         """Mean PSNR of the held-out noisy images and of the model's outputs against their clean images."""
         from ..denoise.api import run_model
-        from ..eval.metrics import psnr
+        from ..metrics import psnr
 
         noisy_psnr, out_psnr = [], []
         for t in pairs:
