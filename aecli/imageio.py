@@ -239,7 +239,7 @@ def read_bytes(src: str | Path) -> bytes:
         try:
             data = buf.read()
         except OSError as e:
-            raise UserError(f"cannot read <stdin>: {_reason(e)}") from e
+            raise UserError(f"cannot read <stdin>: {error_reason(e)}") from e
         if isinstance(data, str):  # a text stream without .buffer
             data = data.encode("latin-1")
         if not data:
@@ -259,7 +259,7 @@ def read_bytes(src: str | Path) -> bytes:
             raise UserError(f"{src} is a directory (expected a file)") from e
         raise UserError(f"cannot read {src}: permission denied") from e
     except OSError as e:
-        raise UserError(f"cannot read {src}: {_reason(e)}") from e
+        raise UserError(f"cannot read {src}: {error_reason(e)}") from e
     if not data:
         raise UserError(f"{src} is empty")
     return data
@@ -305,7 +305,7 @@ def decode_image(data: bytes, name: str = STDIO_NAME_IN) -> Image:
         except MemoryError as e:
             raise UserError(f"{name}: image too large to decode (out of memory)") from e
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct_error) as e:
-            raise UserError(f"{name} is not a readable image ({_reason(e)})") from e
+            raise UserError(f"{name} is not a readable image ({error_reason(e)})") from e
         finally:
             PILImage.MAX_IMAGE_PIXELS = old_limit
 
@@ -603,11 +603,11 @@ def encode_image(img_or_array, fmt: str, *, alpha: np.ndarray | None = None, met
     except (OSError, ValueError, KeyError, TypeError, IndexError, SyntaxError, struct_error) as e:
         extra = _metadata_options(f, metadata or {})
         if not extra:
-            raise UserError(f"cannot encode image as {f}: {_reason(e)}") from e
+            raise UserError(f"cannot encode image as {f}: {error_reason(e)}") from e
         # metadata the format cannot hold (EXIF over JPEG's 64 KB, bytes that are not EXIF): the
         # pixels are written without it, and the user is told
         print(f"aecli: warning: the {'+'.join(sorted(metadata))} metadata cannot be written into {f} "
-              f"({_reason(e)}); the image is written without it", file=sys.stderr, flush=True)
+              f"({error_reason(e)}); the image is written without it", file=sys.stderr, flush=True)
         return encode_image(img_or_array, fmt, alpha=alpha, **{k: v for k, v in opts.items() if k not in extra})
     return buf.getvalue()
 
@@ -633,7 +633,8 @@ def format_from_path(path: str | Path, default: str = "png") -> str:
 # writing
 
 
-def _reason(e: BaseException) -> str:
+def error_reason(e: BaseException) -> str:
+    """What went wrong, in a few words: an OS error's text, else the first line of the message."""
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     text = str(e).strip().splitlines()
@@ -698,7 +699,7 @@ def _write_stdout(data: bytes) -> None:
     except BrokenPipeError:
         raise
     except OSError as e:
-        raise UserError(f"cannot write {STDIO_NAME_OUT}: {_reason(e)}") from e
+        raise UserError(f"cannot write {STDIO_NAME_OUT}: {error_reason(e)}") from e
 
 
 def _write_all_stream(buf, data: bytes) -> None:
@@ -737,7 +738,7 @@ def _write_fd(fd: int, data: bytes, shown: str) -> None:
     except BrokenPipeError:
         raise
     except OSError as e:
-        raise UserError(f"cannot write {shown}: {_reason(e)}") from e
+        raise UserError(f"cannot write {shown}: {error_reason(e)}") from e
 
 
 def _write_into(path: Path, data: bytes, shown: str) -> None:
@@ -745,14 +746,14 @@ def _write_into(path: Path, data: bytes, shown: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise UserError(f"cannot write {shown}: {_reason(e)}") from e
+        raise UserError(f"cannot write {shown}: {error_reason(e)}") from e
     try:
         if fd == 1:  # (only when standard output was closed)
             write_all(fd, data)
         else:
             _write_fd(fd, data, shown)
     except OSError as e:
-        raise UserError(f"cannot write {shown}: {_reason(e)}") from e
+        raise UserError(f"cannot write {shown}: {error_reason(e)}") from e
     finally:
         os.close(fd)
 
@@ -831,7 +832,7 @@ def _write_file(path: Path, data: bytes, shown: str) -> None:
     except FileExistsError as e:
         raise UserError(f"cannot write {shown}: {parent} exists and is not a directory") from e
     except OSError as e:
-        raise UserError(f"cannot write {shown}: cannot create directory {parent}: {_reason(e)}") from e
+        raise UserError(f"cannot write {shown}: cannot create directory {parent}: {error_reason(e)}") from e
     try:
         old_mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
@@ -839,7 +840,7 @@ def _write_file(path: Path, data: bytes, shown: str) -> None:
     try:
         replace_atomically(target, lambda f: f.write(data), old_mode if old_mode is not None else 0o666 & ~_umask())
     except OSError as e:
-        raise UserError(f"cannot write {shown}: {_reason(e)}") from e
+        raise UserError(f"cannot write {shown}: {error_reason(e)}") from e
 
 
 # --------------------------------------------------------------------------
@@ -858,7 +859,7 @@ def walk_images(root: Path, exts: Iterable[str] = IMAGE_EXTS) -> list[Path]:
     found: list[Path] = []
 
     def onerror(e: OSError) -> None:
-        raise UserError(f"cannot read directory {e.filename}: {_reason(e)}") from e
+        raise UserError(f"cannot read directory {e.filename}: {error_reason(e)}") from e
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

@@ -28,9 +28,9 @@ def list_images(root: str | Path) -> list[Path]:
 def _reason(exc: Exception) -> str:
     from PIL import UnidentifiedImageError
 
-    from ..imageio import _reason as describe
+    from ..imageio import error_reason
 
-    return "not a readable image" if isinstance(exc, UnidentifiedImageError) else describe(exc)
+    return "not a readable image" if isinstance(exc, UnidentifiedImageError) else error_reason(exc)
 
 
 def load_rgb(path: Path) -> np.ndarray:
