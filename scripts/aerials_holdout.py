@@ -15,7 +15,7 @@ from aecli import registry
 from aecli.codec import model as codec_model
 from aecli.train.data import CropDataset
 from aecli.train.init import load_into
-from aecli.train.tasks import CodecTask
+from aecli.codec.train import CodecTask
 
 name = sys.argv[1] if len(sys.argv) > 1 else "hpc"
 data_dir = sys.argv[2] if len(sys.argv) > 2 else "../shared/data/Aerials/train"

@@ -34,8 +34,8 @@ from aecli.codec import model as codec_model  # noqa: E402
 from aecli.codec.entropy import gaussian_likelihood  # noqa: E402
 from aecli.progress import progress_bar  # noqa: E402
 from aecli.train import derived  # noqa: E402
-from aecli.train.loop import TrainConfig, hardware  # noqa: E402
-from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
+from aecli.codec.train import CodecTask, codec_config, load_codec_run  # noqa: E402
+from aecli.devices import hardware  # noqa: E402
 
 CROP = 16  # latents per crop side (256 pixels)
 
@@ -125,7 +125,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recipe = {**state["config"], "data": args.data, "out": str(out), "model": "checkerboard"}
-    cfg = TrainConfig(**recipe)
+    cfg = codec_config(recipe)
     data = task.dataset(cfg)
     log = derived.logger(out / "context.log")
 

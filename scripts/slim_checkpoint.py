@@ -18,7 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aecli.train.loop import _atomic_save  # noqa: E402
+from aecli.train.checkpoint import atomic_save  # noqa: E402
 
 
 def slim(src: str, dst: str) -> None:
@@ -27,7 +27,7 @@ def slim(src: str, dst: str) -> None:
         if state.get(key):
             state[key] = {**state[key], "state": {}}
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(state, Path(dst))
+    atomic_save(state, Path(dst))
 
 
 if __name__ == "__main__":

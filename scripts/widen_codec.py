@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aecli.codec import model as codec_model  # noqa: E402
-from aecli.train.loop import TrainConfig, _atomic_save, hardware, training_record, validation_entry  # noqa: E402
-from aecli.train.tasks import CodecTask, load_codec_run  # noqa: E402
+from aecli.codec.train import CodecTask, codec_config, load_codec_run  # noqa: E402
+from aecli.devices import hardware  # noqa: E402
+from aecli.train.checkpoint import atomic_save, training_record, validation_entry  # noqa: E402
 
 
 def main() -> int:
@@ -44,14 +45,14 @@ def main() -> int:
     state, cfg, old = load_codec_run(args.checkpoint)
     task = CodecTask()
     model = codec_model.widened(old, args.n, seed=args.seed)
-    extra = dict(cfg.extra)
+    extra = dict(state["config"].get("extra") or {})
     if isinstance(model, codec_model.HyperpriorCodec):
         extra["nh"] = model.nh
     extra.setdefault("lambdas", list(old.lambdas))
     data_path = args.data or cfg.data
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(**{**state["config"], "n": args.n, "data": data_path, "out": str(out), "extra": extra})
+    cfg = codec_config({**state["config"], "n": args.n, "data": data_path, "out": str(out), "extra": extra})
     opt, aux_opt = task.optimizers(model, cfg)
     if aux_opt is not None and state.get("aux_opt"):
         aux_opt.load_state_dict(state["aux_opt"])  # the hyper-latent's density is unchanged
@@ -62,7 +63,7 @@ def main() -> int:
                  "model": model.state_dict(), "opt": opt.state_dict(),
                  "aux_opt": aux_opt.state_dict() if aux_opt is not None else {},
                  "extensions": [*state.get("extensions", []), extension]}
-    _atomic_save(new_state, out / "checkpoint.pt")
+    atomic_save(new_state, out / "checkpoint.pt")
     print(f"widened {old.config()} -> {model.config()} at step {state['step']}: {out / 'checkpoint.pt'}", file=sys.stderr)
     if args.no_export:
         return 0

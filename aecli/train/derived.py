@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .loop import TrainConfig, _atomic_save, training_record, validation_entry
+from .checkpoint import atomic_save, training_record, validation_entry
+from .config import TrainConfig
 
 
 def parser(doc: str, steps: int, lr: float) -> argparse.ArgumentParser:
@@ -69,7 +70,7 @@ def finish(task, model, state: dict, config: dict, cfg: TrainConfig, data, out: 
                  "history": [*state["history"], validation_entry(task, state["step"], val)]}
     if aux_opt_state is not None:
         new_state["aux_opt"] = aux_opt_state
-    _atomic_save(new_state, Path(out) / "checkpoint.pt")
+    atomic_save(new_state, Path(out) / "checkpoint.pt")
     record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
                              new_state["extensions"], torch.device("cpu"))
     task.export(model, cfg, out, record, new_state["history"])
