@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 
 import torch
 
@@ -43,3 +44,10 @@ def exact_float32(device: torch.device):
     if device.type != "cuda":
         return contextlib.nullcontext()
     return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
+
+
+def hardware(device: torch.device) -> str:
+    """What a run trains on, as its records say: the GPU's name, or the CPU and its threads."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    return f"{platform.machine()} CPU x{torch.get_num_threads()} threads"

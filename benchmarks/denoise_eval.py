@@ -22,7 +22,7 @@ Protocol
 * Published: the table in ../shared/reference/denoise_published.md (float protocol), beside
   ours on the full sets. Its Kodak24 rows are the 500x500 crops (our Kodak24_crop500).
 * Metrics on the 8-bit outputs (rounded, clipped): PSNR over all channels jointly, SSIM
-  (Gaussian window 11, sigma 1.5) averaged over channels, from aecli.eval.metrics; the
+  (Gaussian window 11, sigma 1.5) averaged over channels, from aecli.metrics; the
   numbers are means over images.
 * Speed and memory (--speed-image, --big-mp): a fresh process per measurement loads the
   model, warms up on a small image, then times denoising (known sigma, and blind including the
@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from aecli.denoise.noise import add_gaussian
-from aecli.eval.metrics import psnr, ssim
+from aecli.metrics import psnr, ssim
 
 from .common import RESULTS, SHARED_DATA, SHARED_REFERENCE, child_args, peak_rss_mb, progress_bar, run_child
 

@@ -19,7 +19,7 @@ Rows, on every image:
   Skipped with --no-cbm3d or when the package is missing.
 
 Metrics on the 8-bit outputs: PSNR over all channels, SSIM (Gaussian window 11, sigma 1.5) averaged
-over channels (aecli.eval.metrics). Times: in-process seconds per image on this machine, with
+over channels (aecli.metrics). Times: in-process seconds per image on this machine, with
 --threads torch threads (2 by default, this machine's cores).
 
 Writes OUT/NAME.json (per-image numbers) and OUT/NAME.md (the table).
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aecli.eval.metrics import psnr, ssim
+from aecli.metrics import psnr, ssim
 
 from .common import RESULTS, SHARED_DATA, progress_bar
 

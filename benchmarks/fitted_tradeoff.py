@@ -29,7 +29,7 @@ import numpy as np
 from aecli import format as latformat
 from aecli.eval import rd
 from aecli.eval.codec_eval import BASELINE_QUALITIES
-from aecli.eval.metrics import psnr
+from aecli.metrics import psnr
 from aecli.images.decode import read_image
 
 from .common import RESULTS

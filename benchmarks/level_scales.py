@@ -28,7 +28,7 @@ import numpy as np
 
 from aecli import format as latformat
 from aecli.codec import levels
-from aecli.eval.metrics import psnr
+from aecli.metrics import psnr
 from aecli.eval.rd import bd_rate, encode_decode
 from aecli.images.decode import read_image
 from aecli.images.image import Image

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aecli.eval.metrics import psnr
+from aecli.metrics import psnr
 from aecli.train.data import list_images
 
 from .common import RESULTS, SHARED_DATA, progress_bar

@@ -17,7 +17,7 @@ from aecli import registry
 from aecli.codec import model as codec_model
 from aecli.train.data import CropDataset
 from aecli.train.init import load_into
-from aecli.train.tasks import CodecTask
+from aecli.codec.train import CodecTask
 
 
 def main(argv: list[str]) -> None:

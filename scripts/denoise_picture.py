@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from aecli.denoise.api import load_denoiser
 from aecli.denoise.noise import add_gaussian
-from aecli.eval.metrics import psnr
+from aecli.metrics import psnr
 from tools.paths import RESULTS, ROOT
 
 

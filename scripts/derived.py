@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from aecli.atomic import replace_atomically
-from aecli.train.loop import TrainConfig, training_record, validation_entry
+from aecli.train.checkpoint import atomic_save, training_record, validation_entry
+from aecli.train.config import TrainConfig
 
 # The training images when --data is not given: CBSD432 in the data folder beside the checkout
 # (../shared, not part of the repository; tools/paths.py), written relative to the repository root,
@@ -31,12 +31,6 @@ def parser(doc: str, steps: int, lr: float, data: str = DEFAULT_DATA) -> argpars
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     return ap
-
-
-def save_checkpoint(state: dict, path: Path) -> None:
-    """torch.save through aecli's atomic writer (a unique temporary file, fsync'ed, then renamed onto
-    `path`), as `aecli train` writes its checkpoints."""
-    replace_atomically(Path(path), lambda f: torch.save(state, f), 0o644)
 
 
 def train_only(model, params: list, lr: float, seed: int) -> tuple[torch.optim.Adam, torch.Generator]:
@@ -81,7 +75,7 @@ def finish(task, model, state: dict, config: dict, cfg: TrainConfig, data, out: 
                  "history": [*state["history"], validation_entry(task, state["step"], val)]}
     if aux_opt_state is not None:
         new_state["aux_opt"] = aux_opt_state
-    save_checkpoint(new_state, Path(out) / "checkpoint.pt")
+    atomic_save(new_state, Path(out) / "checkpoint.pt")
     record = training_record(cfg, data, state["step"], state["seconds"], state.get("segments", []),
                              new_state["extensions"], torch.device("cpu"))
     task.export(model, cfg, out, record, new_state["history"])

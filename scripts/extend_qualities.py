@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from aecli.codec import model as codec_model
-from aecli.train.loop import TrainConfig, hardware
-from aecli.train.tasks import CodecTask, load_codec_run
+from aecli.codec.train import CodecTask, codec_config, load_codec_run
+from aecli.devices import hardware
 
 from . import derived
 
@@ -99,9 +99,9 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(**{**state["config"], "data": args.data, "out": str(out),
-                         "extra": {**cfg.extra, "lambdas": list(new_lambdas)}})
-    data = task.dataset(TrainConfig(**{**state["config"], "data": args.data, "patch": args.patch}))
+    extra = {**(state["config"].get("extra") or {}), "lambdas": list(new_lambdas)}
+    cfg = codec_config({**state["config"], "data": args.data, "out": str(out), "extra": extra})
+    data = task.dataset(codec_config({**state["config"], "data": args.data, "patch": args.patch}))
     log = derived.logger(out / "extend.log")
 
     log(f"levels {list(old.lambdas)} -> {list(new_lambdas)}: {added} new, {args.steps} steps of their gains "
@@ -119,7 +119,7 @@ def main() -> int:
     n_main = len(opt_state["param_groups"][0]["params"])
     opt_state = {"state": {k: v for k, v in opt_state["state"].items() if int(k) < n_main},
                  "param_groups": opt_state["param_groups"]}
-    derived.finish(task, model, state, {**state["config"], "extra": cfg.extra}, cfg, data, out, extension, opt_state, log)
+    derived.finish(task, model, state, {**state["config"], "extra": extra}, cfg, data, out, extension, opt_state, log)
     return 0
 
 

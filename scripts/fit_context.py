@@ -30,8 +30,8 @@ import torch
 from aecli.codec import model as codec_model
 from aecli.codec.entropy import gaussian_likelihood
 from aecli.progress import progress_bar
-from aecli.train.loop import TrainConfig, hardware
-from aecli.train.tasks import CodecTask, load_codec_run
+from aecli.codec.train import CodecTask, codec_config, load_codec_run
+from aecli.devices import hardware
 
 from . import derived
 
@@ -123,7 +123,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recipe = {**state["config"], "data": args.data, "out": str(out), "model": "checkerboard"}
-    cfg = TrainConfig(**recipe)
+    cfg = codec_config(recipe)
     data = task.dataset(cfg)
     log = derived.logger(out / "context.log")
 

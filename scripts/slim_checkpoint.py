@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .derived import save_checkpoint
+from aecli.train.checkpoint import atomic_save
 
 
 def slim(src: str, dst: str) -> None:
@@ -24,7 +24,7 @@ def slim(src: str, dst: str) -> None:
         if state.get(key):
             state[key] = {**state[key], "state": {}}
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(state, Path(dst))
+    atomic_save(state, Path(dst))
 
 
 if __name__ == "__main__":

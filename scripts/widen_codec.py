@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 from aecli.codec import model as codec_model
-from aecli.train.loop import TrainConfig, hardware, training_record, validation_entry
-from aecli.train.tasks import CodecTask, load_codec_run
+from aecli.codec.train import CodecTask, codec_config, load_codec_run
+from aecli.devices import hardware
+from aecli.train.checkpoint import atomic_save, training_record, validation_entry
 
-from .derived import save_checkpoint
 
 
 def main() -> int:
@@ -43,14 +43,14 @@ def main() -> int:
     state, cfg, old = load_codec_run(args.checkpoint)
     task = CodecTask()
     model = codec_model.widened(old, args.n, seed=args.seed)
-    extra = dict(cfg.extra)
+    extra = dict(state["config"].get("extra") or {})
     if isinstance(model, codec_model.HyperpriorCodec):
         extra["nh"] = model.nh
     extra.setdefault("lambdas", list(old.lambdas))
     data_path = args.data or cfg.data
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(**{**state["config"], "n": args.n, "data": data_path, "out": str(out), "extra": extra})
+    cfg = codec_config({**state["config"], "n": args.n, "data": data_path, "out": str(out), "extra": extra})
     opt, aux_opt = task.optimizers(model, cfg)
     if aux_opt is not None and state.get("aux_opt"):
         aux_opt.load_state_dict(state["aux_opt"])  # the hyper-latent's density is unchanged
@@ -61,7 +61,7 @@ def main() -> int:
                  "model": model.state_dict(), "opt": opt.state_dict(),
                  "aux_opt": aux_opt.state_dict() if aux_opt is not None else {},
                  "extensions": [*state.get("extensions", []), extension]}
-    save_checkpoint(new_state, out / "checkpoint.pt")
+    atomic_save(new_state, out / "checkpoint.pt")
     print(f"widened {old.config()} -> {model.config()} at step {state['step']}: {out / 'checkpoint.pt'}", file=sys.stderr)
     if args.no_export:
         return 0

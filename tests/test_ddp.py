@@ -63,7 +63,7 @@ def torchrun(*args, n=2):
 # fails, the others are killed (as torchrun does) instead of waiting in a collective.
 LAUNCHER = r"""
 import os, signal, sys
-import torch, aecli.cli, aecli.train.loop, aecli.train.tasks, aecli.train.family_task
+import torch, aecli.cli, aecli.train.loop, aecli.codec.train, aecli.family.train
 torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first use imports torch._dynamo: seconds
 n, args = int(sys.argv[1]), sys.argv[2:]
 pids = []

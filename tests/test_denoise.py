@@ -16,7 +16,7 @@ from aecli import registry
 from aecli.cli import app
 from aecli.denoise.api import load_denoiser
 from aecli.denoise.noise import add_gaussian, add_poisson_gaussian, estimate_sigma
-from aecli.eval.metrics import psnr
+from aecli.metrics import psnr
 from aecli.images.decode import read_image
 from aecli.images.image import Image
 

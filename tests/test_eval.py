@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aecli.eval.metrics import ms_ssim, psnr, ssim
+from aecli.metrics import ms_ssim, psnr, ssim
 from aecli.eval.rd import (
     RDPoint,
     baseline_sweep,
@@ -298,7 +298,7 @@ def test_metrics_module_does_not_import_torch():
 
     code = (
         "import sys, aecli.eval; before = 'torch' in sys.modules; "
-        "import aecli.eval.metrics, aecli.eval.rd; "
+        "import aecli.metrics, aecli.eval.rd; "
         "print(before, 'torch' in sys.modules, 'matplotlib' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -491,9 +491,9 @@ def test_damaged_checkpoint_is_a_one_line_error(tmp_path, images, content):
 def test_divergence_is_a_one_line_error_pointing_at_a_real_checkpoint(tmp_path, images, monkeypatch):
     import torch
 
-    from aecli.train import tasks
+    from aecli.codec.train import CodecTask
 
-    real = tasks.CodecTask.loss
+    real = CodecTask.loss
     diverge_at = {"step": 3}
 
     def loss(self, model, x, gen):
@@ -504,7 +504,7 @@ def test_divergence_is_a_one_line_error_pointing_at_a_real_checkpoint(tmp_path, 
             stats = dict(stats, loss=value.detach())
         return value, stats
 
-    monkeypatch.setattr(tasks.CodecTask, "loss", loss)
+    monkeypatch.setattr(CodecTask, "loss", loss)
     out = tmp_path / "m"
     msg = one_line_error(run("train", images, "--out", out, "--steps", "10", *TINY[:-4], "--ckpt-every", "100",
                              "--threads", "1"), "diverged", "no checkpoint was written", log=True)
@@ -557,7 +557,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, images):
 def test_checkpoints_and_models_are_saved_under_unique_names_and_fsynced(tmp_path, monkeypatch):
     import torch
 
-    from aecli.train.loop import _atomic_save
+    from aecli.train.checkpoint import atomic_save
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -565,7 +565,7 @@ def test_checkpoints_and_models_are_saved_under_unique_names_and_fsynced(tmp_pat
     monkeypatch.setattr(atomic.os, "replace", lambda a, b: (events.append(("replace", Path(a).name, Path(b).name)),
                                                             real_replace(a, b))[1])
     for _ in range(2):
-        _atomic_save({"x": torch.zeros(3)}, tmp_path / "checkpoint.pt")
+        atomic_save({"x": torch.zeros(3)}, tmp_path / "checkpoint.pt")
     registry.save({"w": torch.zeros(2)}, {"name": "m", "task": "denoise"}, tmp_path / "m.safetensors")
     replaces = [e for e in events if e[0] == "replace"]
     assert [e[2] for e in replaces] == ["checkpoint.pt", "checkpoint.pt", "m.safetensors", "m.json"]

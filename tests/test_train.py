@@ -45,7 +45,7 @@ def test_train_export_and_use(tmp_path, images):
 def test_export_redoes_validation_from_an_older_method(tmp_path, images):
     """A checkpoint whose last validation was made the old way (likelihoods at noisy latents, no
     "method") exports fresh figures, not the stale ones."""
-    from aecli.train.loop import _atomic_save
+    from aecli.train.checkpoint import atomic_save
 
     out = tmp_path / "m"
     assert train(images, "--out", out, "--steps", "2", *TINY).exit_code == 0
@@ -54,7 +54,7 @@ def test_export_redoes_validation_from_an_older_method(tmp_path, images):
     assert fresh["method"] == "rounded"
     stale = [{"quality": r["quality"], "bpp": 123.0, "psnr": 1.0} for r in fresh["val"]]
     ckpt["history"] = [h for h in ckpt["history"] if "val" not in h] + [{"step": 2, "val": stale}]
-    _atomic_save(ckpt, out / "checkpoint.pt")
+    atomic_save(ckpt, out / "checkpoint.pt")
     r = train(images, "--out", out, "--steps", "2", "--resume", *TINY)  # no steps left: export only
     assert r.exit_code == 0, r.output
     meta = json.loads((out / "m.json").read_text())
@@ -137,13 +137,14 @@ def test_single_quality_model(tmp_path, images):
 
 def test_checkpoints_without_recorded_levels_keep_compressai_levels():
     from aecli.codec.model import COMPRESSAI_LAMBDAS, LAMBDAS, default_quality
-    from aecli.train.loop import TrainConfig
-    from aecli.train.tasks import CodecTask
+    from aecli.codec.train import CodecTask, codec_config
 
-    task = CodecTask()
-    assert task.lambdas(TrainConfig(data="d", out="o")) == COMPRESSAI_LAMBDAS
-    assert task.lambdas(TrainConfig(data="d", out="o", quality=2)) == (COMPRESSAI_LAMBDAS[1],)
-    assert task.lambdas(TrainConfig(data="d", out="o", extra={"lambdas": list(LAMBDAS)})) == LAMBDAS
+    def levels(**record):  # of a checkpoint whose "config" is `record`
+        return CodecTask().lambdas(codec_config({"data": "d", "out": "o", **record}))
+
+    assert levels() == COMPRESSAI_LAMBDAS
+    assert levels(quality=2) == (COMPRESSAI_LAMBDAS[1],)
+    assert levels(extra={"lambdas": list(LAMBDAS)}) == LAMBDAS
     assert LAMBDAS[3:] == COMPRESSAI_LAMBDAS and len(LAMBDAS) == 11
     assert default_quality(COMPRESSAI_LAMBDAS, range(1, 9)) == 5 and default_quality(LAMBDAS, range(1, 12)) == 8
 

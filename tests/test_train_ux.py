@@ -35,11 +35,11 @@ def test_first_and_last_lines_and_the_warning(tmp_path, images):
 
 
 def test_cpu_default_budget_and_time_limit(tmp_path, images):
-    from aecli.train.run import CPU_BUDGET, _default_budget
+    from aecli.train.run import CPU_BUDGET, default_budget
 
-    assert _default_budget("cpu", 100_000, None, False)[:2] == CPU_BUDGET["scratch"]
-    assert _default_budget("cpu", 100_000, None, True)[:2] == CPU_BUDGET["finetune"]
-    assert _default_budget("cpu", 100_000, 120.0, False)[:2] == (CPU_BUDGET["scratch"][0], 120.0)
+    assert default_budget("cpu", 100_000, None, False)[:2] == CPU_BUDGET["scratch"]
+    assert default_budget("cpu", 100_000, None, True)[:2] == CPU_BUDGET["finetune"]
+    assert default_budget("cpu", 100_000, 120.0, False)[:2] == (CPU_BUDGET["scratch"][0], 120.0)
     steps, seconds = CPU_BUDGET["scratch"]
     assert seconds <= 3600 and steps < 100_000
     # no --steps: the CPU default, said in the first line; an explicit --time-limit caps it

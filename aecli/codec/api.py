@@ -31,7 +31,7 @@ from .. import format as latformat
 from .. import registry
 from .. import tiling
 from ..devices import exact_float32, pick_device
-from ..eval.metrics import mse
+from ..metrics import mse
 from ..errors import UserError
 from ..images.image import Image
 from ..tiling import shrinking, tiled

@@ -23,7 +23,7 @@ from ..images.image import Image
 from ..images.walk import walk_images
 from ..progress import progress_bar
 from . import rd
-from .metrics import ms_ssim, psnr
+from ..metrics import ms_ssim, psnr
 
 # Quality sweeps of the classical codecs, spanning about 0.1 .. 2 bpp on Kodak.
 BASELINE_QUALITIES = {
@@ -222,6 +222,29 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
     files = [f for f in files if f not in bad]
     if not files:
         raise UserError("no readable images")
+    _check_published(published)
+    out = _output_folder(out_dir)
+    record = out / f"{name}.partial.jsonl"  # our codec's finished images, until the results are written
+    curves, model_info = _sweep_all(files, model, baselines, effort, record, resume)
+    ours = curves["aecli"]
+    result = {
+        "images": len(files),
+        "data": sorted({str(f.parent) for f in files}),
+        "model": model_info,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "curves": curves,
+        "bd_rate_vs": {b: _bd_rates(curves[b], ours) for b in baselines},
+        "bd_rate_vs_published": _bd_published(published, ours),
+        "note": "BD-rate of aecli relative to each codec: negative = aecli needs fewer bits at equal quality.",
+    }
+    if unreadable:
+        result["unreadable"] = [str(f) for f in unreadable]
+    _write_results(result, out, name, baselines, published)
+    record.unlink(missing_ok=True)  # the run is complete
+    return result
+
+
+def _check_published(published: str | None) -> None:
     if published:
         try:
             rd.load_published(published)
@@ -229,6 +252,9 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
             raise UserError(f"published curves not found: {published}") from None
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise UserError(f"cannot read published curves {published}: {str(exc).splitlines()[0]}") from None
+
+
+def _output_folder(out_dir: str) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} must be a folder")
@@ -236,64 +262,64 @@ def evaluate(paths: list[str], out_dir: str, model: str | None = None, baselines
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _sweep_all(files: list[Path], model: str | None, baselines: tuple[str, ...], effort: int, record: Path,
+               resume: bool) -> tuple[dict[str, list[dict]], dict]:
+    """({"aecli": our points, baseline: its points}, our model's description), under one progress bar."""
     images = None
     n_ours = len(_load(model).qualities)
     total = len(files) * (n_ours + sum(len(BASELINE_QUALITIES[b]) for b in baselines))
     curves: dict[str, list[dict]] = {}
-    record = out / f"{name}.partial.jsonl"  # our codec's finished images, until the results are written
     with progress_bar() as bar:
         job = bar.add_task("eval", total=total, stats="")
-        ours, model_info = sweep_ours(files, model, bar, job, effort, record, resume)
-        curves["aecli"] = ours
+        curves["aecli"], model_info = sweep_ours(files, model, bar, job, effort, record, resume)
         for b in baselines:
             if images is None:
                 images = [read_image(f).rgb for f in files]
             pts = rd.baseline_sweep(images, b, BASELINE_QUALITIES[b], on_step=lambda: bar.advance(job))
             curves[b] = [p.as_dict() for p in pts]
-    ours_r = [p["bpp"] for p in ours]
-    ours_p = [p["psnr"] for p in ours]
-    ours_m = [_db(p["ms_ssim"]) for p in ours]
-    bd = {}
-    for b in baselines:
-        br = [p["bpp"] for p in curves[b]]
-        bd[b] = {
-            "bd_rate_psnr": _safe(rd.bd_rate, br, [p["psnr"] for p in curves[b]], ours_r, ours_p),
-            "bd_psnr": _safe(rd.bd_psnr, br, [p["psnr"] for p in curves[b]], ours_r, ours_p),
-            "bd_rate_msssim": _safe(rd.bd_rate, br, [_db(p["ms_ssim"]) for p in curves[b]], ours_r, ours_m),
-        }
-    pub = {}
-    if published:
-        for k, pts in rd.load_published(published).items():
-            pub[k] = {"bd_rate_psnr": _safe(rd.bd_rate, [p[0] for p in pts], [p[1] for p in pts], ours_r, ours_p),
-                      "note": "published curve; its bpp counts only the entropy-coded strings"}
-    result = {
-        "images": len(files),
-        "data": sorted({str(f.parent) for f in files}),
-        "model": model_info,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "curves": curves,
-        "bd_rate_vs": bd,
-        "bd_rate_vs_published": pub,
-        "note": "BD-rate of aecli relative to each codec: negative = aecli needs fewer bits at equal quality.",
+    return curves, model_info
+
+
+def _bd_rates(theirs: list[dict], ours: list[dict]) -> dict:
+    """BD-rate (PSNR and MS-SSIM in dB) and BD-PSNR of our curve against another codec's."""
+    br, ours_r = [p["bpp"] for p in theirs], [p["bpp"] for p in ours]
+    ours_p, ours_m = [p["psnr"] for p in ours], [_db(p["ms_ssim"]) for p in ours]
+    return {
+        "bd_rate_psnr": _safe(rd.bd_rate, br, [p["psnr"] for p in theirs], ours_r, ours_p),
+        "bd_psnr": _safe(rd.bd_psnr, br, [p["psnr"] for p in theirs], ours_r, ours_p),
+        "bd_rate_msssim": _safe(rd.bd_rate, br, [_db(p["ms_ssim"]) for p in theirs], ours_r, ours_m),
     }
-    if unreadable:
-        result["unreadable"] = [str(f) for f in unreadable]
+
+
+def _bd_published(published: str | None, ours: list[dict]) -> dict:
+    if not published:
+        return {}
+    ours_r, ours_p = [p["bpp"] for p in ours], [p["psnr"] for p in ours]
+    return {k: {"bd_rate_psnr": _safe(rd.bd_rate, [p[0] for p in pts], [p[1] for p in pts], ours_r, ours_p),
+                "note": "published curve; its bpp counts only the entropy-coded strings"}
+            for k, pts in rd.load_published(published).items()}
+
+
+def _write_results(result: dict, out: Path, name: str, baselines: tuple[str, ...], published: str | None) -> None:
+    """NAME.json, NAME.csv, NAME.md and (with matplotlib) NAME.png."""
+    curves = result["curves"]
     write_output(out / f"{name}.json", (json.dumps(_clean(result), indent=2) + "\n").encode(), force=True)
     rows = [dict(p, codec=c) for c, pts in curves.items() for p in pts]
     rd.write_csv(rows, out / f"{name}.csv", columns=["codec", "quality", "bpp", "psnr", "ms_ssim"])
     write_output(out / f"{name}.md", markdown_report(result).encode(), force=True)
     try:
-        plot = {"aecli (" + model_info["name"] + ")": [(p["bpp"], p["psnr"]) for p in ours]}
+        plot = {"aecli (" + result["model"]["name"] + ")": [(p["bpp"], p["psnr"]) for p in curves["aecli"]]}
         plot.update({LABELS.get(b, b): [(p["bpp"], p["psnr"]) for p in curves[b]] for b in baselines})
         if published:
             for k, pts in rd.load_published(published).items():
                 if "hyperprior" in k or "factorized" in k:
                     plot[k + " (published)"] = [(p[0], p[1]) for p in pts]
-        rd.plot_rd(plot, out / f"{name}.png", title=f"Rate-distortion on {len(files)} images", xlim=(0, 2.0))
+        rd.plot_rd(plot, out / f"{name}.png", title=f"Rate-distortion on {result['images']} images", xlim=(0, 2.0))
     except ImportError:
         pass
-    record.unlink(missing_ok=True)  # the run is complete
-    return result
 
 
 def _db(v: float) -> float:

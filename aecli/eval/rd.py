@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import ms_ssim, psnr
+from ..metrics import ms_ssim, psnr
 
 __all__ = [
     "CODECS",

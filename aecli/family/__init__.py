@@ -3,5 +3,5 @@
 models.py   the networks and their penalties        data.py     image folders as tensors and labels
 api.py      load a trained model; embed, score, reconstruct, sample, interpolate
 files.py    what the CLI commands do with files      pictures.py image grids and the 2-D code map
-Training lives in aecli/train/family_task.py (the shared training loop drives it).
+train.py    its training: options, loss, validation, export (aecli/train/loop.py drives it)
 """

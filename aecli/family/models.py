@@ -1,6 +1,6 @@
 """The autoencoder family's networks, built from one JSON-able config dict.
 
-    kind         encoder -> code                         decoder            trained as (aecli/train/family_task.py)
+    kind         encoder -> code                         decoder            trained as (aecli/family/train.py)
     dense        Linear layers (relu), code relu          mirror, sigmoid    reconstruction (the seed's vanilla AE)
     sparse       as dense; code sigmoid with KL sparsity  mirror, sigmoid    + L1 or KL penalty on the code
     contractive  as dense, code sigmoid                   mirror, sigmoid    + lambda * ||d code / d x||_F^2

@@ -2,7 +2,7 @@
 
 torchrun (or any launcher that sets WORLD_SIZE, RANK and LOCAL_RANK, plus MASTER_ADDR and
 MASTER_PORT) starts one process per device; without these variables, or with WORLD_SIZE=1,
-nothing here is used and training is the plain single-process loop. Every rank runs the same
+training is the plain single-process loop (`Single`, whose methods do nothing). Every rank runs the same
 loop of aecli/train/loop.py with the same seed, so the model, the optimizers and both random
 generators start identical on every rank (the parameters are also broadcast from rank 0 once,
 so that this holds whatever the initialisation does). Per step:
@@ -51,6 +51,7 @@ global batch the resumed run continues the same batches and noise.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -58,6 +59,7 @@ import torch
 import torch.distributed as dist
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..devices import hardware, pick_device
 from ..errors import UserError
 
 TIMEOUT = timedelta(minutes=float(os.environ.get("AECLI_DIST_TIMEOUT_MIN", "60")))
@@ -80,6 +82,39 @@ def is_rank0() -> bool:
 
 
 @dataclass
+class Single:
+    """The plain single-process run, with Group's methods: each is the identity or does nothing."""
+
+    device: torch.device
+    main = True
+    world = 1
+
+    def where(self) -> dict:
+        return {"hardware": hardware(self.device)}
+
+    def local_batch(self, batch_size: int) -> int:
+        return batch_size
+
+    def shard(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch
+
+    def slice_random(self, local: int):
+        return nullcontext()
+
+    def broadcast_(self, module: torch.nn.Module) -> None:
+        pass
+
+    def average_gradients_(self, params) -> None:
+        pass
+
+    def reduce_stats(self, stats: dict, stop: bool) -> tuple[dict, bool]:
+        return stats, stop
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
 class Group:
     rank: int
     local_rank: int
@@ -90,6 +125,11 @@ class Group:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def where(self) -> dict:
+        """A segment's hardware, processes and backend (checkpoint.Run.begin_segment)."""
+        return {"hardware": f"{self.world} processes x {hardware(self.device)}, {self.backend}",
+                "processes": self.world, "backend": self.backend}
 
     def local_batch(self, batch_size: int) -> int:
         if batch_size % self.world:
@@ -127,10 +167,10 @@ class Group:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
 
-    def reduce_stats(self, stats: dict[str, float], stop: bool) -> tuple[dict[str, float], bool]:
+    def reduce_stats(self, stats: dict, stop: bool) -> tuple[dict[str, float], bool]:
         """Stats averaged over the ranks, and whether any rank was asked to stop."""
         keys = list(stats)  # the same keys in the same order on every rank (same code path)
-        t = torch.tensor([float(stop), *(stats[k] for k in keys)], dtype=torch.float64, device=self.device)
+        t = torch.tensor([float(stop), *(float(stats[k]) for k in keys)], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         values = (t[1:] / self.world).tolist()
         return dict(zip(keys, values)), bool(t[0].item() > 0)
@@ -141,12 +181,12 @@ class Group:
             dist.destroy_process_group()
 
 
-def setup(device_name: str) -> Group | None:
-    """Join the process group when launched by torchrun (None otherwise): NCCL with device
-    cuda:LOCAL_RANK when CUDA is used, gloo on CPU."""
+def setup(device_name: str) -> Group | Single:
+    """Join the process group when launched by torchrun (a Single process otherwise): NCCL with
+    device cuda:LOCAL_RANK when CUDA is used, gloo on CPU."""
     w = env_world()
     if w is None:
-        return None
+        return Single(pick_device(device_name))
     rank, local_rank, world = w
     if not dist.is_available():
         raise UserError("this torch build has no torch.distributed: data-parallel training is not available")
