@@ -224,10 +224,20 @@ class CodecTask(Task):
                 f"{b['bpp']:.2f} bpp at {b['psnr']:.1f} dB on its own validation images")
 
 
+def _recipe_architecture(cfg: dict) -> dict:
+    """The architecture a codec checkpoint's saved recipe builds ({} for another task's)."""
+    if cfg.get("task", "codec") != "codec":
+        return {}
+    extra = cfg.get("extra") or {}
+    lambdas = extra.get("lambdas") or list(codec_model.COMPRESSAI_LAMBDAS)
+    arch = {"kind": cfg.get("model", "hyperprior"), "n": cfg.get("n", 64), "m": cfg.get("m", 128), "lambdas": lambdas}
+    return {**arch, **({"nh": extra["nh"]} if extra.get("nh") else {})}
+
+
 def _source(init: str, model: str | None, channels: str | None, quality: int | None) -> dict:
     """The architecture of the codec --init starts from (kind, n, m, lambdas, nh): the new model is
     built like it, so that every tensor carries over, the quality levels included."""
-    arch = source_architecture(init, "codec")
+    arch = source_architecture(init, "codec", _recipe_architecture)
     if arch.get("kind") not in KINDS or not arch.get("lambdas"):
         raise UserError(f"--init {init}: its architecture is not recorded (give a codec model or a codec checkpoint)")
     if model is not None and model != arch["kind"]:

@@ -57,6 +57,15 @@ DEFAULT_CHANNELS = "32,64,128"
 DEFAULT_SIGMA_RANGE = "0,50"
 
 
+def _recipe_architecture(cfg: dict) -> dict:
+    """The architecture a denoiser checkpoint's saved recipe builds (widths, blocks, its estimator)."""
+    extra = cfg.get("extra") or {}
+    arch = {k: extra[k] for k in ("widths", "blocks") if k in extra}
+    if extra.get("noise") == "real":
+        arch["estimator"] = extra.get("estimator") or {"widths": [16, 32], "layers": 2}
+    return arch
+
+
 @dataclass
 class DenoiseOptions:
     """The denoiser's recipe; in a checkpoint's "config", its "extra" (train/config.py)."""
@@ -111,7 +120,7 @@ class DenoiseTask(Task):
             raise UserError("--quality is for --task codec")
         channels, blocks, real_noise, arch = a.channels, a.blocks, a.real_noise, {}
         if a.init is not None and not a.resume:  # fine-tuning: the architecture of the model it starts from
-            arch = source_architecture(a.init, "denoise")
+            arch = source_architecture(a.init, "denoise", _recipe_architecture)
             if channels is None and arch.get("widths"):
                 channels = ",".join(str(w) for w in arch["widths"])
             if blocks is None and arch.get("blocks") is not None:

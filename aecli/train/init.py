@@ -50,27 +50,16 @@ def source_tensors(spec: str, task: str) -> tuple[str, dict[str, torch.Tensor]]:
     return f"model '{files.name}' ({files.weights})", registry.load_tensors(files)
 
 
-def source_architecture(spec: str, task: str) -> dict:
-    """The architecture of --init SPEC (its JSON's "architecture", or a checkpoint's recipe), {} if unknown."""
+def source_architecture(spec: str, task: str, of_recipe) -> dict:
+    """The architecture of --init SPEC: its JSON's "architecture", or for a checkpoint what the
+    task's `of_recipe(config)` makes of the recipe it saved (each family knows its own); {} if
+    unknown."""
     try:
         state = _checkpoint(spec)
     except UserError:  # reported when the weights are loaded
         return {}
     if state is not None:
-        cfg = state.get("config") or {}
-        extra = cfg.get("extra") or {}
-        if task == "codec":
-            if cfg.get("task", "codec") != "codec":
-                return {}
-            from ..codec.model import COMPRESSAI_LAMBDAS
-
-            lambdas = extra.get("lambdas") or list(COMPRESSAI_LAMBDAS)
-            arch = {"kind": cfg.get("model", "hyperprior"), "n": cfg.get("n", 64), "m": cfg.get("m", 128), "lambdas": lambdas}
-            return {**arch, **({"nh": extra["nh"]} if extra.get("nh") else {})}
-        arch = {k: extra[k] for k in ("widths", "blocks") if k in extra}
-        if extra.get("noise") == "real":
-            arch["estimator"] = extra.get("estimator") or {"widths": [16, 32], "layers": 2}
-        return arch
+        return of_recipe(state.get("config") or {})
     from .. import registry
 
     arch = registry.resolve(spec, task).meta.get("architecture")
