@@ -32,7 +32,11 @@ ACT_LIMIT = (1 << 22) - 1
 MAX_PIXELS = 1 << 22  # padded coded pixels decoded here (4.2 MP; peak memory about 0.6 GB), beyond: torch
 BAND_BYTES = 48 << 20  # largest column buffer of one matrix product
 KINDS = ("hyperprior", "checkerboard", "factorized")
-_NEIGHBOURS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+# a position's 3x3 neighbours in the columns' order: the 2x2 block every output phase of a stride-2
+# transposed convolution reads first, so that each phase's neighbours are one or two runs of columns
+_NEIGHBOURS = [(0, 0), (0, 1), (1, 0), (1, 1), (-1, 0), (-1, 1), (0, -1), (1, -1), (-1, -1)]
+# output phase (row parity, column parity) -> the runs of _NEIGHBOURS it reads (25 taps in all)
+_PHASES = {(1, 1): ((0, 4),), (0, 1): ((0, 6),), (1, 0): ((0, 4), (6, 8)), (0, 0): ((0, 9),)}
 
 
 def usable(files, lat: latformat.LatFile, exact: bool, device: str) -> bool:
@@ -46,29 +50,33 @@ def usable(files, lat: latformat.LatFile, exact: bool, device: str) -> bool:
 
 
 # ---- convolutions as matrix products ----------------------------------------------------------
-def _banded(x: np.ndarray, wmat: np.ndarray, bias: np.ndarray, up: bool) -> np.ndarray:
+def _banded(x: np.ndarray, wmat, bias: np.ndarray, up: bool) -> np.ndarray:
     """A 3x3-neighbourhood convolution of (H, W, C) as matrix products over bands of rows: the
-    columns of a band hold each position's 3x3 neighbourhood (zero-padded), neighbour-major in the
-    order of _NEIGHBOURS.  `up`: the product gives the 4 output phases of a stride-2 transposed
-    convolution ((H, W, 2, 2, Cout) -> (2H, 2W, Cout)); else one output per position."""
+    columns of a band hold each position's 3x3 neighbourhood (zero-padded) in the order of
+    _NEIGHBOURS.  `up`: a stride-2 transposed convolution, `wmat` from deconv_matrix: each output
+    phase is the product of its runs of columns (exactly its taps), written to every other row and
+    column of the (2H, 2W, Cout) output; else `wmat` is conv3_matrix's (9 * C, Cout)."""
     h, w, c = x.shape
     xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
-    cout = wmat.shape[1] // (4 if up else 1)
+    cout = bias.shape[0]
     out = np.empty((2 * h, 2 * w, cout) if up else (h, w, cout), dtype=x.dtype)
     step = max(1, min(h, BAND_BYTES // max(1, w * 9 * c * x.itemsize)))
     cols = np.empty((step, w, 9, c), dtype=x.dtype)  # one buffer for every band
-    bias = np.tile(bias, 4) if up else bias
     for r0 in range(0, h, step):
         r1 = min(h, r0 + step)
         band = cols[:r1 - r0]
         for n, (di, dj) in enumerate(_NEIGHBOURS):
             band[:, :, n] = xp[r0 + 1 + di:r1 + 1 + di, 1 + dj:1 + dj + w]
-        y = band.reshape((r1 - r0) * w, 9 * c) @ wmat
-        y += bias
-        if up:
-            out[2 * r0:2 * r1] = y.reshape(r1 - r0, w, 2, 2, cout).transpose(0, 2, 1, 3, 4).reshape(2 * (r1 - r0), 2 * w, cout)
-        else:
-            out[r0:r1] = y.reshape(r1 - r0, w, cout)
+        flat = band.reshape((r1 - r0) * w, 9 * c)
+        if not up:
+            out[r0:r1] = (flat @ wmat + bias).reshape(r1 - r0, w, cout)
+            continue
+        for (py, px), runs in wmat:
+            y = flat[:, runs[0][0] * c:runs[0][1] * c] @ runs[0][2]
+            for lo, hi, m in runs[1:]:
+                y += flat[:, lo * c:hi * c] @ m
+            y += bias
+            out[2 * r0 + py:2 * r1:2, px::2] = y.reshape(r1 - r0, w, cout)
     return out
 
 
@@ -96,21 +104,23 @@ def taps_matrix(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0]))
 
 
-def deconv_matrix(weight: np.ndarray) -> np.ndarray:
-    """A 5x5, stride-2, padding-2 transposed convolution's weight (Cin, Cout, 5, 5) as the matrix
-    (9 * Cin, 4 * Cout) of _banded(up=True): output (2m + py, 2n + px) reads input (m + di, n + dj)
-    through tap (py + 2 - 2 di, px + 2 - 2 dj) where that tap exists."""
+def deconv_matrix(weight: np.ndarray) -> list:
+    """A 5x5, stride-2, padding-2 transposed convolution's weight (Cin, Cout, 5, 5) as _banded's
+    phases: output (2m + py, 2n + px) reads input (m + di, n + dj) through tap
+    (py + 2 - 2 di, px + 2 - 2 dj); per phase, its runs of neighbours (lo, hi, matrix (run * Cin, Cout))."""
     cin, cout, k, _ = weight.shape
     if k != 5:
         raise ValueError("only 5x5 stride-2 transposed convolutions")
-    mat = np.zeros((9, cin, 2, 2, cout), dtype=weight.dtype)
-    for n, (di, dj) in enumerate(_NEIGHBOURS):
-        for py in (0, 1):
-            for px in (0, 1):
-                ty, tx = py + 2 - 2 * di, px + 2 - 2 * dj
-                if 0 <= ty < k and 0 <= tx < k:
-                    mat[n, :, py, px, :] = weight[:, :, ty, tx]
-    return mat.reshape(9 * cin, 4 * cout)
+    phases = []
+    for (py, px), runs in _PHASES.items():
+        mats = []
+        for lo, hi in runs:
+            taps = [(py + 2 - 2 * di, px + 2 - 2 * dj) for di, dj in _NEIGHBOURS[lo:hi]]
+            if not all(0 <= t < k for tap in taps for t in tap):
+                raise AssertionError("a phase's run reads a tap the kernel does not have")
+            mats.append((lo, hi, np.ascontiguousarray(np.concatenate([weight[:, :, ty, tx] for ty, tx in taps]))))
+        phases.append(((py, px), mats))
+    return phases
 
 
 def conv3_matrix(weight: np.ndarray) -> np.ndarray:
@@ -142,8 +152,8 @@ class IntNet:
 
 def _int_layer(t: dict, prefix: str, kind: str) -> tuple[str, np.ndarray, np.ndarray, int]:
     w = t[f"{prefix}.weight"].astype(np.float64)
-    mat = {"deconv": deconv_matrix, "conv3": conv3_matrix, "point": lambda v: v[:, :, 0, 0].T}[kind](w)
-    return kind, np.ascontiguousarray(mat), t[f"{prefix}.bias"].astype(np.float64), int(t[f"{prefix}.shift"][0])
+    mat = {"deconv": deconv_matrix, "conv3": conv3_matrix, "point": lambda v: np.ascontiguousarray(v[:, :, 0, 0].T)}[kind](w)
+    return kind, mat, t[f"{prefix}.bias"].astype(np.float64), int(t[f"{prefix}.shift"][0])
 
 
 # ---- the model ----------------------------------------------------------------------------------
@@ -203,12 +213,12 @@ class NumpyCodec:
     @staticmethod
     def _synthesis_layer(t: dict, i: int):
         if i % 2:  # inverse GDN: x * (beta + gamma |x|)
-            layer = "igdn", np.ascontiguousarray(_nonneg(t[f"g_s.{i}.gamma"], 0.0).T), _nonneg(t[f"g_s.{i}.beta"], 1e-6)
-        elif t[f"g_s.{i}.weight"].shape[1] <= 8:  # few output channels: scatter each input's taps
-            layer = "scatter", taps_matrix(t[f"g_s.{i}.weight"]), t[f"g_s.{i}.bias"]
-        else:
-            layer = "deconv", deconv_matrix(t[f"g_s.{i}.weight"]), t[f"g_s.{i}.bias"]
-        return layer[0], _flushed(layer[1]), _flushed(layer[2])
+            gamma, beta = _flushed(_nonneg(t[f"g_s.{i}.gamma"], 0.0)), _flushed(_nonneg(t[f"g_s.{i}.beta"], 1e-6))
+            return "igdn", np.ascontiguousarray(gamma.T), beta
+        weight, bias = _flushed(t[f"g_s.{i}.weight"]), _flushed(t[f"g_s.{i}.bias"])
+        if weight.shape[1] <= 8:  # few output channels: scatter each input's taps
+            return "scatter", taps_matrix(weight), bias
+        return "deconv", deconv_matrix(weight), bias
 
     # ---- latents -------------------------------------------------------------------------------
     def decode_latents(self, streams: list[bytes], qi: int, lh: int, lw: int) -> np.ndarray:
