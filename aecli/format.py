@@ -45,6 +45,7 @@ __all__ = [
     "unpack",
     "is_lat",
     "describe",
+    "encode_varint",
     "META_KINDS",
 ]
 
@@ -150,7 +151,7 @@ def _varint_size(value: int) -> int:
     return n
 
 
-def _encode_varint(value: int) -> bytes:
+def encode_varint(value: int) -> bytes:
     if value < 0 or value > MAX_VARINT:
         raise FormatError(f"value {value} does not fit in a 32-bit varint")
     out = bytearray()
@@ -359,19 +360,19 @@ def pack(lat: LatFile) -> bytes:
     out.append(version_of(lat))
     out.append(MODES.index(lat.mode) | (lat.scale - UNIT_SCALE) << 4)
     out.append(lat.quality)
-    out += _encode_varint(lat.width)
-    out += _encode_varint(lat.height)
+    out += encode_varint(lat.width)
+    out += encode_varint(lat.height)
     out.append(len(name))
     out += name
     out += bytes(lat.fingerprint)
     out.append(len(streams) | (META_FLAG if meta else 0))
     for s in streams:
-        out += _encode_varint(len(s))
+        out += encode_varint(len(s))
     if meta:
         out.append(len(meta))
         for code, value in meta:
             out.append(code)
-            out += _encode_varint(len(value))
+            out += encode_varint(len(value))
     for s in streams:
         out += s
     for _, value in meta:

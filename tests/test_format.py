@@ -216,16 +216,16 @@ def test_minimal_file():
     ],
 )
 def test_varint_encoding(value, encoded):
-    assert fmt._encode_varint(value).hex() == encoded
+    assert fmt.encode_varint(value).hex() == encoded
     assert varint(value).hex() == encoded
     assert fmt._varint_size(value) == len(encoded) // 2
 
 
 def test_varint_encode_range():
     with pytest.raises(FormatError):
-        fmt._encode_varint(-1)
+        fmt.encode_varint(-1)
     with pytest.raises(FormatError):
-        fmt._encode_varint(1 << 32)
+        fmt.encode_varint(1 << 32)
 
 
 def test_dims_use_varints():

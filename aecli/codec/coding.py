@@ -9,7 +9,11 @@ is coded as the escape, and its value goes to a separate stream of zig-zag varin
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+
+from ..format import encode_varint
 
 ESCAPE_LIMIT = 1 << 30
 # the encoder clamps symbols to +-SYMBOL_LIMIT in float32 before making them integers: 2**30 - 128 is
@@ -22,7 +26,8 @@ class CodingError(ValueError):
     """The entropy-coded data does not decode (corrupt stream)."""
 
 
-def _constriction():
+def constriction():
+    """The entropy coder's module (constriction), imported on first use."""
     try:
         import constriction
     except ImportError as exc:  # pragma: no cover - an install problem
@@ -30,12 +35,12 @@ def _constriction():
     return constriction
 
 
-def _model(pmf: np.ndarray):
-    c = _constriction()
-    return c.stream.model.Categorical(pmf.astype(np.float64), perfect=False)
+def categorical(pmf: np.ndarray):
+    """constriction's model of one integer table."""
+    return constriction().stream.model.Categorical(pmf.astype(np.float64), perfect=False)
 
 
-def _integers(a) -> np.ndarray:
+def integers(a) -> np.ndarray:
     """A flat integer array, without copying where it already is one (any integer width)."""
     a = np.asarray(a)
     if a.dtype.kind not in "iu":
@@ -43,7 +48,7 @@ def _integers(a) -> np.ndarray:
     return a.ravel()
 
 
-def _groups(indexes: np.ndarray):
+def groups(indexes: np.ndarray):
     """Coding order: (order, [(table, start, end), ...]) grouping equal table indexes."""
     order = np.argsort(indexes, kind="stable")
     sorted_idx = indexes[order]
@@ -53,48 +58,41 @@ def _groups(indexes: np.ndarray):
     return order, [(int(sorted_idx[s]), int(s), int(e)) for s, e in zip(starts, ends) if e > s]
 
 
-def encode(symbols: np.ndarray, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray) -> tuple[bytes, list[int]]:
-    """Range-code integer `symbols` (any shape), symbol i with table `indexes[i]`.
+def by_channel(shape: tuple) -> np.ndarray:
+    """Table indexes of a per-channel coding (a factorized latent, a hyper-latent): each value of
+    an (N, C, H, W) array takes the table of its channel."""
+    return np.broadcast_to(np.arange(shape[1], dtype=np.int32).reshape(1, -1, 1, 1), shape)
 
-    Returns the compressed bytes and the list of escaped values, in coding order.
-    """
-    c = _constriction()
-    symbols = _integers(symbols)  # int32 or int64 as given: no widening copy of a large image's symbols
-    indexes = _integers(indexes)
-    order, groups = _groups(indexes)
+
+def put(encoder, symbols: np.ndarray, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray,
+        model: Callable[[int], object]) -> list[int]:
+    """Range-code flat integer `symbols` onto `encoder`, symbol i with table `indexes[i]` (whose
+    constriction model is `model(table)`), grouped by table; returns the escaped values in coding
+    order."""
+    order, runs = groups(indexes)
     sorted_sym = symbols[order]
-    encoder = c.stream.queue.RangeEncoder()
     escapes: list[int] = []
-    for t, s, e in groups:
-        pmf = pmfs[t]
-        n = len(pmf) - 1
+    for t, s, e in runs:
+        n = len(pmfs[t]) - 1
         v = sorted_sym[s:e] - int(offsets[t])
         out = (v < 0) | (v >= n)
         if out.any():
             escapes.extend(int(x) for x in sorted_sym[s:e][out])
             v = np.where(out, n, v)
-        encoder.encode(v.astype(np.int32), _model(pmf))
-    words = encoder.get_compressed().astype("<u4")
-    return words.tobytes(), escapes
+        encoder.encode(v.astype(np.int32), model(t))
+    return escapes
 
 
-def decode(data: bytes, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray, escapes: "EscapeReader") -> np.ndarray:
-    """Inverse of encode(): returns int64 symbols with the shape of `indexes`."""
-    c = _constriction()
-    if len(data) % 4:
-        raise CodingError("corrupt entropy-coded stream (length not a multiple of 4)")
-    shape = np.shape(indexes)
-    indexes = _integers(indexes)
-    if indexes.size and (indexes.min() < 0 or indexes.max() >= len(pmfs)):
-        raise CodingError("table index out of range")
-    order, groups = _groups(indexes)
-    decoder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    sorted_sym = np.empty(len(indexes), dtype=np.int32)  # |symbols| <= ESCAPE_LIMIT < 2**31
-    for t, s, e in groups:
-        pmf = pmfs[t]
-        n = len(pmf) - 1
+def take(decoder, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray, model: Callable[[int], object],
+         escapes: "EscapeReader", dtype=np.int32) -> np.ndarray:
+    """Inverse of put(): the flat symbols of flat table `indexes`, decoded from `decoder` (escaped
+    values read from `escapes`), as `dtype`."""
+    order, runs = groups(indexes)
+    sorted_sym = np.empty(len(indexes), dtype=dtype)
+    for t, s, e in runs:
+        n = len(pmfs[t]) - 1
         try:
-            v = np.asarray(decoder.decode(_model(pmf), int(e - s)), dtype=np.int32)
+            v = np.asarray(decoder.decode(model(t), int(e - s)), dtype=dtype)
         except Exception as exc:  # constriction reports invalid data as an exception
             raise CodingError(f"corrupt entropy-coded stream ({exc})") from None
         out = v == n
@@ -104,6 +102,38 @@ def decode(data: bytes, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np
         sorted_sym[s:e] = v
     symbols = np.empty_like(sorted_sym)
     symbols[order] = sorted_sym
+    return symbols
+
+
+def decoder(data: bytes):
+    """A range decoder over the 32-bit words of `data`."""
+    c = constriction()
+    if len(data) % 4:
+        raise CodingError("corrupt entropy-coded stream (length not a multiple of 4)")
+    return c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+
+def encode(symbols: np.ndarray, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray) -> tuple[bytes, list[int]]:
+    """Range-code integer `symbols` (any shape), symbol i with table `indexes[i]`.
+
+    Returns the compressed bytes and the list of escaped values, in coding order.
+    """
+    encoder = constriction().stream.queue.RangeEncoder()
+    # int32 or int64 as given: no widening copy of a large image's symbols
+    escapes = put(encoder, integers(symbols), integers(indexes), pmfs, offsets, lambda t: categorical(pmfs[t]))
+    words = encoder.get_compressed().astype("<u4")
+    return words.tobytes(), escapes
+
+
+def decode(data: bytes, indexes: np.ndarray, pmfs: list[np.ndarray], offsets: np.ndarray, escapes: "EscapeReader") -> np.ndarray:
+    """Inverse of encode(): returns int32 symbols (|symbols| <= ESCAPE_LIMIT < 2**31) with the shape
+    of `indexes`."""
+    rd = decoder(data)
+    shape = np.shape(indexes)
+    indexes = integers(indexes)
+    if indexes.size and (indexes.min() < 0 or indexes.max() >= len(pmfs)):
+        raise CodingError("table index out of range")
+    symbols = take(rd, indexes, pmfs, offsets, lambda t: categorical(pmfs[t]), escapes)
     return symbols.reshape(shape)
 
 
@@ -113,15 +143,7 @@ def pack_escapes(values: list[int]) -> bytes:
     for v in values:
         if not -ESCAPE_LIMIT <= v < ESCAPE_LIMIT:
             raise ValueError("escaped symbol out of range")
-        u = (v << 1) if v >= 0 else ((-v << 1) - 1)
-        while True:
-            b = u & 0x7F
-            u >>= 7
-            if u:
-                out.append(b | 0x80)
-            else:
-                out.append(b)
-                break
+        out += encode_varint((v << 1) if v >= 0 else ((-v << 1) - 1))
     return bytes(out)
 
 

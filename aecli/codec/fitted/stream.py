@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..coding import CodingError, EscapeReader, _constriction, _groups, _integers, pack_escapes
+from .. import coding
+from ..coding import CodingError, EscapeReader, pack_escapes
 from . import context, laplace
 from .header import Structure, plane_sizes
 
@@ -30,8 +31,7 @@ class _Models:
     def __getitem__(self, t: int):
         m = self._cache.get(t)
         if m is None:
-            pmf = self.pmfs[t].astype(np.float64)
-            m = self._cache[t] = _constriction().stream.model.Categorical(pmf, perfect=False)
+            m = self._cache[t] = coding.categorical(self.pmfs[t])
         return m
 
 
@@ -47,22 +47,13 @@ def _models() -> _Models:
 
 class Writer:
     def __init__(self):
-        self.enc = _constriction().stream.queue.RangeEncoder()
+        self.enc = coding.constriction().stream.queue.RangeEncoder()
         self.escapes: list[int] = []
         self.m = _models()
 
     def put(self, symbols: np.ndarray, tables: np.ndarray) -> None:
-        symbols, tables = _integers(symbols), _integers(tables)
-        order, groups = _groups(tables)
-        s = symbols[order]
-        for t, a, b in groups:
-            n = len(self.m.pmfs[t]) - 1
-            v = s[a:b] - int(self.m.offsets[t])
-            out = (v < 0) | (v >= n)
-            if out.any():
-                self.escapes.extend(int(x) for x in s[a:b][out])
-                v = np.where(out, n, v)
-            self.enc.encode(v.astype(np.int32), self.m[t])
+        self.escapes += coding.put(self.enc, coding.integers(symbols), coding.integers(tables), self.m.pmfs,
+                                   self.m.offsets, self.m.__getitem__)
 
     def finish(self) -> tuple[bytes, bytes]:
         return self.enc.get_compressed().astype("<u4").tobytes(), pack_escapes(self.escapes)
@@ -70,30 +61,13 @@ class Writer:
 
 class Reader:
     def __init__(self, data: bytes, escapes: bytes):
-        if len(data) % 4:
-            raise CodingError("corrupt entropy-coded stream (length not a multiple of 4)")
-        self.dec = _constriction().stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        self.dec = coding.decoder(data)
         self.esc = EscapeReader(escapes)
         self.m = _models()
 
     def get(self, tables: np.ndarray) -> np.ndarray:
-        tables = _integers(tables)
-        order, groups = _groups(tables)
-        s = np.empty(len(tables), dtype=np.int64)
-        for t, a, b in groups:
-            n = len(self.m.pmfs[t]) - 1
-            try:
-                v = np.asarray(self.dec.decode(self.m[t], int(b - a)), dtype=np.int64)
-            except Exception as exc:  # constriction reports invalid data as an exception
-                raise CodingError(f"corrupt entropy-coded stream ({exc})") from None
-            out = v == n
-            v = v + int(self.m.offsets[t])
-            if out.any():
-                v[out] = self.esc.take(int(out.sum()))
-            s[a:b] = v
-        out = np.empty_like(s)
-        out[order] = s
-        return out
+        return coding.take(self.dec, coding.integers(tables), self.m.pmfs, self.m.offsets, self.m.__getitem__,
+                           self.esc, np.int64)
 
     def finish(self) -> None:
         self.esc.finish()
