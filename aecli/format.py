@@ -392,7 +392,43 @@ def unpack(data: bytes) -> LatFile:
         raise TypeError(f"expected bytes, got {type(data).__name__}")
     buf = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
     n = len(buf)
+    _check_start(buf)  # 1-3
 
+    # 4. header fields, in file order.  The last CRC_SIZE bytes are never part of
+    #    the header, so the reader stops before them.
+    r = _Reader(buf, n - CRC_SIZE)
+    r.pos = len(MAGIC) + 1
+    version = buf[len(MAGIC)]
+    mode, code = _read_mode(r, version)
+    quality = r.u8()
+    _check_quality(quality)
+    width = r.varint()
+    height = r.varint()
+    _check_dims(width, height)
+    name = _read_name(r)
+    fingerprint = r.take(FINGERPRINT_SIZE)
+    lengths, kinds, meta_lengths = _read_lengths(r)
+    _check_payload(buf, r.pos, sum(lengths) + sum(meta_lengths))  # 5-6
+
+    streams = tuple(r.take(k) for k in lengths)
+    metadata = tuple((META_KINDS[k], r.take(size)) for k, size in zip(kinds, meta_lengths))
+    return LatFile(
+        model=name.decode("ascii"),
+        fingerprint=fingerprint,
+        quality=quality,
+        width=width,
+        height=height,
+        mode=MODES[mode],
+        streams=streams,
+        scale=UNIT_SCALE + code,
+        metadata=metadata,
+        kind="fitted" if version == 3 else "autoencoder",
+    )
+
+
+def _check_start(buf: memoryview) -> None:
+    """Validation steps 1-3: magic, version, minimum size."""
+    n = len(buf)
     # 1. magic, compared over however many bytes are present (a strict prefix of
     #    the magic is a truncated file, anything else is not a .lat file).
     head = bytes(buf[: len(MAGIC)])
@@ -405,12 +441,10 @@ def unpack(data: bytes) -> LatFile:
     if n < MIN_SIZE:
         raise FormatError("truncated .lat file")
 
-    # 4. header fields, in file order.  The last CRC_SIZE bytes are never part of
-    #    the header, so the reader stops before them.
-    r = _Reader(buf, n - CRC_SIZE)
-    r.pos = len(MAGIC) + 1
+
+def _read_mode(r: _Reader, version: int) -> tuple[int, int]:
+    """The mode byte: (colour mode index, coding scale code)."""
     mode_byte = r.u8()
-    version = buf[len(MAGIC)]
     code = mode_byte >> 4
     if version in (1, 3) and code:
         raise FormatError(f"reserved bits set in mode byte 0x{mode_byte:02x}")
@@ -419,17 +453,21 @@ def unpack(data: bytes) -> LatFile:
     mode_byte &= 0x0F
     if mode_byte >= len(MODES):
         raise FormatError(f"unknown color mode code {mode_byte}")
-    quality = r.u8()
-    _check_quality(quality)
-    width = r.varint()
-    height = r.varint()
-    _check_dims(width, height)
+    return mode_byte, code
+
+
+def _read_name(r: _Reader) -> bytes:
     name_len = r.u8()
     if not 1 <= name_len <= MAX_NAME:
         raise FormatError(f"invalid model name length {name_len} (must be 1..{MAX_NAME})")
     name = r.take(name_len)
     _check_name_bytes(name)
-    fingerprint = r.take(FINGERPRINT_SIZE)
+    return name
+
+
+def _read_lengths(r: _Reader) -> tuple[list[int], list[int], list[int]]:
+    """The stream count and lengths, then the metadata table if flagged: (stream lengths,
+    metadata kinds, metadata lengths)."""
     count = r.u8()
     has_meta, count = bool(count & META_FLAG), count & ~META_FLAG
     if count > MAX_STREAMS:
@@ -450,10 +488,15 @@ def unpack(data: bytes) -> LatFile:
                 raise FormatError("empty metadata entry")
             kinds.append(kind)
             meta_lengths.append(size)
+    return lengths, kinds, meta_lengths
 
+
+def _check_payload(buf: memoryview, pos: int, total: int) -> None:
+    """Validation steps 5-6: the payloads (`total` bytes from `pos`) fill the file up to the CRC
+    exactly, and the CRC matches."""
+    n = len(buf)
     # 5. payload size must match the bytes left before the CRC exactly.
-    remaining = n - CRC_SIZE - r.pos
-    total = sum(lengths) + sum(meta_lengths)
+    remaining = n - CRC_SIZE - pos
     if total > remaining:
         raise FormatError("truncated .lat file")
     if total < remaining:
@@ -463,21 +506,6 @@ def unpack(data: bytes) -> LatFile:
     stored = int.from_bytes(buf[n - CRC_SIZE :], "little")
     if zlib.crc32(buf[: n - CRC_SIZE]) & 0xFFFFFFFF != stored:
         raise FormatError("checksum mismatch: the .lat file is corrupt")
-
-    streams = tuple(r.take(k) for k in lengths)
-    metadata = tuple((META_KINDS[k], r.take(size)) for k, size in zip(kinds, meta_lengths))
-    return LatFile(
-        model=name.decode("ascii"),
-        fingerprint=fingerprint,
-        quality=quality,
-        width=width,
-        height=height,
-        mode=MODES[mode_byte],
-        streams=streams,
-        scale=UNIT_SCALE + code,
-        metadata=metadata,
-        kind="fitted" if version == 3 else "autoencoder",
-    )
 
 
 def describe(lat: LatFile) -> dict:
