@@ -37,6 +37,7 @@ def main() -> int:
 
     from aecli import format as latformat
     from aecli.codec import api as codec_api
+    from aecli.codec import transforms as codec_layouts
     from aecli.denoise import api as dn_api
     from aecli.images.decode import read_image
 
@@ -47,12 +48,12 @@ def main() -> int:
     codec = codec_api.load_codec(None)
     den = dn_api.load_denoiser(None)
     layouts = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
-    chosen = (codec_api.ANALYSIS_LAYOUT, codec_api.SYNTHESIS_LAYOUT, dn_api.LAYOUT)
+    chosen = (codec_layouts.ANALYSIS_LAYOUT, codec_layouts.SYNTHESIS_LAYOUT, dn_api.LAYOUT)
     outputs = {}
     best: dict[str, dict[str, float]] = {label: {} for label in layouts}
     for _ in range(args.rounds):  # the layouts take turns, so that a slow spell of the machine hits both
         for label, fmt in layouts.items():
-            codec_api.ANALYSIS_LAYOUT = codec_api.SYNTHESIS_LAYOUT = dn_api.LAYOUT = fmt
+            codec_layouts.ANALYSIS_LAYOUT = codec_layouts.SYNTHESIS_LAYOUT = dn_api.LAYOUT = fmt
             for m in (codec.model.g_a, codec.model.g_s, den.model):
                 m.to(memory_format=fmt)
             data = codec.compress(img, 5, scale=8)  # one coding at the image's own size
@@ -66,7 +67,7 @@ def main() -> int:
             for k, v in times.items():
                 best[label][k] = min(v, best[label].get(k, v))
     rows = [{"layout": label, **best[label]} for label in layouts]
-    codec_api.ANALYSIS_LAYOUT, codec_api.SYNTHESIS_LAYOUT, dn_api.LAYOUT = chosen
+    codec_layouts.ANALYSIS_LAYOUT, codec_layouts.SYNTHESIS_LAYOUT, dn_api.LAYOUT = chosen
     names = {torch.contiguous_format: "contiguous", torch.channels_last: "channels-last"}
     (d0, b0, c0), (d1, b1, c1) = outputs.values()
     same = {"lat_bytes_identical": d0 == d1, "decoded_values_differing": int((b0 != b1).sum()),

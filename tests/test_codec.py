@@ -7,7 +7,11 @@ import torch
 from aecli import format as latformat
 from aecli import registry
 from aecli import tiling
-from aecli.codec import api, coding, intnet
+from aecli.codec import api, checkerboard, coding, hyperprior, intnet
+from aecli.codec.checkerboard import CheckerboardLatents
+from aecli.codec.hyperprior import HyperpriorLatents
+from aecli.codec.model import Z_LIMIT, anchors
+from aecli.codec.transforms import to_tensor
 from aecli.errors import UserError
 from aecli.images.decode import decode_image
 from aecli.images.image import Image
@@ -41,23 +45,23 @@ def test_decoder_reproduces_encoder_reconstruction(codec, rng):
     img = _img(photo_like(96, 80, rng))
     qi = 2
     y_base = codec.analyse(img)
-    streams = codec.encode_streams(y_base, qi)
+    streams = codec.encode_latents(*codec.latents(y_base, qi), qi)
     with torch.inference_mode():
         y = y_base * torch.exp(codec.model.gain[qi]).view(1, -1, 1, 1)
-        if codec.checkerboard:  # anchors from the hyperprior's pass, the rest given the decoded anchors
+        if isinstance(codec.latent_coding, CheckerboardLatents):  # anchors from the hyperprior pass, then the rest
             hg = torch.exp(codec.model.hgain[qi]).view(1, -1, 1, 1)
-            z = torch.round(codec.model.h_a(y) * hg).clamp(-api.Z_LIMIT, api.Z_LIMIT)
-            hyper = codec._hyper_ints(z.to(torch.int64), qi)
-            first = api.anchors(*y.shape[-2:])
-            _, m_a = codec._checkerboard_params(hyper, None, first[0, 0].bool().numpy())
+            z = torch.round(codec.model.h_a(y) * hg).clamp(-Z_LIMIT, Z_LIMIT)
+            hyper = codec.latent_coding.hyper_ints(z.to(torch.int64), qi)
+            first = anchors(*y.shape[-2:])
+            _, m_a = codec.latent_coding.params(hyper, None, first[0, 0].bool().numpy())
             anchor = torch.round(y - m_a) + m_a
             y_anchor = torch.floor(anchor.double() * 4096 + 0.5) * first
-            _, m_b = codec._checkerboard_params(hyper, y_anchor, ~first[0, 0].bool().numpy())
+            _, m_b = codec.latent_coding.params(hyper, y_anchor, ~first[0, 0].bool().numpy())
             expected = anchor * first + (torch.round(y - m_b) + m_b) * (1 - first)
-        elif codec.hyper:
+        elif isinstance(codec.latent_coding, HyperpriorLatents):
             hg = torch.exp(codec.model.hgain[qi]).view(1, -1, 1, 1)
-            z = torch.round(codec.model.h_a(y) * hg).clamp(-api.Z_LIMIT, api.Z_LIMIT)
-            _, means = codec._hyper_params(z.to(torch.int64), qi)
+            z = torch.round(codec.model.h_a(y) * hg).clamp(-Z_LIMIT, Z_LIMIT)
+            _, means = codec.latent_coding.hyper_params(z.to(torch.int64), qi)
             expected = torch.round(y - means) + means
         else:
             expected = torch.round(y)
@@ -71,7 +75,7 @@ def test_quality_changes_latent_precision(codec, rng):
     lh, lw = y.shape[2:]
     spread = []
     for qi in (0, 2):
-        y_hat = codec.decode_streams(codec.encode_streams(y, qi), qi, lh, lw)
+        y_hat = codec.decode_streams(codec.encode_latents(*codec.latents(y, qi), qi), qi, lh, lw)
         spread.append(float(y_hat.abs().sum()))
     assert spread[0] < spread[1]  # higher quality: larger gain, more non-zero symbols
 
@@ -133,13 +137,13 @@ def test_integer_hyper_synthesis_is_exact(rng):
     """The float64 evaluation equals an int64 reference, whatever the memory layout."""
     codec = api.load_codec("tiny-hp")
     z = torch.from_numpy(rng.integers(-40, 40, (1, 8, 5, 6))).to(torch.float64)
-    a = z * codec.inv_hgain[1].view(1, -1, 1, 1)
-    fast = intnet.run(codec.h_s, a)
-    cl = intnet.run(codec.h_s, a.to(memory_format=torch.channels_last))
+    a = z * codec.latent_coding.inv_hgain[1].view(1, -1, 1, 1)
+    fast = intnet.run(codec.latent_coding.h_s, a)
+    cl = intnet.run(codec.latent_coding.h_s, a.to(memory_format=torch.channels_last))
     assert torch.equal(fast, cl)
     # reference: exact integer arithmetic with python ints via int64 tensors (no float at all)
     ref = a.to(torch.int64)
-    for layer in codec.h_s:
+    for layer in codec.latent_coding.h_s:
         w = layer.weight.to(torch.int64)
         if layer.kind == "deconv":
             acc = torch.nn.functional.conv_transpose2d(ref.double(), w.double(), None, layer.stride, layer.padding, layer.output_padding)
@@ -160,16 +164,16 @@ def test_integer_layers_in_pieces_give_the_same_integers(monkeypatch, rng):
     the fixed-point synthesis)."""
     codec = api.load_codec("tiny-hp")
     z = torch.from_numpy(rng.integers(-40, 40, (1, 8, 5, 6))).to(torch.float64)
-    a = z * codec.inv_hgain[1].view(1, -1, 1, 1)
+    a = z * codec.latent_coding.inv_hgain[1].view(1, -1, 1, 1)
     y = torch.randint(-(1 << 22) + 1, 1 << 22, (1, codec.model.m, 5, 6)).double()
     synthesis = intnet.synthesis(codec.model.g_s)
-    whole = intnet.run(codec.h_s, a), intnet.run(synthesis, y)
+    whole = intnet.run(codec.latent_coding.h_s, a), intnet.run(synthesis, y)
     calls = []
     real = torch.nn.functional.conv2d
     monkeypatch.setattr(intnet.F, "conv2d", lambda *args: calls.append(args[1].shape[1]) or real(*args))
     monkeypatch.setattr(intnet, "COLUMN_BYTES", 4096)
-    pieces = intnet.run(codec.h_s, a), intnet.run(synthesis, y)
-    assert len(calls) > 1 and min(calls) < max(w._w.shape[1] for w in codec.h_s)  # really split
+    pieces = intnet.run(codec.latent_coding.h_s, a), intnet.run(synthesis, y)
+    assert len(calls) > 1 and min(calls) < max(w._w.shape[1] for w in codec.latent_coding.h_s)  # really split
     assert torch.equal(whole[0], pieces[0]) and torch.equal(whole[1], pieces[1])
     assert intnet._pieces(10 * 4096, 7) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7)]
     assert intnet._pieces(3 * 4096, 8) == [(0, 3), (3, 6), (6, 8)]
@@ -182,11 +186,11 @@ def test_hyper_synthesis_tiles_with_its_halo_are_exact(monkeypatch, rng, tile):
     HYPER_HALO (2) cells give the untiled integers, and a halo of 1 does not."""
     codec = api.load_codec("tiny-hp")
     z = torch.from_numpy(rng.integers(-30, 30, (1, codec.model.nh, 7, 9)))
-    whole = codec._hyper_ints(z, 2)
-    monkeypatch.setattr(api, "HYPER_TILE", tile)
-    assert torch.equal(codec._hyper_ints(z, 2), whole)
-    monkeypatch.setattr(api, "HYPER_HALO", 1)
-    assert not torch.equal(codec._hyper_ints(z, 2), whole)
+    whole = codec.latent_coding.hyper_ints(z, 2)
+    monkeypatch.setattr(hyperprior, "HYPER_TILE", tile)
+    assert torch.equal(codec.latent_coding.hyper_ints(z, 2), whole)
+    monkeypatch.setattr(hyperprior, "HYPER_HALO", 1)
+    assert not torch.equal(codec.latent_coding.hyper_ints(z, 2), whole)
 
 
 def test_tiled_equals_untiled(monkeypatch, rng):
@@ -194,10 +198,10 @@ def test_tiled_equals_untiled(monkeypatch, rng):
     img = _img(photo_like(200, 260, rng))
     whole = codec.decompress(latformat.unpack(codec.compress(img, 3))).pixels
     monkeypatch.setattr(tiling, "TILE", 3)  # force many tiles (latent tiles of 48 pixels)
-    y_whole = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=10**6)
-    y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3)
+    y_whole = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), to_tensor(img, codec.model.align)[0], 16, up=False, tile=10**6)
+    y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), to_tensor(img, codec.model.align)[0], 16, up=False, tile=3)
     assert torch.allclose(y_whole, y_tiled, atol=1e-4)
-    y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), codec._to_tensor(img)[0], 16, up=False, tile=3,
+    y_tiled = tiling.tiled(lambda t: codec.model.g_a(t.float() / 255), to_tensor(img, codec.model.align)[0], 16, up=False, tile=3,
                            halo=tiling.ANALYSIS_HALO)  # the analysis's own, smaller halo
     assert torch.allclose(y_whole, y_tiled, atol=1e-4)
     tiled = codec.decompress(latformat.unpack(codec.compress(img, 3))).pixels
@@ -307,8 +311,8 @@ def test_exact_decoding_is_one_function_of_the_file(rng, monkeypatch):
     monkeypatch.setattr(tiling, "TILE", 3)  # 48-pixel tiles with their full-receptive-field halo
     assert np.array_equal(codec.decompress(lat, exact=True).pixels, one)
     y_hat = torch.randn(1, codec.model.m, 4, 5) * 3
-    a = codec.synthesise_exact(y_hat, 1)
-    b = codec.synthesise_exact(y_hat.contiguous(memory_format=torch.channels_last), 1)
+    a = codec.transforms.synthesise_exact(y_hat, 1)
+    b = codec.transforms.synthesise_exact(y_hat.contiguous(memory_format=torch.channels_last), 1)
     assert torch.equal(a, b)
     monkeypatch.undo()
     float_px = codec.decompress(lat).pixels.astype(int)
@@ -378,11 +382,11 @@ def test_exact_synthesis_equals_an_integer_numpy_reference(rng):
     with numpy int64 arithmetic alone (no torch convolution, BLAS or floating point), so neither the
     BLAS, the device nor the float format can change them."""
     codec = api.load_codec("tiny-hp")
-    net, gains = codec._fixed_point_synthesis
+    net, gains = codec.transforms.fixed_point
     qi = 2
     y_hat = torch.from_numpy(rng.integers(-30, 30, (1, codec.model.m, 3, 4))).float()
     y_hat += torch.from_numpy(rng.integers(-4096, 4096, y_hat.shape) / 4096.0).float()  # 12-bit means
-    got = codec.synthesise_exact(y_hat, qi)[0].numpy().astype(np.int64)
+    got = codec.transforms.synthesise_exact(y_hat, qi)[0].numpy().astype(np.int64)
 
     unit = 1 << intnet.ACT_BITS
     a = np.floor(y_hat.double().numpy() * unit + 0.5).astype(np.int64)
@@ -462,36 +466,36 @@ def test_checkerboard_codes_in_two_halves_with_a_context_that_matters(rng, monke
     y_base = codec.analyse(img)
     with torch.inference_mode():
         y, z = codec.latents(y_base, qi)
-        z_sym = torch.round(z).clamp(-api.Z_LIMIT, api.Z_LIMIT).to(torch.int64)
-        hyper = codec._hyper_ints(z_sym, qi)
+        z_sym = torch.round(z).clamp(-Z_LIMIT, Z_LIMIT).to(torch.int64)
+        hyper = codec.latent_coding.hyper_ints(z_sym, qi)
         model = codec.model
         params = model.h_s(z_sym.float() * torch.exp(model.inv_hgain[qi]).view(1, -1, 1, 1))
         scales, means = model.condition(y, params, torch.round)
-        first = api.anchors(*y.shape[-2:])
+        first = anchors(*y.shape[-2:])
         half = first[0, 0].bool().numpy()
-        idx_a, m_a = codec._checkerboard_params(hyper, None, half)
+        idx_a, m_a = codec.latent_coding.params(hyper, None, half)
         y_anchor = torch.floor((torch.round(y - m_a) + m_a).double() * 4096 + 0.5) * first
-        idx_b, m_b = codec._checkerboard_params(hyper, y_anchor, ~half)
+        idx_b, m_b = codec.latent_coding.params(hyper, y_anchor, ~half)
     got = m_a * first + m_b * (1 - first)
     assert (got - means).abs().max() < 0.05
-    want = torch.searchsorted(codec.thresholds.float(), (scales * 4096).contiguous()).clamp(0, len(codec.y_pmfs) - 1)
+    want = torch.searchsorted(codec.latent_coding.thresholds.float(), (scales * 4096).contiguous()).clamp(0, len(codec.latent_coding.y_pmfs) - 1)
     idx = np.where(first.bool().numpy(), idx_a, idx_b)
     assert (idx == want.numpy()).mean() > 0.98
     b = ~half
-    full_a, _ = codec._checkerboard_params(hyper, torch.zeros_like(y_anchor), b)
+    full_a, _ = codec.latent_coding.params(hyper, torch.zeros_like(y_anchor), b)
     assert not np.array_equal(idx_b[..., b], full_a[..., b])  # the context moved some tables
     # the context convolution at chosen positions and taps = the whole integer layer there
-    layer = codec.ctx[0]
+    layer = codec.latent_coding.ctx[0]
     pos = torch.from_numpy(b).flatten().nonzero().squeeze(1)
     taps = [(i, j) for i in range(5) for j in range(5) if (i + j) % 2]
     whole = layer(y_anchor.clone()).flatten(2)[:, :, pos]
     assert torch.equal(layer.at(y_anchor, pos, taps), whole)
     # the correction network on a set of positions = the same 1x1 convolutions on the grid
     a = torch.cat([hyper.double(), torch.randint(-5000, 5000, hyper.shape).double()], dim=1)
-    grid = intnet.run(codec.ep, a)
-    assert torch.equal(intnet.run_pointwise(codec.ep, a[0].flatten(1)), grid[0].flatten(1))
-    monkeypatch.setattr(api, "CONTEXT_TILE", 2)  # context pass in 2x2-latent tiles with their 2-latent halo
-    monkeypatch.setattr(api, "HYPER_TILE", 1)  # and hyper-synthesis in single cells with their 2-cell halo
+    grid = intnet.run(codec.latent_coding.ep, a)
+    assert torch.equal(intnet.run_pointwise(codec.latent_coding.ep, a[0].flatten(1)), grid[0].flatten(1))
+    monkeypatch.setattr(checkerboard, "CONTEXT_TILE", 2)  # context pass in 2x2-latent tiles with their 2-latent halo
+    monkeypatch.setattr(hyperprior, "HYPER_TILE", 1)  # and hyper-synthesis in single cells with their 2-cell halo
     assert codec.compress(img, 3) == data
 
 

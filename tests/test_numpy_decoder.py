@@ -49,7 +49,7 @@ def test_latents_are_those_of_the_torch_decoder_symbol_for_symbol(model, rng):
         assert y_np.dtype == y_t.dtype == np.float32
         assert np.array_equal(y_np, y_t)
         px_np = npc.synthesise(y_np, p.qi)
-        px_t = tc.synthesise(tc.decode_streams(list(p.streams), p.qi, p.ph // 16, p.pw // 16), p.qi)[0]
+        px_t = tc.transforms.synthesise(tc.decode_streams(list(p.streams), p.qi, p.ph // 16, p.pw // 16), p.qi)[0]
         diff = np.abs(px_np.astype(int) - px_t.permute(1, 2, 0).numpy().astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 

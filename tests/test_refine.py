@@ -11,6 +11,7 @@ from aecli import format as latformat
 from aecli import registry
 from aecli.cli import app
 from aecli.codec import api, refine
+from aecli.codec.transforms import to_tensor
 from aecli.images.decode import read_image
 from aecli.images.image import Image
 
@@ -66,7 +67,7 @@ def test_tiles_cover_the_image_and_leave_the_inputs_alone(bundled, rng):
     qi = 4
     y, z = bundled.latents(bundled.analyse(img), qi)
     y0, z0 = y.clone(), z.clone()
-    x, h, w = bundled._to_tensor(img)
+    x, h, w = to_tensor(img, bundled.model.align)
     calls = []
     y1, z1 = refine.refine(bundled.model, x, (h, w), y, z, qi, refine.Effort(3, 0.01), tile=8, halo=4,
                            bar=lambda: calls.append(1))

@@ -17,6 +17,7 @@ from . import levels
 #: Streams of a file per codec kind (y and its escapes; plus z for the hyperprior kinds, and y in
 #: two halves for the checkerboard), before the alpha plane of modes with alpha.
 STREAMS = {"factorized": 2, "hyperprior": 3, "checkerboard": 4}
+ALPHA_MODES = ("RGBA", "LA")  # colour modes whose files end in the alpha plane
 #: Each side of the image a kind decodes is padded to a multiple of this (the model's `align`).
 ALIGN = {"factorized": 16, "hyperprior": 64, "checkerboard": 64}
 
@@ -55,16 +56,14 @@ def plan(lat: latformat.LatFile, name: str, fingerprint: bytes, qualities: list[
     decode limit `max_pixels` (None or 0: none) before anything is allocated."""
     if lat.model != name or lat.fingerprint != fingerprint:
         raise DecodeError(f"this file needs model '{lat.model}' ({lat.fingerprint.hex()}), not '{name}'")
-    if lat.quality not in qualities:
-        raise UserError(f"quality {lat.quality} is not offered by model '{name}' (choose {min(qualities)}..{max(qualities)})")
-    qi = levels.gain_index(qualities.index(lat.quality), lat.scale)
+    qi = levels.quality(qualities, lat.quality, name).gains(lat.scale)
     if qi < 0:
         raise DecodeError(f"corrupt .lat file: quality {lat.quality} has no coding at scale {lat.scale}/{levels.UNIT}")
     cw, ch = levels.coded_size(lat.width, lat.height, lat.scale)
     ph, pw = ch + (-ch) % align, cw + (-cw) % align
     if max_pixels and pw * ph > max_pixels:
         raise PixelLimitError(lat.width, lat.height, pw, ph, max_pixels)
-    has_alpha = lat.mode in ("RGBA", "LA")
+    has_alpha = lat.mode in ALPHA_MODES
     streams = list(lat.streams)
     needed = STREAMS[kind] + has_alpha
     if len(streams) < needed:

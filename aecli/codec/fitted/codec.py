@@ -18,7 +18,6 @@ import math
 import os
 import time
 from contextlib import contextmanager
-import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,7 +27,9 @@ import torch
 from ... import format as latformat
 from ...errors import UserError
 from ...images.image import Image
+from .. import latfile
 from ..coding import CodingError
+from ..decoding import ALPHA_MODES, inflate_alpha
 from . import header, stream
 from .fit import Fitted, Progress, fit
 from .nets import Arm, IntArm, Synthesis, load_integers
@@ -133,19 +134,13 @@ def pack(f: Fitted, img: Image, quality: int) -> bytes:
     arm = IntArm(f.ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s)
     stream.encode_latents(wr, s, f.planes, arm)
     coded, escapes = wr.finish()
-    streams = [s.pack(), coded, escapes]
-    if img.alpha is not None:
-        streams.append(zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9))
-    mode = img.mode if img.mode in latformat.MODES else ("RGBA" if img.alpha is not None else "RGB")
-    h, w = img.pixels.shape[:2]
-    return latformat.pack(latformat.LatFile(model=NAME, fingerprint=FINGERPRINT, quality=quality, width=w, height=h,
-                                            mode=mode, streams=tuple(streams), kind="fitted"))
+    return latfile.pack(img, NAME, FINGERPRINT, quality, [s.pack(), coded, escapes], kind="fitted")
 
 
 def _structure(lat: latformat.LatFile) -> header.Structure:
     if lat.model != NAME or lat.fingerprint != FINGERPRINT:
         raise FittedDecodeError(f"unsupported fitted codec '{lat.model}' ({lat.fingerprint.hex()})")
-    needed = 4 if lat.mode in ("RGBA", "LA") else 3
+    needed = 3 + (lat.mode in ALPHA_MODES)
     if len(lat.streams) != needed:
         raise FittedDecodeError(f"corrupt .lat file: {len(lat.streams)} streams, but a fitted {lat.mode} file has {needed}")
     try:
@@ -193,12 +188,10 @@ def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.n
 
 
 def decompress(lat: latformat.LatFile, max_pixels: int | None = None) -> Image:
-    from ..decoding import inflate_alpha
-
     with _threads():
         px = decode_pixels(lat, max_pixels)
     alpha = None
-    if lat.mode in ("RGBA", "LA"):
+    if lat.mode in ALPHA_MODES:
         try:
             alpha = inflate_alpha(lat.streams[3], lat.width, lat.height)
         except UserError as exc:
