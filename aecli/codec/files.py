@@ -59,41 +59,106 @@ def _meta_bytes(meta: tuple) -> int:
     return dataclasses.replace(base, metadata=meta).file_size() - base.file_size()
 
 
-def _compress_one(codec, src: str, dst: str, quality, target_bpp, max_bytes, force: bool, effort: int = 0,
-                  show: bool = False, scale: int | None = None, metadata: tuple[str, ...] = (),
-                  nearest: bool = False) -> str:
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What `aecli compress` was asked for, parsed and checked once (parse_request) before any image
+    is read or any model loaded."""
+
+    quality: int | None = None  # -Q (None: the model's default)
+    target_bpp: float | None = None
+    max_bytes: int | None = None
+    effort: int = 0
+    scale: int | None = None  # --scale in eighths (None: auto)
+    metadata: tuple[str, ...] = ()  # the --metadata kinds kept
+    nearest: bool = False
+    time_limit: float | None = None  # (the fitted codec's)
+
+    @property
+    def searching(self) -> bool:
+        """A file-size budget is given: the quality is searched for."""
+        return self.target_bpp is not None or self.max_bytes is not None
+
+    def budget(self, width: int, height: int) -> int:
+        """The budget in bytes of a width x height image's file (--max-bytes, or --target-bpp)."""
+        return self.max_bytes if self.max_bytes is not None else int(self.target_bpp * width * height / 8)
+
+    def asked(self, budget: int) -> str:
+        """The budget as the user gave it, for messages."""
+        return f"--max-bytes {self.max_bytes}" if self.max_bytes is not None else f"--target-bpp {self.target_bpp:g} ({budget} bytes)"
+
+
+def parse_request(*, model: str | None, quality: int | None, target_bpp: float | None, max_bytes: int | None,
+                  effort: int, time_limit: float | None, scale: str | None, metadata: str | None,
+                  nearest: bool) -> Request:
+    """compress's options checked (UserError), in the order they are reported."""
+    from .fitted import files as fitted
+
+    if fitted.is_fitted(model):
+        fitted.check_options(quality, effort, time_limit)
+        if scale not in (None, "auto", "1"):
+            raise UserError("--scale is not used by the fitted codec (it codes each image at its own size)")
+    else:
+        if effort not in EFFORT_LEVELS:
+            raise UserError(f"--effort must be one of {', '.join(str(e) for e in EFFORT_LEVELS)}")
+        if time_limit is not None:
+            raise UserError("--time-limit applies to the fitted codec only (--model fit)")
+    keep = parse_metadata(metadata)
+    eighths = None if fitted.is_fitted(model) else parse_scale(scale)
+    if target_bpp is not None and max_bytes is not None:
+        raise UserError("give either --target-bpp or --max-bytes, not both")
+    if quality is not None and (target_bpp is not None or max_bytes is not None):
+        raise UserError("--quality cannot be combined with --target-bpp or --max-bytes")
+    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+        raise UserError(f"--target-bpp must be a positive number, not {target_bpp}")
+    if max_bytes is not None and max_bytes <= 0:
+        raise UserError("--max-bytes must be positive")
+    return Request(quality, target_bpp, max_bytes, effort, eighths, keep, nearest, time_limit)
+
+
+def _compress_one(codec, quality, src: str, dst: str, request: Request, force: bool, show: bool = False) -> str:
+    """One image coded by `codec` at `quality` (levels.Quality; unused when searching) as
+    `request` says, written to `dst`; the line that reports it."""
+    from . import rate
+
     t0 = time.perf_counter()
     img = read_image(src)
     h, w = img.pixels.shape[:2]
     if img.frames > 1:
         batch.say(f"aecli: warning: {src} has {img.frames} frames (animated): only the first is coded")
-    meta = _kept(img, metadata)
-    searching = target_bpp is not None or max_bytes is not None
-    status = spinner(f"finding the best quality that fits ({w}x{h})") if searching and show and not effort else nullcontext()
-    with status, _refine_bar(codec, img, effort, searching or scale is None, show) as bar:
+    meta = _kept(img, request.metadata)
+    searching = request.searching
+    status = spinner(f"finding the best quality that fits ({w}x{h})") if searching and show and not request.effort else nullcontext()
+    with status, _refine_bar(codec, img, request.effort, searching or request.scale is None, show) as bar:
         if searching:
-            budget = max_bytes if max_bytes is not None else int(target_bpp * w * h / 8)
-            data, quality, fits = codec.compress_to_fit(img, budget - _meta_bytes(meta), effort, bar, scale=scale)
-            size = len(data) + _meta_bytes(meta)
-            if not fits:
-                asked = f"--max-bytes {max_bytes}" if max_bytes is not None else f"--target-bpp {target_bpp:g} ({budget} bytes)"
-                if not nearest:
-                    hint = f"; --metadata none saves {_meta_bytes(meta)} bytes" if meta else ""
-                    raise UserError(f"{src}: no quality fits {asked}: the smallest file, quality {quality}, has {size} "
-                                    f"bytes (--nearest writes it anyway{hint})")
-                batch.say(f"aecli: warning: {src}: no quality fits {asked}; wrote the smallest file, quality {quality}, "
-                          f"{size} bytes")
+            coded = _within_budget(codec, img, src, request, meta, bar)
         else:
-            data = codec.compress(img, quality, effort=effort, bar=bar, scale=scale)
-            quality = codec.default_quality if quality is None else quality
-    data = _with_metadata(data, meta)
+            coded = rate.compress(codec, img, quality, {}, request.effort, bar, request.scale)
+    data = _with_metadata(coded.data, meta)
     write_output(dst, data, inputs=[src], force=force)
     bpp = 8 * len(data) / (w * h)
-    coded = latformat.unpack(data).scale
-    at = f" (coded at {coded}/8 of its size)" if coded != 8 else ""
+    at = f" (coded at {coded.scale}/8 of its size)" if coded.scale != 8 else ""
     kept = f", with {'+'.join(k for k, _ in meta)} ({_meta_bytes(meta)} bytes)" if meta else ""
     note(f"{src}: coded in {time.perf_counter() - t0:.2f} s")
-    return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {quality}{at}, {len(data)} bytes, {bpp:.3f} bpp{kept}"
+    return f"{src} -> {dst}: {w}x{h} {img.mode}, quality {coded.quality}{at}, {len(data)} bytes, {bpp:.3f} bpp{kept}"
+
+
+def _within_budget(codec, img, src: str, request: Request, meta: tuple, bar):
+    """rate.Coded: the highest quality whose file, metadata included, fits the request's budget;
+    else the smallest file with --nearest (a warning), a UserError without."""
+    from . import rate
+
+    h, w = img.pixels.shape[:2]
+    budget = request.budget(w, h)
+    coded = rate.compress_to_fit(codec, img, budget - _meta_bytes(meta), request.effort, bar, request.scale)
+    if not coded.fits:
+        size = len(coded.data) + _meta_bytes(meta)
+        if not request.nearest:
+            hint = f"; --metadata none saves {_meta_bytes(meta)} bytes" if meta else ""
+            raise UserError(f"{src}: no quality fits {request.asked(budget)}: the smallest file, quality {coded.quality}, "
+                            f"has {size} bytes (--nearest writes it anyway{hint})")
+        batch.say(f"aecli: warning: {src}: no quality fits {request.asked(budget)}; wrote the smallest file, "
+                  f"quality {coded.quality}, {size} bytes")
+    return coded
 
 
 def parse_scale(text: str | None) -> int | None:
@@ -132,15 +197,15 @@ def _refine_bar(codec, img, effort: int, searching: bool, show: bool):
 
 
 def _load_codec(model: str | None, device: str, quality: int | None):
-    """The codec (torch imported here, not before), its load time said with --verbose."""
+    """(codec, quality): the codec (torch imported here, not before), its load time said with
+    --verbose, and the quality parsed against it (levels.Quality; None: the model's default)."""
     t0 = time.perf_counter()
     from .api import load_codec
 
     codec = load_codec(model, device)
-    if quality is not None:
-        codec.index_of(quality)
+    level = codec.quality(quality)
     note(f"model {codec.name} ({codec.files.fingerprint.hex()}) loaded in {time.perf_counter() - t0:.2f} s, torch included")
-    return codec
+    return codec, level
 
 
 def compress(src: str, dst: str | None, *, model: str | None, quality: int | None, target_bpp: float | None,
@@ -150,31 +215,14 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
     from .fitted import files as fitted
 
     set_verbose(verbose and not quiet)
-    if fitted.is_fitted(model):
-        fitted.check_options(quality, effort, time_limit)
-        if scale not in (None, "auto", "1"):
-            raise UserError("--scale is not used by the fitted codec (it codes each image at its own size)")
-    else:
-        if effort not in EFFORT_LEVELS:
-            raise UserError(f"--effort must be one of {', '.join(str(e) for e in EFFORT_LEVELS)}")
-        if time_limit is not None:
-            raise UserError("--time-limit applies to the fitted codec only (--model fit)")
-    keep = parse_metadata(metadata)
-    eighths = None if fitted.is_fitted(model) else parse_scale(scale)
-    if target_bpp is not None and max_bytes is not None:
-        raise UserError("give either --target-bpp or --max-bytes, not both")
-    if quality is not None and (target_bpp is not None or max_bytes is not None):
-        raise UserError("--quality cannot be combined with --target-bpp or --max-bytes")
-    if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
-        raise UserError(f"--target-bpp must be a positive number, not {target_bpp}")
-    if max_bytes is not None and max_bytes <= 0:
-        raise UserError("--max-bytes must be positive")
+    request = parse_request(model=model, quality=quality, target_bpp=target_bpp, max_bytes=max_bytes, effort=effort,
+                            time_limit=time_limit, scale=scale, metadata=metadata, nearest=nearest)
     derived = dst is None
     if derived:
         dst = "-" if _is_pipe(src) else str(Path(src).with_suffix(".lat"))
     if fitted.is_fitted(model):
         def one(a, b, force_one, show=False):
-            return fitted.compress_one(a, b, quality, target_bpp, max_bytes, force_one, effort, time_limit, show)
+            return fitted.compress_one(a, b, request, force_one, show)
     if not _is_pipe(src) and Path(src).is_dir():
         pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
         if fitted.is_fitted(model):
@@ -186,8 +234,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         def prepare():  # only when some file is left to do (batch.run): skips decided without torch
             loaded.append(_load_codec(model, device, quality))
 
-        s = batch.run(pairs, lambda a, b: _compress_one(loaded[0], str(a), str(b), quality, target_bpp, max_bytes, True,
-                                                        effort, scale=eighths, metadata=keep, nearest=nearest),
+        s = batch.run(pairs, lambda a, b: _compress_one(*loaded[0], str(a), str(b), request, True),
                       force=force, quiet=quiet, label="compress", workers=workers, problem=batch.lat_problem,
                       prepare=prepare)
         return 1 if s.failed else 0
@@ -200,9 +247,8 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
     if fitted.is_fitted(model):
         batch.say(one(src, dst, force, show=not quiet), quiet)
         return 0
-    codec = _load_codec(model, device, quality)
-    batch.say(_compress_one(codec, src, dst, quality, target_bpp, max_bytes, force, effort, show=not quiet, scale=eighths,
-                            metadata=keep, nearest=nearest), quiet)
+    codec, level = _load_codec(model, device, quality)
+    batch.say(_compress_one(codec, level, src, dst, request, force, show=not quiet), quiet)
     return 0
 
 

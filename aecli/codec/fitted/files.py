@@ -44,24 +44,25 @@ def _bar(show: bool, total: int, label: str):
         yield report
 
 
-def compress_one(src: str, dst: str, quality: int | None, target_bpp: float | None, max_bytes: int | None, force: bool,
-                 effort: int, time_limit: float | None, show: bool = False) -> str:
+def compress_one(src: str, dst: str, request, force: bool, show: bool = False) -> str:
+    """One image fitted as `request` (a codec.files.Request: quality or budget, effort, time limit)
+    says, written to `dst`; the line that reports it."""
     from . import codec
 
     img = read_image(src)
     h, w = img.pixels.shape[:2]
     codec.check_size(w, h)
-    effort = effort or codec.DEFAULT_EFFORT
+    effort = request.effort or codec.DEFAULT_EFFORT
     total = codec.iterations_of(effort)
     with _bar(show, total, f"fit (effort {effort})") as report:
-        if target_bpp is not None or max_bytes is not None:
-            budget = max_bytes if max_bytes is not None else int(target_bpp * w * h / 8)
-            res, quality, fits = _fit_budget(img, budget, effort, time_limit, report)
+        if request.searching:
+            budget = request.budget(w, h)
+            res, quality, fits = _fit_budget(img, budget, effort, request.time_limit, report)
             if not fits:
                 batch.say(f"aecli: warning: {src}: even quality {quality} needs {len(res.data)} bytes, over the budget of {budget}")
         else:
-            quality = codec.DEFAULT_QUALITY if quality is None else quality
-            res = codec.compress(img, quality, effort, time_limit, report)
+            quality = codec.DEFAULT_QUALITY if request.quality is None else request.quality
+            res = codec.compress(img, quality, effort, request.time_limit, report)
     write_output(dst, res.data, inputs=[src], force=force)
     return (f"{src} -> {dst}: {w}x{h} {img.mode}, fitted quality {quality}, {res.iterations} iterations in "
             f"{res.seconds:.1f} s, {len(res.data)} bytes, {res.bpp:.3f} bpp, {res.psnr:.2f} dB")
