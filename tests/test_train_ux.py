@@ -162,3 +162,28 @@ def test_own_models_are_found_installed_and_explained(tmp_path, images, monkeypa
     monkeypatch.chdir(runs)
     r = runner.invoke(app, ["compress", str(images / "0.png"), str(tmp_path / "y.lat"), "--model", "aerial2"])
     assert r.exit_code == 1 and "not found" in r.stderr
+
+
+def test_steps_and_epochs_of_zero_are_one_line_errors(tmp_path, images):
+    for task, extra in (("codec", []), ("autoencoder", ["--model", "dense"])):
+        r = train(images, "--task", task, *extra, "--out", tmp_path / task, "--steps", "0")
+        assert r.exit_code == 1 and r.stderr.strip() == "aecli: error: --steps must be at least 1", r.output
+        assert not (tmp_path / task).exists()
+    r = train(images, "--task", "autoencoder", "--model", "dense", "--out", tmp_path / "e", "--epochs", "0")
+    assert r.exit_code == 1 and r.stderr.strip() == "aecli: error: --epochs must be at least 1"
+    r = train(images, "--task", "codec", "--out", tmp_path / "c", "--latent-dim", "4")
+    assert r.exit_code == 1 and r.stderr.startswith("aecli: error: --latent-dim: only for the autoencoder family")
+
+
+def test_resumed_epochs_count_the_runs_own_batches(tmp_path):
+    from conftest import make_digits
+
+    make_digits(tmp_path / "digits", per_class=6)
+    out = tmp_path / "ae"
+    args = ["--task", "autoencoder", "--model", "dense", "--out", out, "--seed", "0", "--threads", "1"]
+    assert train(tmp_path / "digits", *args, "--epochs", "2", "--batch-size", "4").exit_code == 0
+    first = torch.load(out / "checkpoint.pt", weights_only=True)["config"]["steps"]
+    r = train(tmp_path / "digits", *args, "--epochs", "4", "--resume")
+    assert r.exit_code == 0, r.output
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["config"]["batch_size"] == 4 and state["config"]["steps"] == 2 * first

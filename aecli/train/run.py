@@ -82,6 +82,9 @@ def _config(a: Asked) -> tuple[TrainConfig, tuple[str, ...], str, type]:
     name = task_of(a.task, a.model)
     if a.time_limit is not None and a.time_limit < 0:
         raise UserError("--time-limit must not be negative")
+    for option, value in (("--steps", a.steps), ("--epochs", (a.family or {}).get("epochs"))):
+        if value is not None and value < 1:  # (0 once meant the default budget, silently)
+            raise UserError(f"{option} must be at least 1")
     if a.real_noise and name != "denoise":
         raise UserError("--real-noise is for --task denoise")
     if a.init is not None and a.resume:
@@ -92,10 +95,15 @@ def _config(a: Asked) -> tuple[TrainConfig, tuple[str, ...], str, type]:
              "ckpt_every": a.ckpt_every, "val_every": a.val_every, "batch_size": a.batch_size, "patch": a.patch, "lr": a.lr}
     changes = tuple(k for k, v in given.items() if v is not None)
     if name != "autoencoder" and family:
-        raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in sorted(family))}: only for the autoencoder "
+        named = sorted("--" + ("latent-dim" if k == "latent" else k.replace("_", "-")) for k in family)
+        raise UserError(f"{', '.join(named)}: only for the autoencoder "
                         f"family (--model {'|'.join(KINDS['autoencoder'])})")
     task = task_class(name)
     d = {**task.DEFAULTS, **(task.FINETUNE if a.init is not None else {})}
+    if a.resume and a.batch_size is None:  # the run's own batch size (--epochs counts its batches)
+        from .checkpoint import read_checkpoint
+
+        a = replace(a, batch_size=(read_checkpoint(a.out / "checkpoint.pt").get("config") or {}).get("batch_size"))
     a = replace(a, batch_size=a.batch_size or d["batch_size"], lr=a.lr or d["lr"], patch=a.patch or d["patch"],
                 family=family)
     a, options = task.recipe(a)
