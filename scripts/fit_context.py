@@ -66,9 +66,9 @@ def analyse_all(model, images: list[torch.Tensor]) -> list[torch.Tensor]:
 def hyper(model, y_base: torch.Tensor, qi: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(scaled latents, hyper-synthesis output) of one analysed image at quality index qi."""
     q = torch.tensor([qi])
-    y = y_base * model._pick(model.gain, q)
-    z = torch.round(model.h_a(y) * model._pick(model.hgain, q))
-    return y, model.h_s(z * model._pick(model.inv_hgain, q))
+    y = y_base * model.gain_of(model.gain, q)
+    z = torch.round(model.h_a(y) * model.gain_of(model.hgain, q))
+    return y, model.h_s(z * model.gain_of(model.inv_hgain, q))
 
 
 def fit(model, latents: list[torch.Tensor], steps: int, batch: int, lr: float, seed: int, log=print) -> list[dict]:

@@ -91,7 +91,8 @@ class _GainedCodec(nn.Module):
         return {"kind": self.kind, "n": self.n, "m": self.m, "lambdas": list(self.lambdas)}
 
     @staticmethod
-    def _pick(table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    def gain_of(table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """The per-channel gains of the qualities `q` (B,) from a log-gain table, as (B, C, 1, 1)."""
         return torch.exp(table[q]).unsqueeze(-1).unsqueeze(-1)
 
     def lambda_of(self, q: torch.Tensor) -> torch.Tensor:
@@ -128,15 +129,15 @@ class HyperpriorCodec(_GainedCodec):
         return c
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict:
-        y = self.g_a(x) * self._pick(self.gain, q)
-        z = self.h_a(y) * self._pick(self.hgain, q)
+        y = self.g_a(x) * self.gain_of(self.gain, q)
+        z = self.h_a(y) * self.gain_of(self.hgain, q)
         z_hat = ste_round(z)
-        params = self.h_s(z_hat * self._pick(self.inv_hgain, q))
+        params = self.h_s(z_hat * self.gain_of(self.inv_hgain, q))
         scales, means = self.condition(y, params, ste_round)
         y_lik = gaussian_likelihood(rate_proxy(y - means, self.training), scales)
         z_lik = self.z_density.likelihood(rate_proxy(z, self.training))
         y_hat = ste_round(y - means) + means
-        x_hat = self.g_s(y_hat * self._pick(self.inv_gain, q))
+        x_hat = self.g_s(y_hat * self.gain_of(self.inv_gain, q))
         return {"x_hat": x_hat, "likelihoods": (y_lik, z_lik)}
 
     def condition(self, y: torch.Tensor, params: torch.Tensor, rnd) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,10 +200,10 @@ class FactorizedCodec(_GainedCodec):
         self.y_density = FactorizedDensity(m)
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict:
-        y = self.g_a(x) * self._pick(self.gain, q)
+        y = self.g_a(x) * self.gain_of(self.gain, q)
         y_lik = self.y_density.likelihood(rate_proxy(y, self.training))
         y_hat = ste_round(y)
-        x_hat = self.g_s(y_hat * self._pick(self.inv_gain, q))
+        x_hat = self.g_s(y_hat * self.gain_of(self.inv_gain, q))
         return {"x_hat": x_hat, "likelihoods": (y_lik,)}
 
     def aux_loss(self) -> torch.Tensor:

@@ -107,7 +107,7 @@ def _bits_and_yhat(model, y, z, q, soft):
     """(bits, y_hat) of latents y and hyper-latents z, rounded by `soft` (a function)."""
     if isinstance(model, HyperpriorCodec):
         zq = soft(z)
-        scales, means = model.condition(y, model.h_s(zq * model._pick(model.inv_hgain, q)), soft)
+        scales, means = model.condition(y, model.h_s(zq * model.gain_of(model.inv_hgain, q)), soft)
         r = soft(y - means)
         y_bits = -torch.log2(gaussian_likelihood(r, scales))
         z_bits = -torch.log2(model.z_density.likelihood(zq))
@@ -118,7 +118,7 @@ def _bits_and_yhat(model, y, z, q, soft):
 
 def _loss(model, w: _Window, y, z, q, soft):
     y_bits, z_bits, y_hat = _bits_and_yhat(model, y, z, q, soft)
-    x_hat = model.g_s((y_hat * model._pick(model.inv_gain, q)).contiguous(memory_format=torch.channels_last))
+    x_hat = model.g_s((y_hat * model.gain_of(model.inv_gain, q)).contiguous(memory_format=torch.channels_last))
     pixels = w.pix.sum().clamp(min=1)
     mse = ((x_hat - w.x).square() * w.pix).sum() / (3 * pixels)
     bits = (y_bits * w.inner_y).sum()
