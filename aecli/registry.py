@@ -293,10 +293,30 @@ def save(tensors: dict, meta: dict, weights_path: Path) -> ModelFiles:
 
 
 def load_tensors(m: ModelFiles) -> dict:
-    """Tensors of a model, checked against the fingerprint in its metadata (which a codec model must
-    have: its files name it)."""
+    """Tensors of a model (torch), checked against the fingerprint in its metadata (read_weights)."""
     from safetensors.torch import load
 
+    return _tensors(m, load)
+
+
+def load_arrays(m: ModelFiles) -> dict:
+    """The same as numpy arrays, without torch (the numpy decoder's)."""
+    from safetensors.numpy import load
+
+    return _tensors(m, load)
+
+
+def _tensors(m: ModelFiles, load) -> dict:
+    data = read_weights(m)
+    try:
+        return load(data)
+    except Exception as exc:
+        raise UserError(f"model '{m.name}': cannot read {m.weights}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def read_weights(m: ModelFiles) -> bytes:
+    """A model's .safetensors bytes, checked against the fingerprint in its metadata (which a codec
+    model must have: its files name it)."""
     fp = m.meta.get("fingerprint")
     if fp is None and m.task == "codec":
         raise UserError(f"model '{m.name}': its metadata has no fingerprint ({m.weights.with_suffix('.json')})")
@@ -306,10 +326,7 @@ def load_tensors(m: ModelFiles) -> dict:
         raise UserError(f"model '{m.name}': cannot read {m.weights}: {exc.strerror or exc}") from None
     if fp is not None and hashlib.sha256(data).hexdigest()[:8] != fp:
         raise UserError(f"model '{m.name}': weights do not match their metadata fingerprint (damaged install?)")
-    try:
-        return load(data)
-    except Exception as exc:
-        raise UserError(f"model '{m.name}': cannot read {m.weights}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return data
 
 
 def check_size(m: ModelFiles, build) -> None:

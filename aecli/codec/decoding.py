@@ -50,6 +50,13 @@ class Plan:
     alpha: np.ndarray | None
 
 
+def sizes(lat: latformat.LatFile, align: int) -> tuple[int, int, int, int]:
+    """(cw, ch, pw, ph): the size the file's image is coded at (its scale) and that size padded to
+    the model's alignment, the size the decoder works on."""
+    cw, ch = levels.coded_size(lat.width, lat.height, lat.scale)
+    return cw, ch, cw + (-cw) % align, ch + (-ch) % align
+
+
 def plan(lat: latformat.LatFile, name: str, fingerprint: bytes, qualities: list[int], kind: str, align: int,
          max_pixels: int | None) -> Plan:
     """Check `lat` against the model (name, fingerprint, its qualities, kind and alignment) and the
@@ -59,8 +66,7 @@ def plan(lat: latformat.LatFile, name: str, fingerprint: bytes, qualities: list[
     qi = levels.quality(qualities, lat.quality, name).gains(lat.scale)
     if qi < 0:
         raise DecodeError(f"corrupt .lat file: quality {lat.quality} has no coding at scale {lat.scale}/{levels.UNIT}")
-    cw, ch = levels.coded_size(lat.width, lat.height, lat.scale)
-    ph, pw = ch + (-ch) % align, cw + (-cw) % align
+    cw, ch, pw, ph = sizes(lat, align)
     if max_pixels and pw * ph > max_pixels:
         raise PixelLimitError(lat.width, lat.height, pw, ph, max_pixels)
     has_alpha = lat.mode in ALPHA_MODES

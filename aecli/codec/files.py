@@ -224,7 +224,7 @@ def compress(src: str, dst: str | None, *, model: str | None, quality: int | Non
         def one(a, b, force_one, show=False):
             return fitted.compress_one(a, b, request, force_one, show)
     if not _is_pipe(src) and Path(src).is_dir():
-        pairs = batch.plan(Path(src), Path(dst), _image_exts(), ".lat")
+        pairs = batch.plan(Path(src), Path(dst), IMAGE_EXTS, ".lat")
         if fitted.is_fitted(model):
             s = batch.run(pairs, lambda a, b: one(str(a), str(b), True), force=force, quiet=quiet, label="compress",
                           workers=workers, problem=batch.lat_problem)
@@ -264,14 +264,6 @@ def _check_single(src: str, dst: str, force: bool, derived: bool, lat_out: bool)
         raise UserError(f"output {dst} has the .lat extension, but decompress writes an image; "
                         f"name it NAME.png (or another image extension)")
     check_output(dst, force=force, derived=derived)
-
-
-def _image_exts():
-    from ..images.walk import IMAGE_EXTS
-
-    return IMAGE_EXTS
-
-
 
 
 def max_pixels_policy(option: int | None) -> int:

@@ -20,12 +20,10 @@ channels-last (H, W, C) arrays, so that a convolution is one matrix product per 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from .. import format as latformat
-from . import coding, decoding, levels
+from . import coding, decoding
 
 ACT_BITS = 12  # intnet's fixed point (kept equal by tests/test_numpy_decoder.py)
 ACT_LIMIT = (1 << 22) - 1
@@ -44,9 +42,8 @@ def usable(files, lat: latformat.LatFile, exact: bool, device: str) -> bool:
     arch = files.meta.get("architecture") or {}
     if exact or device != "cpu" or not files.bundled or arch.get("kind") not in KINDS:
         return False
-    cw, ch = levels.coded_size(lat.width, lat.height, lat.scale)
-    a = decoding.ALIGN[arch["kind"]]
-    return (cw + (-cw) % a) * (ch + (-ch) % a) <= MAX_PIXELS
+    _, _, pw, ph = decoding.sizes(lat, decoding.ALIGN[arch["kind"]])
+    return pw * ph <= MAX_PIXELS
 
 
 # ---- convolutions as matrix products ----------------------------------------------------------
@@ -176,14 +173,9 @@ class NumpyCodec:
     @classmethod
     def load(cls, files, device: str = "cpu") -> "NumpyCodec":
         """From a model's files, checked against its fingerprint (cache.LoadedModel's protocol)."""
-        from safetensors.numpy import load as load_bytes
+        from ..registry import load_arrays
 
-        from ..errors import UserError
-
-        data = files.weights.read_bytes()
-        if hashlib.sha256(data).hexdigest()[:8] != files.meta.get("fingerprint"):
-            raise UserError(f"model '{files.name}': weights do not match their metadata fingerprint (damaged install?)")
-        return cls(files, load_bytes(data))
+        return cls(files, load_arrays(files))
 
     def __init__(self, files, tensors: dict):
         arch = files.meta["architecture"]
