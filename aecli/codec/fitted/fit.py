@@ -26,7 +26,7 @@ from .nets import Arm, Synthesis, load_integers, quantise, tensors
 
 LR = 2e-2  # the networks'
 LATENT_LR = 0.2  # the latents' (they need values of several units to carry much, in few iterations)
-STE_FRACTION = 0.25
+STE_FRACTION = 0.1  # measured on CBSD432 crops: 0.25 -> 0.1 saved 8 to 39 points of rate against WebP at 300 iterations
 WARMUP_ITERS = 5  # iterations timed before a time limit sets the schedule
 EXPONENTS = tuple(range(5, 13))  # parameter steps 2**-5 .. 2**-12 tried by finalise
 
