@@ -1,9 +1,9 @@
 """Fitting one image: latents, ARM and synthesis by Adam on MSE + lambda * rate.
 
 The latents are real numbers while fitting.  For most of the fit they are coded with additive
-uniform noise (a differentiable stand-in for rounding); for the last STE_FRACTION of the iterations
+uniform noise (a differentiable stand-in for rounding); for the last iterations (`Recipe.rounded_iterations`)
 they are rounded, with the gradient passed straight through, so that the networks learn the
-rounded latents they will decode.  The learning rate follows a cosine from LR down to nearly 0.
+rounded latents they will decode.  The learning rate follows a cosine from the recipe's rate down to nearly 0.
 A time limit shortens the schedule (measured after the first iterations) rather than cutting it.
 
 `finalise` then rounds everything: the latents to integers, each network's parameters to a
@@ -24,11 +24,22 @@ from . import context, laplace
 from .header import Structure, plane_sizes
 from .nets import Arm, Synthesis, load_integers, quantise, tensors
 
-LR = 2e-2  # the networks'
-LATENT_LR = 0.2  # the latents' (they need values of several units to carry much, in few iterations)
-STE_FRACTION = 0.1  # measured on CBSD432 crops: 0.25 -> 0.1 saved 8 to 39 points of rate against WebP at 300 iterations
 WARMUP_ITERS = 5  # iterations timed before a time limit sets the schedule
 EXPONENTS = tuple(range(5, 13))  # parameter steps 2**-5 .. 2**-12 tried by finalise
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a fit descends (benchmarks/fitted_recipe.py measures the choices on CBSD432 crops)."""
+
+    lr: float = 2e-2  # the networks'
+    latent_lr: float = 0.2  # the latents' (they need values of several units to carry much, in few iterations)
+    ste_fraction: float = 0.1  # last share of the iterations on rounded latents (0.25 cost 8 to 39 points of rate at 300)
+    ste_least: int = 25  # but at least this many (or a quarter of a shorter fit): at 100 iterations 10 were too few
+
+    def rounded_iterations(self, total: int) -> int:
+        """How many of `total` iterations run on rounded latents (the last ones)."""
+        return max(round(self.ste_fraction * total), min(self.ste_least, total // 4))
 
 
 @dataclass
@@ -74,20 +85,25 @@ class _Model:
 
 
 def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: float | None = None,
-        report: Callable[[Progress], None] | None = None, seed: int = 0) -> Fitted:
-    """Fit image x (C, H, W) on 0..1 at rate weight `lam` (loss = MSE + lam * bpp)."""
+        report: Callable[[Progress], None] | None = None, seed: int = 0, recipe: Recipe = Recipe(),
+        networks: tuple[dict, dict] | None = None) -> Fitted:
+    """Fit image x (C, H, W) on 0..1 at rate weight `lam` (loss = MSE + lam * bpp); `networks`: state
+    dicts (ARM, synthesis) to start from instead of a random start."""
     torch.manual_seed(seed)
     start = time.monotonic()
     m = _Model(x.float(), s)
-    opt = torch.optim.Adam([{"params": m.latents, "lr": LATENT_LR, "base": LATENT_LR},
-                            {"params": [*m.arm.parameters(), *m.synth.parameters()], "lr": LR, "base": LR}])
+    if networks is not None:
+        m.arm.load_state_dict(networks[0])
+        m.synth.load_state_dict(networks[1])
+    opt = torch.optim.Adam([{"params": m.latents, "lr": recipe.latent_lr, "base": recipe.latent_lr},
+                            {"params": [*m.arm.parameters(), *m.synth.parameters()], "lr": recipe.lr, "base": recipe.lr}])
     total = max(1, iterations)
     it = 0
     while it < total:
         frac = it / total
         for g in opt.param_groups:
             g["lr"] = g["base"] * (0.5 * (1 + math.cos(math.pi * frac)) * 0.99 + 0.01)
-        if frac < 1 - STE_FRACTION:
+        if it < total - recipe.rounded_iterations(total):
             planes = [y + torch.rand_like(y) - 0.5 for y in m.latents]
         else:
             planes = [y + (torch.round(y) - y).detach() for y in m.latents]

@@ -1,0 +1,118 @@
+"""How the fitted codec's fitting recipe (aecli/codec/fitted/fit.py, `Recipe`) and sizes change what a
+fit of a fixed length buys, measured on crops of CBSD432 training images (never an evaluation set).
+
+    python -m benchmarks.fitted_recipe --name ste10 --ste-fraction 0.1 --images 97010.jpg,95006.jpg --lambdas 0.001
+    python -m benchmarks.fitted_recipe --name warm --warm-from 97017.jpg ...
+
+Each (image, rate weight) is fitted for `--iterations` on one thread, then compared with Pillow's WebP
+(method 6, qualities 5..95) on the same crop: the bits WebP needs for the same PSNR (log-bpp
+interpolated), and the fit's bits against them ("vs_webp", percent; lower is better).  The bits
+include the networks' parameters ("param_bpp"), which weigh about six times less on a 768x512
+image than on a 256x256 crop.  One JSON line per fit is appended to `--record`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from aecli.codec.fitted import fit, header, laplace
+from aecli.codec.fitted.nets import Arm, Synthesis, load_integers
+
+from .common import SHARED_DATA
+
+CBSD432 = SHARED_DATA / "CBSD432"
+
+
+def crop(name: str, size: int) -> np.ndarray:
+    im = np.asarray(PILImage.open(CBSD432 / name).convert("RGB"))
+    h, w = im.shape[:2]
+    size = min(size, h, w)
+    t, l = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(im[t:t + size, l:l + size])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * math.log10(255**2 / float(np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def webp_bpp_at(im: np.ndarray, psnr: float) -> float:
+    """Bits per pixel WebP needs for `psnr` on `im` (nan outside its qualities' range)."""
+    pts = []
+    for q in range(5, 100, 5):
+        buf = io.BytesIO()
+        PILImage.fromarray(im).save(buf, "WEBP", quality=q, method=6)
+        back = np.asarray(PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        pts.append((8 * len(buf.getvalue()) / im.shape[0] / im.shape[1], _psnr(im, back)))
+    pts.sort(key=lambda t: t[1])
+    for (r0, p0), (r1, p1) in zip(pts, pts[1:]):
+        if p0 <= psnr <= p1 and p1 > p0:
+            a = (psnr - p0) / (p1 - p0)
+            return math.exp(math.log(r0) + a * (math.log(r1) - math.log(r0)))
+    return float("nan")
+
+
+def _tensor(im: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(im.astype(np.float32) / 255).permute(2, 0, 1)
+
+
+def networks_of(f: fit.Fitted) -> tuple[dict, dict]:
+    """The (quantised) networks of a finished fit, as state dicts to start another fit from."""
+    arm, synth = Arm(f.structure), Synthesis(f.structure)
+    load_integers(arm, synth, f.ints, f.structure.exponents)
+    return arm.state_dict(), synth.state_dict()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--name", required=True, help="label of this variant in the record")
+    ap.add_argument("--images", default="97010.jpg,95006.jpg", help="CBSD432 file names, comma-separated")
+    ap.add_argument("--lambdas", default="0.001", help="rate weights, comma-separated (quality 4 is 0.001)")
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--size", type=int, default=256, help="side of the centre crop")
+    ap.add_argument("--lr", type=float, default=fit.Recipe.lr)
+    ap.add_argument("--latent-lr", type=float, default=fit.Recipe.latent_lr)
+    ap.add_argument("--ste-fraction", type=float, default=fit.Recipe.ste_fraction)
+    ap.add_argument("--ste-least", type=int, default=fit.Recipe.ste_least)
+    ap.add_argument("--synth-hidden", type=int, default=header.Structure.synth_hidden)
+    ap.add_argument("--refine", type=int, default=header.Structure.refine)
+    ap.add_argument("--warm-from", default=None, help="start the networks from a fit of this CBSD432 image")
+    ap.add_argument("--warm-iterations", type=int, default=600)
+    ap.add_argument("--record", type=Path, default=Path("fitted_recipe.jsonl"))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    recipe = fit.Recipe(a.lr, a.latent_lr, a.ste_fraction, a.ste_least)
+    s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine)
+    for name in a.images.split(","):
+        im = crop(name, a.size)
+        for lam in (float(v) for v in a.lambdas.split(",")):
+            networks = None
+            if a.warm_from:
+                src = fit.fit(_tensor(crop(a.warm_from, a.size)), lam, s, a.warm_iterations, recipe=recipe)
+                networks = networks_of(src)
+            t0 = time.perf_counter()
+            f = fit.fit(_tensor(im), lam, s, a.iterations, recipe=recipe, networks=networks)
+            seconds = time.perf_counter() - t0
+            webp = webp_bpp_at(im, f.psnr)
+            pixels = im.shape[0] * im.shape[1]
+            row = {"name": a.name, "image": name, "size": list(im.shape[:2]), "lambda": lam, "iterations": a.iterations,
+                   "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine,
+                   "warm_from": a.warm_from, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
+                   "param_bpp": round(sum(laplace.parameter_table(q)[1] for q in f.ints) / pixels, 4),
+                   "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1)}
+            with a.record.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
