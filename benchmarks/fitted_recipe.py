@@ -3,12 +3,13 @@ fit of a fixed length buys, measured on crops of CBSD432 training images (never 
 
     python -m benchmarks.fitted_recipe --name ste10 --ste-fraction 0.1 --images 97010.jpg,95006.jpg --lambdas 0.001
     python -m benchmarks.fitted_recipe --name warm --warm-from 97017.jpg ...
+    python -m benchmarks.fitted_recipe --name where --where --curve 50 --size 512 --iterations 800 ...
 
 Each (image, rate weight) is fitted for `--iterations` on one thread, then compared with Pillow's WebP
 (method 6, qualities 5..95) on the same crop: the bits WebP needs for the same PSNR (log-bpp
-interpolated), and the fit's bits against them ("vs_webp", percent; lower is better).  The bits
-include the networks' parameters ("param_bpp"), which weigh about six times less on a 768x512
-image than on a 256x256 crop.  One JSON line per fit is appended to `--record`.
+interpolated), and the fit's bits against them ("vs_webp", percent; lower is better).  A `--size`
+at least the image's longer side takes the whole image.  The bits include the networks' parameters
+("param_bpp"), which weigh about six times less on a 768x512 image than on a 256x256 crop.  One JSON line per fit is appended to `--record`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from aecli.codec.fitted import fit, header, laplace
+from aecli.codec.fitted import context, fit, header, laplace
 from aecli.codec.fitted.nets import Arm, Synthesis, load_integers
 
 from .common import SHARED_DATA
@@ -36,6 +37,8 @@ CBSD432 = SHARED_DATA / "CBSD432"
 def crop(name: str, size: int) -> np.ndarray:
     im = np.asarray(PILImage.open(CBSD432 / name).convert("RGB"))
     h, w = im.shape[:2]
+    if size >= max(h, w):
+        return np.ascontiguousarray(im)
     size = min(size, h, w)
     t, l = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(im[t:t + size, l:l + size])
@@ -72,6 +75,25 @@ def networks_of(f: fit.Fitted) -> tuple[dict, dict]:
     return arm.state_dict(), synth.state_dict()
 
 
+@torch.no_grad()
+def bits_by_plane(f: fit.Fitted) -> list[dict]:
+    """Where a fit's latent bits go: per plane (finest first), its bits, its share of non-zero
+    latents, and the bits per latent in each of the ARM's four passes (context.PHASES)."""
+    arm, synth = Arm(f.structure), Synthesis(f.structure)
+    load_integers(arm, synth, f.ints, f.structure.exponents)
+    planes = [torch.from_numpy(q).float() for q in f.planes]
+    out = []
+    for k, y in enumerate(planes):
+        consts = context.constants(*y.shape, k, len(planes))
+        mu, t = arm(context.plane_features(y, planes[k + 1] if k + 1 < len(planes) else None, *consts))
+        b = laplace.bits(y.reshape(-1), mu, t)
+        phase = context.phase_map(*y.shape).reshape(-1)
+        out.append({"plane": k, "shape": list(y.shape), "bits": round(float(b.sum()), 1),
+                    "nonzero": round(float((y != 0).float().mean()), 3),
+                    "bits_per_latent_by_pass": [round(float(b[phase == i].mean()), 3) for i in range(len(context.PHASES))]})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True, help="label of this variant in the record")
@@ -87,6 +109,9 @@ def main() -> None:
     ap.add_argument("--refine", type=int, default=header.Structure.refine)
     ap.add_argument("--warm-from", default=None, help="start the networks from a fit of this CBSD432 image")
     ap.add_argument("--warm-iterations", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=0, help="the fit's random seed (its noise and network start)")
+    ap.add_argument("--where", action="store_true", help="also record the bits of each plane and pass (bits_by_plane)")
+    ap.add_argument("--curve", type=int, default=0, help="also record the fit's rate and PSNR every N iterations")
     ap.add_argument("--record", type=Path, default=Path("fitted_recipe.jsonl"))
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -100,15 +125,25 @@ def main() -> None:
                 src = fit.fit(_tensor(crop(a.warm_from, a.size)), lam, s, a.warm_iterations, recipe=recipe)
                 networks = networks_of(src)
             t0 = time.perf_counter()
-            f = fit.fit(_tensor(im), lam, s, a.iterations, recipe=recipe, networks=networks)
+            curve: list[list] = []
+
+            def report(p: fit.Progress) -> None:
+                if a.curve and (p.iteration % a.curve == 0 or p.iteration == p.total):
+                    curve.append([p.iteration, round(p.bpp, 4), round(p.psnr, 2)])
+
+            f = fit.fit(_tensor(im), lam, s, a.iterations, recipe=recipe, networks=networks, seed=a.seed, report=report)
             seconds = time.perf_counter() - t0
             webp = webp_bpp_at(im, f.psnr)
             pixels = im.shape[0] * im.shape[1]
             row = {"name": a.name, "image": name, "size": list(im.shape[:2]), "lambda": lam, "iterations": a.iterations,
                    "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine,
-                   "warm_from": a.warm_from, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
+                   "warm_from": a.warm_from, "seed": a.seed, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
                    "param_bpp": round(sum(laplace.parameter_table(q)[1] for q in f.ints) / pixels, 4),
                    "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1)}
+            if a.curve:
+                row["curve"] = curve  # (iteration, bpp of the latents, PSNR), with noise on the latents until the rounded phase
+            if a.where:
+                row["planes"] = bits_by_plane(f)
             with a.record.open("a") as out:
                 out.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)

@@ -243,3 +243,31 @@ def test_eval_covers_the_fitted_codec(tmp_path, quick_efforts, monkeypatch):
 
     res = json.loads((tmp_path / "o" / "f.json").read_text())
     assert res["model"]["name"] == "fit" and [p["quality"] for p in res["curves"]["aecli"]] == [2, 6]
+
+
+def test_rounded_iterations_rule():
+    """The last iterations run on rounded latents: 10% of the fit, but at least 25 (or a quarter of
+    a shorter fit); the schedule is the one fit() follows."""
+    from aecli.codec.fitted.fit import Recipe
+
+    r = Recipe()
+    assert [r.rounded_iterations(n) for n in (1, 3, 8, 50, 100, 300, 800, 2000)] == [0, 0, 2, 12, 25, 30, 80, 200]
+    assert Recipe(ste_fraction=0.25, ste_least=0).rounded_iterations(300) == 75
+
+
+def test_fit_rounds_the_last_iterations(monkeypatch):
+    """fit() feeds rounded latents to the loss exactly in its last rounded_iterations(n) iterations."""
+    from aecli.codec.fitted import fit as fitmod
+
+    seen = []
+    real = fitmod._Model.mse
+
+    def spy(self, planes):
+        seen.append(bool(torch.equal(planes[0].detach(), torch.round(planes[0].detach()))))
+        return real(self, planes)
+
+    monkeypatch.setattr(fitmod._Model, "mse", spy)
+    x = torch.rand(3, 8, 8)
+    fitmod.fit(x, 0.001, header.Structure(levels=2), 40)
+    loop = seen[:40]
+    assert loop == [False] * 30 + [True] * 10

@@ -34,7 +34,7 @@ class Recipe:
 
     lr: float = 2e-2  # the networks'
     latent_lr: float = 0.2  # the latents' (they need values of several units to carry much, in few iterations)
-    ste_fraction: float = 0.1  # last share of the iterations on rounded latents (0.25 cost 8 to 39 points of rate at 300)
+    ste_fraction: float = 0.1  # last share of the iterations on rounded latents (0.25 cost 16 to 39 points of rate at 300)
     ste_least: int = 25  # but at least this many (or a quarter of a shorter fit): at 100 iterations 10 were too few
 
     def rounded_iterations(self, total: int) -> int:
