@@ -121,7 +121,7 @@ def _format_fitted(d: dict) -> str:
     f = d.get("fitted")
     lines = [
         f"{d['file']}: .lat v{d['version']}, {d['width']}x{d['height']} {d['mode']}",
-        f"  kind      fitted (networks fitted to this image travel in the file)",
+        "  kind      fitted (networks fitted to this image travel in the file)",
         f"  quality   {d['quality']}",
         f"  size      {d['file_bytes']} bytes ({d['header_bytes']} header), {d['bpp']:.4f} bpp",
         f"  streams   {', '.join(str(n) for n in d['stream_bytes'])} bytes",
