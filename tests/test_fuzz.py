@@ -275,3 +275,18 @@ def test_model_harness_counts_crashes_and_hangs(model_seeds, tmp_path, monkeypat
     monkeypatch.setattr(fzm, "_list_stage", lambda folder: None)  # only the slow stage may pass the limit on a busy machine
     s = fzm.fuzz_models(model_seeds, 3, seed=1, time_limit=0.05)
     assert s["hangs"] == 3 and s["crashes"] == 0
+
+
+def test_metadata_mutation_never_writes_a_negative_length(corpus):
+    """f_metadata once asked varint() for -1 (an empty payload, length - 1), and varint looped
+    forever, growing its buffer (case 3031 of seed 2612 ran the fuzzer out of memory). varint now
+    refuses negative numbers, and every metadata mutation finishes."""
+    with pytest.raises(ValueError):
+        mut.varint(-1)
+    seed = corpus[0]
+    for i in range(2000):
+        f = mut.Fields.of(seed.lat, seed.data)
+        mut.f_metadata(random.Random(f"meta:{i}"), f, corpus)
+        assert f.body()
+    data, _, _, _ = mut.mutate(random.Random("2612:3031"), corpus)  # the case that hung (with this corpus or not)
+    assert data

@@ -16,6 +16,8 @@ from .seeds import CB_MODEL, FP_MODEL, HP_MODEL, Seed
 
 def varint(v: int) -> bytes:
     """Minimal unsigned LEB128 of any v >= 0 (also beyond the format's 32-bit range)."""
+    if v < 0:
+        raise ValueError(f"varint of a negative number ({v})")  # v >> 7 would stay -1: an endless loop
     out = bytearray()
     while True:
         b, v = v & 0x7F, v >> 7
@@ -408,7 +410,7 @@ def f_metadata(rng, f, seeds):
     else:
         kinds = [1, 2] if rng.random() < 0.5 else [3, 1]
         f.meta = [rand_bytes(rng, rng.randrange(1, 64)) for _ in kinds]
-    lengths = [varint(len(m) + (rng.choice([-1, 1, 1000]) if rng.random() < 0.2 else 0)) for m in f.meta]
+    lengths = [varint(max(0, len(m) + (rng.choice([-1, 1, 1000]) if rng.random() < 0.2 else 0))) for m in f.meta]
     count = len(kinds) if rng.random() < 0.8 else rng.choice([0, 4, 255])
     f.meta_table = bytes([count & 0xFF]) + b"".join(bytes([kd & 0xFF]) + ln for kd, ln in zip(kinds, lengths))
 
