@@ -1,5 +1,6 @@
 """What the benchmarks share: where things are, timing, measurements in fresh processes, the command
-line run as a user runs it, report files, and the idx data sets of the family benchmarks.
+line run as a user runs it, report files, a curve's rate at a given PSNR, and the idx data sets of
+the family benchmarks.
 
 A benchmark imports this module, never another benchmark.
 """
@@ -108,6 +109,19 @@ def write_report(out: Path, name: str, result: dict, lines: list[str]) -> None:
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- rate-distortion
+
+
+def rate_at(curve: list[tuple[float, float]], target_psnr: float) -> float | None:
+    """bpp of the (bpp, psnr) curve at target_psnr, log-linear between its points; None outside it."""
+    pts = sorted(curve, key=lambda p: p[1])
+    for (r0, p0), (r1, p1) in zip(pts, pts[1:]):
+        if p0 <= target_psnr <= p1 and p1 > p0:
+            t = (target_psnr - p0) / (p1 - p0)
+            return float(np.exp(np.log(r0) + t * (np.log(r1) - np.log(r0))))
+    return None
 
 
 # --------------------------------------------------------------------------- idx data sets (FashionMNIST, MNIST)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
-import math
 import time
 from pathlib import Path
 
@@ -28,8 +26,10 @@ from PIL import Image as PILImage
 
 from aecli.codec.fitted import context, fit, header, laplace
 from aecli.codec.fitted.nets import Arm, Synthesis, load_integers
+from aecli.eval import rd
+from aecli.metrics import psnr
 
-from .common import SHARED_DATA
+from .common import SHARED_DATA, rate_at
 
 CBSD432 = SHARED_DATA / "CBSD432"
 
@@ -44,24 +44,14 @@ def crop(name: str, size: int) -> np.ndarray:
     return np.ascontiguousarray(im[t:t + size, l:l + size])
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return 10 * math.log10(255**2 / float(np.mean((a.astype(np.float64) - b) ** 2)))
-
-
-def webp_bpp_at(im: np.ndarray, psnr: float) -> float:
-    """Bits per pixel WebP needs for `psnr` on `im` (nan outside its qualities' range)."""
-    pts = []
+def webp_bpp_at(im: np.ndarray, target_psnr: float) -> float:
+    """Bits per pixel WebP needs for `target_psnr` on `im` (nan outside its qualities' range)."""
+    curve = []
     for q in range(5, 100, 5):
-        buf = io.BytesIO()
-        PILImage.fromarray(im).save(buf, "WEBP", quality=q, method=6)
-        back = np.asarray(PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-        pts.append((8 * len(buf.getvalue()) / im.shape[0] / im.shape[1], _psnr(im, back)))
-    pts.sort(key=lambda t: t[1])
-    for (r0, p0), (r1, p1) in zip(pts, pts[1:]):
-        if p0 <= psnr <= p1 and p1 > p0:
-            a = (psnr - p0) / (p1 - p0)
-            return math.exp(math.log(r0) + a * (math.log(r1) - math.log(r0)))
-    return float("nan")
+        data, back = rd.encode_decode(im, "webp", q)
+        curve.append((8 * len(data) / im.shape[0] / im.shape[1], psnr(im, back)))
+    bpp = rate_at(curve, target_psnr)
+    return float("nan") if bpp is None else bpp
 
 
 def _tensor(im: np.ndarray) -> torch.Tensor:

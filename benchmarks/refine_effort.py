@@ -24,17 +24,7 @@ import numpy as np
 from aecli.metrics import psnr
 from aecli.train.data import list_images
 
-from .common import RESULTS, SHARED_DATA, progress_bar
-
-
-def rate_at(curve: list[tuple[float, float]], target_psnr: float) -> float | None:
-    """bpp of the (bpp, psnr) curve at target_psnr, log-linear between its points; None outside it."""
-    pts = sorted(curve, key=lambda p: p[1])
-    for (r0, p0), (r1, p1) in zip(pts, pts[1:]):
-        if p0 <= target_psnr <= p1 and p1 > p0:
-            t = (target_psnr - p0) / (p1 - p0)
-            return float(np.exp(np.log(r0) + t * (np.log(r1) - np.log(r0))))
-    return None
+from .common import RESULTS, SHARED_DATA, progress_bar, rate_at
 
 
 def saved_label(r: dict) -> str:
