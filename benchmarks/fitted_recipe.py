@@ -72,16 +72,12 @@ def bits_by_plane(f: fit.Fitted) -> list[dict]:
     arm, synth = Arm(f.structure), Synthesis(f.structure)
     load_integers(arm, synth, f.ints, f.structure.exponents)
     planes = [torch.from_numpy(q).float() for q in f.planes]
-    out = []
-    for k, y in enumerate(planes):
-        consts = context.constants(*y.shape, k, len(planes))
-        mu, t = arm(context.plane_features(y, planes[k + 1] if k + 1 < len(planes) else None, *consts))
-        b = laplace.bits(y.reshape(-1), mu, t)
-        phase = context.phase_map(*y.shape).reshape(-1)
-        out.append({"plane": k, "shape": list(y.shape), "bits": round(float(b.sum()), 1),
-                    "nonzero": round(float((y != 0).float().mean()), 3),
-                    "bits_per_latent_by_pass": [round(float(b[phase == i].mean()), 3) for i in range(len(context.PHASES))]})
-    return out
+    bits = fit.pass_bits(arm, planes)
+    n = len(context.PHASES)
+    return [{"plane": k, "shape": list(y.shape), "bits": round(float(sum(b.sum() for b in bits[k * n:(k + 1) * n])), 1),
+             "nonzero": round(float((y != 0).float().mean()), 3),
+             "bits_per_latent_by_pass": [round(float(b.mean()), 3) for b in bits[k * n:(k + 1) * n]]}
+            for k, y in enumerate(planes)]
 
 
 def main() -> None:
@@ -95,6 +91,9 @@ def main() -> None:
     ap.add_argument("--latent-lr", type=float, default=fit.Recipe.latent_lr)
     ap.add_argument("--ste-fraction", type=float, default=fit.Recipe.ste_fraction)
     ap.add_argument("--ste-least", type=int, default=fit.Recipe.ste_least)
+    ap.add_argument("--quantiser", default=fit.Recipe.quantiser, choices=["uniform", "softround"])
+    ap.add_argument("--temperature", default=",".join(map(str, fit.Recipe.temperature)), help="softround's temperature, first,last")
+    ap.add_argument("--noise", default=",".join(map(str, fit.Recipe.noise)), help="softround's Gaussian noise, first,last")
     ap.add_argument("--synth-hidden", type=int, default=header.Structure.synth_hidden)
     ap.add_argument("--refine", type=int, default=header.Structure.refine)
     ap.add_argument("--warm-from", default=None, help="start the networks from a fit of this CBSD432 image")
@@ -105,7 +104,8 @@ def main() -> None:
     ap.add_argument("--record", type=Path, default=Path("fitted_recipe.jsonl"))
     a = ap.parse_args()
     torch.set_num_threads(1)
-    recipe = fit.Recipe(a.lr, a.latent_lr, a.ste_fraction, a.ste_least)
+    pair = lambda v: tuple(float(x) for x in v.split(","))  # noqa: E731
+    recipe = fit.Recipe(a.lr, a.latent_lr, a.ste_fraction, a.ste_least, a.quantiser, pair(a.temperature), pair(a.noise))
     s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine)
     for name in a.images.split(","):
         im = crop(name, a.size)

@@ -6,8 +6,9 @@ Each plane is decoded in PHASES = 4 passes over the 2x2 polyphase components, (0
 vectorised step and a whole image decodes in 4 x levels passes.  Planes go coarsest first; the
 coarsest plane has no coarser one (its coarse values read as zeros).
 
-`plane_features` gives the features of a whole plane at once (fitting); `phase_features` those of
-one phase of a partly decoded plane (coding).  Both give the same numbers for the same latents.
+`phase_features` gives the features of one phase of a plane: the fitter computes every phase of
+every plane from the real-valued latents, the coder one phase at a time from a partly decoded
+plane.
 """
 
 from __future__ import annotations
@@ -26,42 +27,10 @@ def available(phase: int) -> list[bool]:
     return [PHASES.index(((a + dr) % 2, (b + dc) % 2)) < phase for dr, dc in NEIGHBOURS]
 
 
-def _onehots(phase: torch.Tensor, level: int, levels: int) -> list[torch.Tensor]:
-    return [(phase == p).to(torch.get_default_dtype()) for p in range(len(PHASES))] + \
-           [torch.full_like(phase, float(k == level), dtype=torch.get_default_dtype()) for k in range(levels)]
-
-
-def phase_map(h: int, w: int) -> torch.Tensor:
-    """(h, w) phase of every position."""
-    r = torch.arange(h).view(-1, 1) % 2
-    c = torch.arange(w).view(1, -1) % 2
-    table = torch.zeros(2, 2, dtype=torch.long)
-    for i, (a, b) in enumerate(PHASES):
-        table[a, b] = i
-    return table[r, c]
-
-
-def constants(h: int, w: int, level: int, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask (8, h*w) of visible neighbours, one-hots (4 + levels, h*w)) of a plane: fixed during a fit."""
-    ph = phase_map(h, w)
-    avail = torch.tensor([available(p) for p in range(len(PHASES))], dtype=torch.get_default_dtype())  # (4, 8)
-    mask = avail[ph].permute(2, 0, 1).reshape(len(NEIGHBOURS), -1)
-    return mask, torch.stack(_onehots(ph, level, levels)).reshape(len(PHASES) + levels, -1)
-
-
-def plane_features(y: torch.Tensor, coarse: torch.Tensor | None, mask: torch.Tensor, onehots: torch.Tensor) -> torch.Tensor:
-    """Features (h*w, F) of every latent of plane y (h, w), coarser plane `coarse` (ceil(h/2), ceil(w/2))."""
-    h, w = y.shape
-    p = F.pad(y[None, None], (1, 1, 1, 1))[0, 0]
-    same = torch.stack([p[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] for dr, dc in NEIGHBOURS]).reshape(len(NEIGHBOURS), -1)
-    if coarse is None:
-        co = y.new_zeros(len(COARSE), h * w)
-    else:
-        ch, cw = coarse.shape
-        pc = F.pad(coarse[None, None], (1, 1, 1, 1))[0, 0]
-        co = torch.stack([pc[1 + dr:1 + dr + ch, 1 + dc:1 + dc + cw] for dr, dc in COARSE])
-        co = co.repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w].reshape(len(COARSE), -1)
-    return torch.cat([same * mask, co, onehots]).t()
+def phase_values(y: torch.Tensor, phase: int) -> torch.Tensor:
+    """The latents of one phase of plane y, (rows, columns) of phase_positions, in raster order."""
+    a, b = PHASES[phase]
+    return y[a::2, b::2]
 
 
 def phase_positions(h: int, w: int, phase: int) -> tuple[int, int, int, int]:

@@ -1,9 +1,11 @@
 """Fitting one image: latents, ARM and synthesis by Adam on MSE + lambda * rate.
 
-The latents are real numbers while fitting.  For most of the fit they are coded with additive
-uniform noise (a differentiable stand-in for rounding); for the last iterations (`Recipe.rounded_iterations`)
-they are rounded, with the gradient passed straight through, so that the networks learn the
-rounded latents they will decode.  The learning rate follows a cosine from the recipe's rate down to nearly 0.
+The latents are real numbers while fitting.  For most of the fit they are coded through a soft
+rounding with Gaussian noise, softround(softround(y, T) + n, T), whose temperature T and noise fall
+as the fit goes on, so that the fit moves from a smooth stand-in for rounding towards rounding itself;
+for the last iterations (`Recipe.rounded_iterations`) they are rounded, with the gradient passed
+straight through, so that the networks learn the rounded latents they will decode.  The learning
+rate follows a cosine from the recipe's rate down to nearly 0.
 A time limit shortens the schedule (measured after the first iterations) rather than cutting it.
 
 `finalise` then rounds everything: the latents to integers, each network's parameters to a
@@ -34,8 +36,11 @@ class Recipe:
 
     lr: float = 2e-2  # the networks'
     latent_lr: float = 0.2  # the latents' (they need values of several units to carry much, in few iterations)
-    ste_fraction: float = 0.1  # last share of the iterations on rounded latents (0.25 cost 16 to 39 points of rate at 300)
-    ste_least: int = 25  # but at least this many (or a quarter of a shorter fit): at 100 iterations 10 were too few
+    ste_fraction: float = 0.03  # last share of the iterations on rounded latents
+    ste_least: int = 8  # but at least this many (or a quarter of a shorter fit)
+    quantiser: str = "softround"  # the noisy phase's stand-in for rounding: "softround" or "uniform" noise
+    temperature: tuple[float, float] = (0.5, 0.05)  # softround's temperature, first to last noisy iteration
+    noise: tuple[float, float] = (0.25, 0.1)  # softround's Gaussian noise (standard deviation), likewise
 
     def rounded_iterations(self, total: int) -> int:
         """How many of `total` iterations run on rounded latents (the last ones)."""
@@ -69,19 +74,26 @@ class _Model:
         c, h, w = x.shape
         self.size = (h, w)
         self.pixels = h * w
-        sizes = plane_sizes(w, h, s.levels)
-        self.latents = [torch.zeros(a, b, requires_grad=True) for a, b in sizes]
-        self.consts = [context.constants(a, b, k, s.levels) for k, (a, b) in enumerate(sizes)]
+        self.latents = [torch.zeros(a, b, requires_grad=True) for a, b in plane_sizes(w, h, s.levels)]
         self.arm, self.synth = Arm(s), Synthesis(s)
 
     def rate_bits(self, planes: list[torch.Tensor]) -> torch.Tensor:
-        feats = torch.cat([context.plane_features(planes[k], planes[k + 1] if k + 1 < len(planes) else None, *self.consts[k])
-                           for k in range(len(planes))])
-        mu, t = self.arm(feats)
-        return laplace.bits(torch.cat([p.reshape(-1) for p in planes]), mu, t).sum()
+        return sum(b.sum() for b in pass_bits(self.arm, planes))
 
     def mse(self, planes: list[torch.Tensor]) -> torch.Tensor:
         return ((self.synth(planes, self.size)[0] - self.x) ** 2).mean()
+
+
+def pass_bits(arm: Arm, planes: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The bits of every latent, one tensor per (plane, pass), finest plane first, its passes in
+    context.PHASES order: what the coder will spend on them (before the tables' rounding)."""
+    out = []
+    for k, y in enumerate(planes):
+        coarse = planes[k + 1] if k + 1 < len(planes) else None
+        for p in range(len(context.PHASES)):
+            mu, t = arm(context.phase_features(y, coarse, p, k, len(planes), compact=True), p, k)
+            out.append(laplace.bits(context.phase_values(y, p).reshape(-1), mu, t))
+    return out
 
 
 def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: float | None = None,
@@ -103,8 +115,9 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
         frac = it / total
         for g in opt.param_groups:
             g["lr"] = g["base"] * (0.5 * (1 + math.cos(math.pi * frac)) * 0.99 + 0.01)
-        if it < total - recipe.rounded_iterations(total):
-            planes = [y + torch.rand_like(y) - 0.5 for y in m.latents]
+        noisy = total - recipe.rounded_iterations(total)
+        if it < noisy:
+            planes = [_noisy(y, recipe, it / max(1, noisy - 1)) for y in m.latents]
         else:
             planes = [y + (torch.round(y) - y).detach() for y in m.latents]
         rate = m.rate_bits(planes) / m.pixels
@@ -121,6 +134,21 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
         if report and (it % 10 == 0 or it == total):
             report(Progress(it, total, rate.item(), 10 * math.log10(1 / max(mse.item(), 1e-12))))
     return finalise(m, lam, it, time.monotonic() - start)
+
+
+def softround(y: torch.Tensor, t: float) -> torch.Tensor:
+    """A differentiable rounding: round(y) as t -> 0, y as t grows."""
+    f = torch.floor(y)
+    return f + 0.5 + 0.5 * torch.tanh((y - f - 0.5) / t) / math.tanh(0.5 / t)
+
+
+def _noisy(y: torch.Tensor, recipe: Recipe, frac: float) -> torch.Tensor:
+    """The latents as the noisy phase codes them, `frac` of the way through it."""
+    if recipe.quantiser == "uniform":
+        return y + torch.rand_like(y) - 0.5
+    t = recipe.temperature[0] + frac * (recipe.temperature[1] - recipe.temperature[0])
+    sd = recipe.noise[0] + frac * (recipe.noise[1] - recipe.noise[0])
+    return softround(softround(y, t) + sd * torch.randn_like(y), t)
 
 
 @torch.no_grad()

@@ -33,12 +33,22 @@ class Arm(nn.Module):
             self.layers[-1].weight.mul_(0.1)
             self.layers[-1].bias.copy_(torch.tensor([0.0, 20.0]))
 
-    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for i, layer in enumerate(self.layers):
-            f = layer(f)
-            if i < len(self.layers) - 1:
-                f = F.relu(f)
+    def forward(self, f: torch.Tensor, phase: int, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compact features (n, F) of pass (phase, level) (context.phase_features, compact=True) ->
+        (mean, scale level) per latent: the first layer keeps the columns those features fill and
+        takes the one-hots of the pass as bias, as IntArm does."""
+        w, b = self.layers[0].weight, self.layers[0].bias
+        bias = b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
+        f = F.linear(f, w[:, pass_columns(phase)], bias)
+        for layer in self.layers[1:]:
+            f = layer(F.relu(f))
         return f[:, 0], f[:, 1]
+
+
+def pass_columns(phase: int) -> list[int]:
+    """The ARM's input columns that compact features of a pass fill: its visible neighbours, then
+    the coarse values (the one-hots are constant in a pass)."""
+    return [i for i, v in enumerate(context.available(phase)) if v] + list(range(OFFSETS, OFFSETS + COARSE))
 
 
 class Synthesis(nn.Module):
@@ -127,9 +137,7 @@ class IntArm:
         key = (phase, level)
         if key not in self._first:
             w, b, first = self.weights[0], self.biases[0], self.layers[0]
-            vis = [i for i, v in enumerate(context.available(phase)) if v]
-            coarse = list(range(OFFSETS, OFFSETS + COARSE))
-            cols = vis + coarse
+            cols = pass_columns(phase)
             bias = b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
             self._first[key] = intnet.IntLayer("conv", w[:, cols].to(torch.int32)[:, :, None, None],
                                                bias * (1 << intnet.ACT_BITS), first.shift, 1, 0, 0, relu=first.relu)
