@@ -27,8 +27,9 @@ def available(phase: int) -> list[bool]:
     return [PHASES.index(((a + dr) % 2, (b + dc) % 2)) < phase for dr, dc in NEIGHBOURS]
 
 
-def phase_values(y: torch.Tensor, phase: int) -> torch.Tensor:
-    """The latents of one phase of plane y, (rows, columns) of phase_positions, in raster order."""
+def phase_values(y, phase: int):
+    """The latents of one phase of plane y (a tensor or an array), (rows, columns) of
+    phase_positions, in raster order."""
     a, b = PHASES[phase]
     return y[a::2, b::2]
 

@@ -42,6 +42,10 @@ class Recipe:
     temperature: tuple[float, float] = (0.5, 0.05)  # softround's temperature, first to last noisy iteration
     noise: tuple[float, float] = (0.25, 0.1)  # softround's Gaussian noise (standard deviation), likewise
 
+    def __post_init__(self):
+        if self.quantiser not in ("softround", "uniform"):
+            raise ValueError(f"unknown quantiser {self.quantiser!r} (softround or uniform)")
+
     def rounded_iterations(self, total: int) -> int:
         """How many of `total` iterations run on rounded latents (the last ones)."""
         return max(round(self.ste_fraction * total), min(self.ste_least, total // 4))

@@ -124,8 +124,7 @@ def encode_latents(w: Writer, s: Structure, planes: list[np.ndarray], arm) -> No
     height, width = planes[0].shape
 
     def code(k, p, tables, centres):
-        a, b, _, _ = context.phase_positions(*planes[k].shape, p)
-        q = np.asarray(planes[k][a::2, b::2], dtype=np.int64).reshape(-1)
+        q = np.asarray(context.phase_values(planes[k], p), dtype=np.int64).reshape(-1)
         w.put(q - centres, tables)
         return q
 
