@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -81,11 +82,48 @@ class _Model:
         self.latents = [torch.zeros(a, b, requires_grad=True) for a, b in plane_sizes(w, h, s.levels)]
         self.arm, self.synth = Arm(s), Synthesis(s)
 
-    def rate_bits(self, planes: list[torch.Tensor]) -> torch.Tensor:
-        return sum(b.sum() for b in pass_bits(self.arm, planes))
+    def rate_bits(self, planes: list[torch.Tensor], levels: range | None = None) -> torch.Tensor:
+        """The bits of the latents of planes `levels` (all by default), as the fit estimates them."""
+        total = torch.zeros(())
+        for k in levels if levels is not None else range(len(planes)):
+            y, coarse = planes[k], planes[k + 1] if k + 1 < len(planes) else None
+            for p in range(len(context.PHASES)):
+                f = context.phase_features(y, coarse, p, k, len(planes), compact=True)
+                total = total + self.arm.bits(f, context.phase_values(y, p).reshape(-1), p, k)
+        return total
 
     def mse(self, planes: list[torch.Tensor]) -> torch.Tensor:
         return ((self.synth(planes, self.size)[0] - self.x) ** 2).mean()
+
+    def backward(self, planes: list[torch.Tensor], lam: float, pool: ThreadPoolExecutor | None) -> tuple[float, float]:
+        """Gradients of MSE + lam * bpp into the latents and networks; (bpp, MSE).  The loss is two
+        independent jobs on the same planes: the finest plane's rate (three quarters of the
+        latents), and the other planes' rate with the distortion.  With a pool they run at once,
+        one core each (the many small operations of either barely use a second core); without one,
+        one after the other.  Their gradients are summed in the same order either way, so the
+        fit does not depend on the pool."""
+        leaves = [p.detach().requires_grad_() for p in planes]
+        nets = [*self.arm.parameters(), *self.synth.parameters()]
+        targets = leaves + nets
+
+        def job(levels: range, distortion: bool):
+            bits = self.rate_bits(leaves, levels)
+            mse = self.mse(leaves) if distortion else torch.zeros(())
+            loss = mse + lam * bits / self.pixels
+            grads = torch.autograd.grad(loss, targets, allow_unused=True) if loss.requires_grad else [None] * len(targets)
+            return float(bits.detach()), float(mse.detach()), grads
+
+        jobs = [(range(0, 1), False), (range(1, len(planes)), True)]
+        done = [pool.submit(job, *j) for j in jobs] if pool else None
+        results = [d.result() for d in done] if done else [job(*j) for j in jobs]
+        grads = []
+        for i, t in enumerate(targets):
+            parts = [r[2][i] for r in results if r[2][i] is not None]
+            grads.append(sum(parts[1:], parts[0]) if parts else torch.zeros_like(t))
+        torch.autograd.backward(planes, grads[:len(planes)])
+        for t, g in zip(nets, grads[len(planes):]):
+            t.grad = g
+        return sum(r[0] for r in results) / self.pixels, sum(r[1] for r in results)
 
 
 def pass_bits(arm: Arm, planes: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -114,6 +152,22 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
     opt = torch.optim.Adam([{"params": m.latents, "lr": recipe.latent_lr, "base": recipe.latent_lr},
                             {"params": [*m.arm.parameters(), *m.synth.parameters()], "lr": recipe.lr, "base": recipe.lr}])
     total = max(1, iterations)
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(2, thread_name_prefix="aecli-fit") if threads >= 2 else None
+    if pool:
+        torch.set_num_threads(1)  # one core per job (_Model.backward)
+    try:
+        it = _descend(m, opt, lam, recipe, total, start, time_limit, report, pool)
+    finally:
+        if pool:
+            pool.shutdown()
+            torch.set_num_threads(threads)
+    return finalise(m, lam, it, time.monotonic() - start)
+
+
+def _descend(m: _Model, opt: torch.optim.Optimizer, lam: float, recipe: Recipe, total: int, start: float,
+             time_limit: float | None, report: Callable[[Progress], None] | None, pool: ThreadPoolExecutor | None) -> int:
+    """The fit's iterations; how many ran."""
     it = 0
     while it < total:
         frac = it / total
@@ -124,20 +178,16 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
             planes = [_noisy(y, recipe, it / max(1, noisy - 1)) for y in m.latents]
         else:
             planes = [y + (torch.round(y) - y).detach() for y in m.latents]
-        rate = m.rate_bits(planes) / m.pixels
-        mse = m.mse(planes)
-        loss = mse + lam * rate
-        rate, mse = rate.detach(), mse.detach()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        rate, mse = m.backward(planes, lam, pool)
         opt.step()
         it += 1
         if time_limit and (it == WARMUP_ITERS or it % 50 == 0):
             per = (time.monotonic() - start) / it
             total = max(it, min(total, int(time_limit * 0.9 / per)))  # keep a tenth for the rounding and coding
         if report and (it % 10 == 0 or it == total):
-            report(Progress(it, total, rate.item(), 10 * math.log10(1 / max(mse.item(), 1e-12))))
-    return finalise(m, lam, it, time.monotonic() - start)
+            report(Progress(it, total, rate, 10 * math.log10(1 / max(mse, 1e-12))))
+    return it
 
 
 def softround(y: torch.Tensor, t: float) -> torch.Tensor:

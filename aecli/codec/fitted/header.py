@@ -2,9 +2,14 @@
 
 Standard library only, so that ``aecli info`` can show it without torch.  Byte layout (all u8)::
 
-    version(=1) levels arm_hidden arm_depth synth_hidden synth_depth refine channels
+    version(1 or 2) levels arm_hidden arm_depth synth_hidden synth_depth refine channels
     then, per parameter tensor in `tensor_shapes` order: exponent table
 
+``version``: how the synthesis upsamples plane k (of ceil(H/2**k) x ceil(W/2**k) latents) to the
+image: 1, bicubic straight to H x W (a scale of H / ceil(H/2**k), not exactly 2**-k, when 2**k does
+not divide the size); 2, bicubic by exactly 2**k, then the top-left H x W kept, so that every plane
+lines up with the pixel grid whatever the size (and the upsampling runs as two fast convolutions,
+kernels.py).  Writers write 2; version 1 files still decode.
 ``exponent``: the tensor's integers are real values times 2**exponent; ``table``: the Laplace table
 (0..TABLES-1) its integers are coded with.  Every size is bounded here, before anything is
 allocated.
@@ -14,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 1
+VERSION = 2  # what writers write
+VERSIONS = (1, 2)  # what readers read
 MAX_LEVELS = 8
 MAX_ARM_HIDDEN = 32
 MAX_ARM_DEPTH = 3
@@ -49,6 +55,7 @@ class Structure:
     channels: int = 3
     exponents: tuple[int, ...] = ()
     tables: tuple[int, ...] = ()
+    version: int = VERSION
 
     @property
     def arm_inputs(self) -> int:
@@ -85,6 +92,8 @@ class Structure:
 
     def check_sizes(self) -> None:
         """The network sizes are within bounds (before anything they imply is read)."""
+        if self.version not in VERSIONS:
+            raise HeaderError(f"unsupported fitted codec version {self.version}")
         within("levels", self.levels, 1, MAX_LEVELS)
         within("ARM width", self.arm_hidden, 1, MAX_ARM_HIDDEN)
         within("ARM depth", self.arm_depth, 1, MAX_ARM_DEPTH)
@@ -109,7 +118,7 @@ class Structure:
 
     def pack(self) -> bytes:
         self.check()
-        out = bytearray([VERSION, self.levels, self.arm_hidden, self.arm_depth, self.synth_hidden,
+        out = bytearray([self.version, self.levels, self.arm_hidden, self.arm_depth, self.synth_hidden,
                          self.synth_depth, self.refine, self.channels])
         for e, t in zip(self.exponents, self.tables):
             out += bytes([e, t])
@@ -120,16 +129,16 @@ def unpack(data: bytes) -> Structure:
     """Parse and check a structure record; HeaderError (one line) for anything malformed."""
     if len(data) < FIXED_SIZE:
         raise HeaderError("corrupt fitted header: truncated")
-    if data[0] != VERSION:
+    if data[0] not in VERSIONS:
         raise HeaderError(f"unsupported fitted codec version {data[0]}")
     levels, ah, ad, sh, sd, refine, channels = data[1:FIXED_SIZE]
-    s = Structure(levels, ah, ad, sh, sd, refine, channels)
+    s = Structure(levels, ah, ad, sh, sd, refine, channels, version=data[0])
     s.check_sizes()  # sizes first, then the per-tensor bytes they imply
     n = len(s.tensor_shapes())
     if len(data) != FIXED_SIZE + 2 * n:
         raise HeaderError(f"corrupt fitted header: {len(data)} bytes, but its networks need {FIXED_SIZE + 2 * n}")
     body = data[FIXED_SIZE:]
-    s = Structure(levels, ah, ad, sh, sd, refine, channels, tuple(body[0::2]), tuple(body[1::2]))
+    s = Structure(levels, ah, ad, sh, sd, refine, channels, tuple(body[0::2]), tuple(body[1::2]), data[0])
     s.check()
     return s
 

@@ -5,7 +5,7 @@
   2**-exponent; the coder runs it as an integer network (`IntArm`, intnet's exact fixed point), so
   every machine derives the same tables.
 * `Synthesis`: every latent plane upsampled (bicubic) to the image size, a 1x1 MLP to the colour
-  channels and residual 3x3 layers.  It runs in floating point (pixels may differ in the last level
+  channels and residual 3x3 layers (kernels.py runs the first two fast).  It runs in floating point (pixels may differ in the last level
   between machines; the latents never do).
 """
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .. import intnet
 from ..coding import CodingError
-from . import context
+from . import context, kernels
 from .header import COARSE, OFFSETS, PHASES, SCALE_LEVELS, Structure
 
 WEIGHT_LIMIT = intnet.WEIGHT_LIMIT
@@ -33,16 +33,28 @@ class Arm(nn.Module):
             self.layers[-1].weight.mul_(0.1)
             self.layers[-1].bias.copy_(torch.tensor([0.0, 20.0]))
 
-    def forward(self, f: torch.Tensor, phase: int, level: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Compact features (n, F) of pass (phase, level) (context.phase_features, compact=True) ->
-        (mean, scale level) per latent: the first layer keeps the columns those features fill and
-        takes the one-hots of the pass as bias, as IntArm does."""
+    def pass_layers(self, phase: int, level: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(weights, biases) of the layers as pass (phase, level) runs them: the first layer keeps
+        the columns its compact features fill and takes the pass's one-hots as bias, as IntArm
+        does."""
         w, b = self.layers[0].weight, self.layers[0].bias
         bias = b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
-        f = F.linear(f, w[:, pass_columns(phase)], bias)
-        for layer in self.layers[1:]:
-            f = layer(F.relu(f))
-        return f[:, 0], f[:, 1]
+        weights = [w[:, pass_columns(phase)]] + [layer.weight for layer in self.layers[1:]]
+        return weights, [bias] + [layer.bias for layer in self.layers[1:]]
+
+    def forward(self, f: torch.Tensor, phase: int, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compact features (n, F) of pass (phase, level) (context.phase_features, compact=True) ->
+        (mean, scale level) per latent."""
+        weights, biases = self.pass_layers(phase, level)
+        h = f.t()  # (units, n): these thin products run several times faster than over (n, units)
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.addmm(b[:, None], w, F.relu(h) if i else h)
+        return h[0], h[1]
+
+    def bits(self, f: torch.Tensor, q: torch.Tensor, phase: int, level: int) -> torch.Tensor:
+        """The total bits of latents q (n,) of pass (phase, level) with features f (n, F): the sum
+        of laplace.bits(q, *self(f, phase, level)), computed in one fused pass (kernels.py)."""
+        return kernels.laplace_mlp_bits(f.t(), q, *self.pass_layers(phase, level))
 
 
 def pass_columns(phase: int) -> list[int]:
@@ -54,6 +66,7 @@ def pass_columns(phase: int) -> list[int]:
 class Synthesis(nn.Module):
     def __init__(self, s: Structure):
         super().__init__()
+        self.aligned = s.version >= 2  # header.py: how planes are upsampled
         dims = s.synth_dims()
         self.mlp = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip(dims[:-1], dims[1:]))
         self.refine = nn.ModuleList(nn.Conv2d(s.channels, s.channels, 3) for _ in range(s.refine))
@@ -66,18 +79,19 @@ class Synthesis(nn.Module):
     def forward(self, planes: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """planes: (h_k, w_k) tensors, finest first -> (1, C, H, W) image on 0..1 (not clamped)."""
         h, w = size
-        x = torch.cat([upsample(p, size) for p in planes], dim=1)[0].reshape(len(planes), -1).t()
-        for i, layer in enumerate(self.mlp):  # 1x1 convolutions as matrix products over the pixels
-            x = F.linear(x, layer.weight.flatten(1), layer.bias)
-            if i < len(self.mlp) - 1:
-                x = F.relu(x)
-        x = x.t().reshape(1, -1, h, w)
+        up = [upsample(p, size, 1 << k, self.aligned) for k, p in enumerate(planes)]
+        x = torch.cat(up, dim=1)[0].reshape(len(planes), -1)
+        x = kernels.pointwise_mlp(x, [layer.weight.flatten(1) for layer in self.mlp], [layer.bias for layer in self.mlp])
+        x = x.reshape(1, -1, h, w)
         for r in self.refine:
             x = x + r(F.pad(x, (1, 1, 1, 1), mode="replicate"))
         return x
 
 
-def upsample(p: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def upsample(p: torch.Tensor, size: tuple[int, int], factor: int, aligned: bool) -> torch.Tensor:
+    """Plane p (h, w), `factor` times coarser than the image, -> (1, 1, *size) (header.py, version)."""
+    if aligned:
+        return kernels.upsample_aligned(p, factor, size)
     p = p[None, None]
     if tuple(p.shape[-2:]) == tuple(size):
         return p

@@ -1,0 +1,137 @@
+"""The fitted codec's fast building blocks (aecli/codec/fitted/kernels.py) against the plain PyTorch
+they replace: same values, same gradients, across chunk boundaries."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aecli.codec.fitted import fit as fitmod
+from aecli.codec.fitted import header, kernels, laplace
+from aecli.codec.fitted.nets import Synthesis
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8, 64])
+def test_upsample_matches_bicubic(factor):
+    torch.manual_seed(0)
+    p = torch.randn(5, 7, dtype=torch.float64)
+    ref = F.interpolate(p[None, None], scale_factor=factor, mode="bicubic", align_corners=False)
+    got = kernels.upsample_aligned(p, factor, (5 * factor, 7 * factor))
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-12)
+    # a size that 2**k does not divide: the top-left crop of the same upsampling
+    got = kernels.upsample_aligned(p, factor, (5 * factor - 3, 7 * factor - factor + 1))
+    assert torch.allclose(got, ref[..., :5 * factor - 3, :7 * factor - factor + 1], atol=1e-12)
+
+
+def test_upsample_gradient():
+    p = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: kernels.upsample_aligned(t, 4, (11, 14)), (p,))
+
+
+def _reference_mlp(x, ws, bs):
+    for i, (w, b) in enumerate(zip(ws, bs)):
+        x = torch.addmm(b[:, None], w, torch.relu(x) if i else x)
+    return x
+
+
+def _mlp(dims, dtype=torch.float64):
+    g = torch.Generator().manual_seed(1)
+    ws = [(torch.randn(b, a, generator=g, dtype=dtype) * 0.5).requires_grad_() for a, b in zip(dims[:-1], dims[1:])]
+    bs = [(torch.randn(b, generator=g, dtype=dtype) * 0.1).requires_grad_() for b in dims[1:]]
+    return ws, bs
+
+
+@pytest.mark.parametrize("n", [10, kernels.CHUNK + 7])
+def test_pointwise_mlp_values_and_gradients(n):
+    ws, bs = _mlp([7, 16, 16, 3])
+    x = torch.randn(7, n, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(3, n, dtype=torch.float64)
+    got = kernels.pointwise_mlp(x, ws, bs)
+    ref = _reference_mlp(x, ws, bs)
+    assert torch.allclose(got, ref, atol=1e-12)
+    g_got = torch.autograd.grad(((got - target) ** 2).sum(), [x, *ws, *bs])
+    g_ref = torch.autograd.grad(((ref - target) ** 2).sum(), [x, *ws, *bs])
+    for a, b in zip(g_got, g_ref):
+        assert torch.allclose(a, b, atol=1e-9)
+    with torch.no_grad():  # the decoder's path: chunked, no graph
+        assert torch.allclose(kernels.pointwise_mlp(x, ws, bs), ref, atol=1e-12)
+
+
+def test_laplace_gradients_match_autograd():
+    g = torch.Generator().manual_seed(2)
+    n = 5000
+    q = torch.round(torch.randn(n, generator=g, dtype=torch.float64) * 4) + torch.rand(n, generator=g, dtype=torch.float64) * 0.3
+    mu = torch.randn(n, generator=g, dtype=torch.float64) * 4
+    t = torch.rand(n, generator=g, dtype=torch.float64) * 80 - 8  # past both ends of the scale levels
+    q[:3] = mu[:3]  # q exactly at the mean
+    leaves = [v.clone().requires_grad_() for v in (q, mu, t)]
+    bits = laplace.bits(*leaves)
+    want = torch.autograd.grad(bits.sum(), leaves)
+    got = kernels._laplace_bits_grad(q, mu, t)
+    assert torch.allclose(got[0], bits, atol=1e-9)
+    for a, b in zip(got[1:], want):
+        assert torch.allclose(a, b, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [100, 2 * kernels.CHUNK + 5])
+def test_laplace_mlp_bits_values_and_gradients(n):
+    ws, bs = _mlp([13, 16, 16, 2])
+    with torch.no_grad():
+        bs[-1][1] += 20  # scales in the middle of the range, as the ARM starts
+    f = (torch.randn(13, n, dtype=torch.float64) * 2).requires_grad_()
+    q = (torch.randn(n, dtype=torch.float64) * 3).requires_grad_()
+    got = kernels.laplace_mlp_bits(f, q, ws, bs)
+    out = _reference_mlp(f, ws, bs)
+    ref = laplace.bits(q, out[0], out[1]).sum()
+    assert torch.allclose(got, ref, rtol=1e-12)
+    g_got = torch.autograd.grad(got * 3.0, [f, q, *ws, *bs])
+    g_ref = torch.autograd.grad(ref * 3.0, [f, q, *ws, *bs])
+    for a, b in zip(g_got, g_ref):
+        assert torch.allclose(a, b, rtol=1e-7, atol=1e-7)
+
+
+def test_synthesis_versions():
+    """Version 2 upsamples by exactly 2**k and crops; version 1 straight to the image size: the
+    same when 2**k divides the size, not otherwise."""
+    torch.manual_seed(0)
+    s2 = header.Structure(levels=3)
+    s1 = header.Structure(levels=3, version=1)
+    a, b = Synthesis(s2), Synthesis(s1)
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        planes = [torch.randn(h, w) for h, w in header.plane_sizes(16, 12, 3)]
+        assert torch.allclose(a(planes, (12, 16)), b(planes, (12, 16)), atol=1e-5)
+        planes = [torch.randn(h, w) for h, w in header.plane_sizes(15, 11, 3)]
+        assert not torch.allclose(a(planes, (11, 15)), b(planes, (11, 15)), atol=1e-3)
+
+
+def test_header_versions():
+    n = len(header.Structure().tensor_shapes())
+    s = header.Structure(exponents=(8,) * n, tables=(5,) * n)
+    assert s.pack()[0] == header.VERSION == 2
+    old = header.Structure(exponents=(8,) * n, tables=(5,) * n, version=1)
+    assert header.unpack(old.pack()) == old
+    raw = bytearray(s.pack())
+    raw[0] = 3
+    with pytest.raises(header.HeaderError, match="version 3"):
+        header.unpack(bytes(raw))
+
+
+def test_fit_same_with_and_without_the_pool(monkeypatch):
+    """The two loss jobs give the same fit whether they run at once (two threads) or in turn."""
+    x = torch.rand(3, 24, 20, generator=torch.Generator().manual_seed(3))
+    s = header.Structure(levels=3)
+    runs = []
+    for threads in (1, 2):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            runs.append(fitmod.fit(x, 0.002, s, 12))
+        finally:
+            torch.set_num_threads(before)
+    a, b = runs
+    for p, q in zip(a.planes, b.planes):
+        assert np.array_equal(p, q)
+    for p, q in zip(a.ints, b.ints):
+        assert np.array_equal(p, q)
