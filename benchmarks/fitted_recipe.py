@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--noise", default=",".join(map(str, fit.Recipe.noise)), help="softround's Gaussian noise, first,last")
     ap.add_argument("--synth-hidden", type=int, default=header.Structure.synth_hidden)
     ap.add_argument("--refine", type=int, default=header.Structure.refine)
+    ap.add_argument("--arm-hidden", type=int, default=header.Structure.arm_hidden)
     ap.add_argument("--warm-from", default=None, help="start the networks from a fit of this CBSD432 image")
     ap.add_argument("--warm-iterations", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0, help="the fit's random seed (its noise and network start)")
@@ -106,7 +107,7 @@ def main() -> None:
     torch.set_num_threads(1)
     pair = lambda v: tuple(float(x) for x in v.split(","))  # noqa: E731
     recipe = fit.Recipe(a.lr, a.latent_lr, a.ste_fraction, a.ste_least, a.quantiser, pair(a.temperature), pair(a.noise))
-    s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine)
+    s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine, arm_hidden=a.arm_hidden)
     for name in a.images.split(","):
         im = crop(name, a.size)
         for lam in (float(v) for v in a.lambdas.split(",")):
@@ -126,7 +127,7 @@ def main() -> None:
             webp = webp_bpp_at(im, f.psnr)
             pixels = im.shape[0] * im.shape[1]
             row = {"name": a.name, "image": name, "size": list(im.shape[:2]), "lambda": lam, "iterations": a.iterations,
-                   "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine,
+                   "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine, "arm_hidden": a.arm_hidden,
                    "warm_from": a.warm_from, "seed": a.seed, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
                    "param_bpp": round(sum(laplace.parameter_table(q)[1] for q in f.ints) / pixels, 4),
                    "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1)}

@@ -135,3 +135,14 @@ def test_fit_same_with_and_without_the_pool(monkeypatch):
         assert np.array_equal(p, q)
     for p, q in zip(a.ints, b.ints):
         assert np.array_equal(p, q)
+
+
+def test_laplace_mlp_bits_without_gradients():
+    ws, bs = _mlp([9, 16, 2])
+    f = torch.randn(9, kernels.CHUNK + 3, dtype=torch.float64)
+    q = torch.randn(kernels.CHUNK + 3, dtype=torch.float64)
+    with torch.no_grad():
+        got = kernels.laplace_mlp_bits(f, q, ws, bs)
+    out = _reference_mlp(f, ws, bs)
+    assert not got.requires_grad
+    assert torch.allclose(got, laplace.bits(q, out[0], out[1]).sum(), rtol=1e-12)

@@ -7,6 +7,7 @@ Modules, one job each:
 * ``laplace``   the Laplace probability model: training likelihood and the integer tables;
 * ``context``   which latents the ARM sees, for training (whole planes) and decoding (one phase);
 * ``nets``      the ARM and synthesis networks, and their parameters as integers;
+* ``kernels``   fast CPU forms of their hot parts: aligned upsampling, chunked MLPs, fused bits;
 * ``stream``    range coding of parameters and latents, phase by phase (constriction);
 * ``fit``       the fitting loop (Adam on rate + lambda * MSE);
 * ``codec``     compress an image to .lat bytes and back.

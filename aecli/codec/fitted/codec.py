@@ -40,7 +40,7 @@ FINGERPRINT = b"FIT1"
 LAMBDAS = {1: 0.008, 2: 0.004, 3: 0.002, 4: 0.001, 5: 0.0005, 6: 0.00025, 7: 0.000125, 8: 0.0000625}
 DEFAULT_QUALITY = 4
 # effort -> fitting iterations
-EFFORTS = {1: 100, 2: 300, 3: 800, 4: 2000, 5: 5000}
+EFFORTS = {1: 100, 2: 300, 3: 800, 4: 2000, 5: 3000}
 DEFAULT_EFFORT = 2
 MAX_PIXELS = 1 << 23  # largest image the fitted codec encodes or decodes (8 MP): memory stays bounded
 MIN_SIDE = 1

@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import laplace
 from .header import SCALE_LEVELS
 from .laplace import B_MIN, PROB_FLOOR, STEP
 
@@ -183,4 +184,11 @@ def laplace_mlp_bits(f: torch.Tensor, q: torch.Tensor, weights: list[torch.Tenso
     """sum(laplace.bits(q, mean, scale)) with (mean, scale) = the MLP of features f (F, n):
     what nets.Arm and laplace.bits give, in one pass over chunks of latents."""
     params = [t for wb in zip(weights, biases) for t in wb]
-    return _LaplaceMLPBits.apply(f.contiguous(), q.contiguous(), *params)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (f, q, *params)):
+        return _LaplaceMLPBits.apply(f.contiguous(), q.contiguous(), *params)
+    with torch.no_grad():  # the bits alone (fit.finalise)
+        total = q.new_zeros((), dtype=torch.float64)
+        for s in range(0, q.shape[0], CHUNK):
+            out = _forward(f[:, s:s + CHUNK], weights, biases)[-1]
+            total += laplace.bits(q[s:s + CHUNK], out[0], out[1]).sum(dtype=torch.float64)
+    return total.to(q.dtype)
