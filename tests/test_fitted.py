@@ -189,23 +189,26 @@ def test_cli_round_trip_and_errors(tmp_path):
     assert r.exit_code == 1 and "--exact" in r.output
 
 
-def test_vector_decodes_to_its_latents_and_pixels():
-    """tests/vectors/fitted.*: the committed file decodes to the committed latents exactly, and to
-    the committed pixels within one level (the synthesis is float)."""
+@pytest.mark.parametrize("name, version", [("fitted", 1), ("fitted2", 2)])
+def test_vector_decodes_to_its_latents_and_pixels(name, version):
+    """tests/vectors/fitted*.*: the committed files (structure versions 1 and 2) decode to the
+    committed latents exactly, and to the committed pixels within one level (the synthesis is
+    float)."""
     from pathlib import Path
 
     from aecli.images.decode import decode_image
 
     vec = Path(__file__).parent / "vectors"
-    lat = latformat.unpack((vec / "fitted.lat").read_bytes())
+    lat = latformat.unpack((vec / f"{name}.lat").read_bytes())
     assert lat.kind == "fitted"
-    want = np.load(vec / "fitted.latents.npz")
+    assert lat.streams[0][0] == version
+    want = np.load(vec / f"{name}.latents.npz")
     got = codec.decode_latents(lat)
     assert len(got) == len(want.files)
     for i, p in enumerate(got):
         assert np.array_equal(p.numpy().astype(np.int32), want[f"arr_{i}"])
     px = codec.decompress(lat).pixels.astype(int)
-    ref = decode_image((vec / "fitted.decoded.png").read_bytes()).pixels.astype(int)
+    ref = decode_image((vec / f"{name}.decoded.png").read_bytes()).pixels.astype(int)
     assert np.abs(px - ref).max() <= 1
 
 

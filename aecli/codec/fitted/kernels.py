@@ -1,5 +1,5 @@
-"""Two building blocks of the synthesis, written for speed on a CPU (the fit runs them thousands of
-times on every pixel):
+"""The fitted codec's hot parts, written for speed on a CPU (the fit runs them thousands of times on
+every pixel and latent):
 
 * `upsample_aligned`: bicubic upsampling by an exact power of two (PyTorch's bicubic, A = -0.75,
   half-pixel centres, edges repeated), as two separable passes of 5 taps whose weights depend on
@@ -10,6 +10,8 @@ times on every pixel):
   so that every activation stays in the cache; its backward pass recomputes the activations chunk
   by chunk instead of keeping them.  Two to three times faster, forward and backward, than
   F.linear over (pixels, channels), and the memory it keeps is its input alone.
+* `laplace_mlp_bits`: the ARM and the Laplace bits of its latents (laplace.bits) in one pass over
+  chunks of latents, computing the gradients of their sum on the way (the fit needs nothing else).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _phases(factor: int) -> torch.Tensor:
         i = math.floor(s)
         for j, w in enumerate(_cubic(s - i)):
             k[r, i + 1 + j] = w
-    return k.float()
+    return k
 
 
 def upsample_aligned(p: torch.Tensor, factor: int, size: tuple[int, int]) -> torch.Tensor:
