@@ -5,8 +5,8 @@
   2**-exponent; the coder runs it as an integer network (`IntArm`, intnet's exact fixed point), so
   every machine derives the same tables.
 * `Synthesis`: every latent plane upsampled (bicubic) to the image size, a 1x1 MLP to the colour
-  channels and residual 3x3 layers (kernels.py runs the first two fast).  It runs in floating point (pixels may differ in the last level
-  between machines; the latents never do).
+  channels and residual 3x3 layers (kernels.py runs the first two fast).  It runs in floating point
+  (pixels may differ in the last level between machines; the latents never do).
 """
 
 from __future__ import annotations
