@@ -85,11 +85,8 @@ class _Model:
     def rate_bits(self, planes: list[torch.Tensor], levels: range | None = None) -> torch.Tensor:
         """The bits of the latents of planes `levels` (all by default), as the fit estimates them."""
         total = torch.zeros(())
-        for k in levels if levels is not None else range(len(planes)):
-            y, coarse = planes[k], planes[k + 1] if k + 1 < len(planes) else None
-            for p in range(len(context.PHASES)):
-                f = context.phase_features(y, coarse, p, k, len(planes), compact=True)
-                total = total + self.arm.bits(f, context.phase_values(y, p).reshape(-1), p, k)
+        for k, p, f, q in _passes(planes, levels):
+            total = total + self.arm.bits(f, q, p, k)
         return total
 
     def mse(self, planes: list[torch.Tensor]) -> torch.Tensor:
@@ -129,13 +126,16 @@ class _Model:
 def pass_bits(arm: Arm, planes: list[torch.Tensor]) -> list[torch.Tensor]:
     """The bits of every latent, one tensor per (plane, pass), finest plane first, its passes in
     context.PHASES order: what the coder will spend on them (before the tables' rounding)."""
-    out = []
-    for k, y in enumerate(planes):
-        coarse = planes[k + 1] if k + 1 < len(planes) else None
+    return [laplace.bits(q, *arm(f, p, k)) for k, p, f, q in _passes(planes)]
+
+
+def _passes(planes: list[torch.Tensor], levels: range | None = None):
+    """(level, phase, compact features (n, F), latents (n,)) of every pass of planes `levels`
+    (all by default), finest plane first, its passes in context.PHASES order."""
+    for k in levels if levels is not None else range(len(planes)):
+        y, coarse = planes[k], planes[k + 1] if k + 1 < len(planes) else None
         for p in range(len(context.PHASES)):
-            mu, t = arm(context.phase_features(y, coarse, p, k, len(planes), compact=True), p, k)
-            out.append(laplace.bits(context.phase_values(y, p).reshape(-1), mu, t))
-    return out
+            yield k, p, context.phase_features(y, coarse, p, k, len(planes), compact=True), context.phase_values(y, p).reshape(-1)
 
 
 def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: float | None = None,

@@ -90,16 +90,25 @@ def _backward(acts: list[torch.Tensor], g: torch.Tensor, ws, gw: list[torch.Tens
     return g
 
 
+def _output(x: torch.Tensor, ws, bs) -> torch.Tensor:
+    """The MLP's output over x (I, N), chunk by chunk, keeping no activations (no graph)."""
+    with torch.no_grad():
+        out = x.new_empty(ws[-1].shape[0], x.shape[1])
+        for s in range(0, x.shape[1], CHUNK):
+            out[:, s:s + CHUNK] = _forward(x[:, s:s + CHUNK], ws, bs)[-1]
+    return out
+
+
+def _interleave(ws, bs) -> list[torch.Tensor]:
+    """[w0, b0, w1, b1, ...]: the order the autograd functions take (and give) parameters in."""
+    return [t for wb in zip(ws, bs) for t in wb]
+
+
 class _PointwiseMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, *params):
-        ws, bs = params[0::2], params[1::2]
-        n = x.shape[1]
-        out = x.new_empty(ws[-1].shape[0], n)
-        for s in range(0, n, CHUNK):
-            out[:, s:s + CHUNK] = _forward(x[:, s:s + CHUNK], ws, bs)[-1]
         ctx.save_for_backward(x, *params)
-        return out
+        return _output(x, params[0::2], params[1::2])
 
     @staticmethod
     def backward(ctx, grad):
@@ -111,22 +120,15 @@ class _PointwiseMLP(torch.autograd.Function):
         for s in range(0, x.shape[1], CHUNK):
             acts = _forward(x[:, s:s + CHUNK], ws, bs)
             gx[:, s:s + CHUNK] = _backward(acts, grad[:, s:s + CHUNK], ws, gw, gb)
-        out = [gx]
-        for w, b in zip(gw, gb):
-            out += [w, b]
-        return tuple(out)
+        return (gx, *_interleave(gw, gb))
 
 
 def pointwise_mlp(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:
     """x (I, N) -> (O, N): weights[i] (out, in) and biases[i] (out,), ReLU between layers."""
-    params = [t for wb in zip(weights, biases) for t in wb]
+    params = _interleave(weights, biases)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params)):
         return _PointwiseMLP.apply(x.contiguous(), *params)
-    with torch.no_grad():
-        out = x.new_empty(weights[-1].shape[0], x.shape[1])
-        for s in range(0, x.shape[1], CHUNK):
-            out[:, s:s + CHUNK] = _forward(x[:, s:s + CHUNK], weights, biases)[-1]
-    return out
+    return _output(x, weights, biases)
 
 
 def _laplace_bits_grad(q: torch.Tensor, mu: torch.Tensor, t: torch.Tensor):
@@ -170,10 +172,7 @@ class _LaplaceMLPBits(torch.autograd.Function):
             total += bits.sum(dtype=torch.float64)
             g = torch.stack([g_mu, g_t])
             gf[:, s:s + CHUNK] = _backward(acts, g, ws, gw, gb)
-        grads = [gf, gq]
-        for w, b in zip(gw, gb):
-            grads += [w, b]
-        ctx.save_for_backward(*grads)
+        ctx.save_for_backward(gf, gq, *_interleave(gw, gb))
         return total.to(q.dtype)
 
     @staticmethod
@@ -185,12 +184,9 @@ def laplace_mlp_bits(f: torch.Tensor, q: torch.Tensor, weights: list[torch.Tenso
                      biases: list[torch.Tensor]) -> torch.Tensor:
     """sum(laplace.bits(q, mean, scale)) with (mean, scale) = the MLP of features f (F, n):
     what nets.Arm and laplace.bits give, in one pass over chunks of latents."""
-    params = [t for wb in zip(weights, biases) for t in wb]
+    params = _interleave(weights, biases)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (f, q, *params)):
         return _LaplaceMLPBits.apply(f.contiguous(), q.contiguous(), *params)
     with torch.no_grad():  # the bits alone (fit.finalise)
-        total = q.new_zeros((), dtype=torch.float64)
-        for s in range(0, q.shape[0], CHUNK):
-            out = _forward(f[:, s:s + CHUNK], weights, biases)[-1]
-            total += laplace.bits(q[s:s + CHUNK], out[0], out[1]).sum(dtype=torch.float64)
-    return total.to(q.dtype)
+        out = _output(f, weights, biases)
+        return laplace.bits(q, out[0], out[1]).sum(dtype=torch.float64).to(q.dtype)

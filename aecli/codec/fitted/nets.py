@@ -37,10 +37,8 @@ class Arm(nn.Module):
         """(weights, biases) of the layers as pass (phase, level) runs them: the first layer keeps
         the columns its compact features fill and takes the pass's one-hots as bias, as IntArm
         does."""
-        w, b = self.layers[0].weight, self.layers[0].bias
-        bias = b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
-        weights = [w[:, pass_columns(phase)]] + [layer.weight for layer in self.layers[1:]]
-        return weights, [bias] + [layer.bias for layer in self.layers[1:]]
+        w, bias = fold_pass(self.layers[0].weight, self.layers[0].bias, phase, level)
+        return [w] + [layer.weight for layer in self.layers[1:]], [bias] + [layer.bias for layer in self.layers[1:]]
 
     def forward(self, f: torch.Tensor, phase: int, level: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Compact features (n, F) of pass (phase, level) (context.phase_features, compact=True) ->
@@ -55,6 +53,13 @@ class Arm(nn.Module):
         """The total bits of latents q (n,) of pass (phase, level) with features f (n, F): the sum
         of laplace.bits(q, *self(f, phase, level)), computed in one fused pass (kernels.py)."""
         return kernels.laplace_mlp_bits(f.t(), q, *self.pass_layers(phase, level))
+
+
+def fold_pass(w: torch.Tensor, b: torch.Tensor, phase: int, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ARM's first layer (weight (out, in), bias) as pass (phase, level) runs it: the columns
+    its compact features fill, and the pass's one-hot columns added to the bias (float or integer
+    tensors alike)."""
+    return w[:, pass_columns(phase)], b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
 
 
 def pass_columns(phase: int) -> list[int]:
@@ -150,10 +155,9 @@ class IntArm:
         """The first layer of one pass: visible neighbours and coarse values in, one-hots in the bias."""
         key = (phase, level)
         if key not in self._first:
-            w, b, first = self.weights[0], self.biases[0], self.layers[0]
-            cols = pass_columns(phase)
-            bias = b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
-            self._first[key] = intnet.IntLayer("conv", w[:, cols].to(torch.int32)[:, :, None, None],
+            first = self.layers[0]
+            w, bias = fold_pass(self.weights[0], self.biases[0], phase, level)
+            self._first[key] = intnet.IntLayer("conv", w.to(torch.int32)[:, :, None, None],
                                                bias * (1 << intnet.ACT_BITS), first.shift, 1, 0, 0, relu=first.relu)
         return self._first[key]
 
