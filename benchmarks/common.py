@@ -114,6 +114,20 @@ def write_report(out: Path, name: str, result: dict, lines: list[str]) -> None:
 # --------------------------------------------------------------------------- rate-distortion
 
 
+def cbsd432_crop(name: str, size: int) -> np.ndarray:
+    """The centre size x size crop (RGB, uint8) of CBSD432 training image `name`; the whole image
+    when `size` is at least its longer side."""
+    from PIL import Image
+
+    im = np.asarray(Image.open(SHARED_DATA / "CBSD432" / name).convert("RGB"))
+    h, w = im.shape[:2]
+    if size >= max(h, w):
+        return np.ascontiguousarray(im)
+    size = min(size, h, w)
+    t, l = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(im[t:t + size, l:l + size])
+
+
 def rate_at(curve: list[tuple[float, float]], target_psnr: float) -> float | None:
     """bpp of the (bpp, psnr) curve at target_psnr, log-linear between its points; None outside it."""
     pts = sorted(curve, key=lambda p: p[1])

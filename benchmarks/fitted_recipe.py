@@ -9,7 +9,10 @@ Each (image, rate weight) is fitted for `--iterations` on one thread, then compa
 (method 6, qualities 5..95) on the same crop: the bits WebP needs for the same PSNR (log-bpp
 interpolated), and the fit's bits against them ("vs_webp", percent; lower is better).  A `--size`
 at least the image's longer side takes the whole image.  The bits include the networks' parameters
-("param_bpp"), which weigh about six times less on a 768x512 image than on a 256x256 crop.  One JSON line per fit is appended to `--record`.
+("param_bpp"), which weigh about six times less on a 768x512 image than on a 256x256 crop.  "bpp" is
+the fit's own estimate (the Laplace model's bits); "coded_bpp" is what the range coder spends on
+the same fit (a file's streams without its headers), and "coded_bpp_v2" the same coded as structure
+version 2 (means in quarters).  One JSON line per fit is appended to `--record`.
 """
 
 from __future__ import annotations
@@ -22,27 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image as PILImage
 
-from aecli.codec.fitted import context, fit, header, laplace
-from aecli.codec.fitted.nets import Arm, Synthesis, load_integers
+from aecli.codec.fitted import context, fit, header, laplace, stream
+from aecli.codec.fitted.nets import Arm, IntArm, Synthesis, load_integers
 from aecli.eval import rd
 from aecli.metrics import psnr
 
-from .common import SHARED_DATA, rate_at
-
-CBSD432 = SHARED_DATA / "CBSD432"
-
-
-def crop(name: str, size: int) -> np.ndarray:
-    im = np.asarray(PILImage.open(CBSD432 / name).convert("RGB"))
-    h, w = im.shape[:2]
-    if size >= max(h, w):
-        return np.ascontiguousarray(im)
-    size = min(size, h, w)
-    t, l = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(im[t:t + size, l:l + size])
-
+from .common import cbsd432_crop, rate_at
 
 def webp_bpp_at(im: np.ndarray, target_psnr: float) -> float:
     """Bits per pixel WebP needs for `target_psnr` on `im` (nan outside its qualities' range)."""
@@ -56,6 +45,16 @@ def webp_bpp_at(im: np.ndarray, target_psnr: float) -> float:
 
 def _tensor(im: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(im.astype(np.float32) / 255).permute(2, 0, 1)
+
+
+def coded_bits(f: fit.Fitted, version: int = header.VERSION) -> int:
+    """The bits of a fit's range-coded streams (parameters, latents, escapes: what a file holds
+    besides its headers), coded as structure `version` (2: means in quarters; 3: in sixteenths)."""
+    s = dataclasses.replace(f.structure, version=version)
+    w = stream.Writer(s)
+    stream.put_parameters(w, f.ints, s.tables)
+    stream.encode_latents(w, s, f.planes, IntArm(f.ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s))
+    return 8 * sum(len(b) for b in w.finish())
 
 
 def networks_of(f: fit.Fitted) -> tuple[dict, dict]:
@@ -109,11 +108,11 @@ def main() -> None:
     recipe = fit.Recipe(a.lr, a.latent_lr, a.ste_fraction, a.ste_least, a.quantiser, pair(a.temperature), pair(a.noise))
     s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine, arm_hidden=a.arm_hidden)
     for name in a.images.split(","):
-        im = crop(name, a.size)
+        im = cbsd432_crop(name, a.size)
         for lam in (float(v) for v in a.lambdas.split(",")):
             networks = None
             if a.warm_from:
-                src = fit.fit(_tensor(crop(a.warm_from, a.size)), lam, s, a.warm_iterations, recipe=recipe)
+                src = fit.fit(_tensor(cbsd432_crop(a.warm_from, a.size)), lam, s, a.warm_iterations, recipe=recipe)
                 networks = networks_of(src)
             t0 = time.perf_counter()
             curve: list[list] = []
@@ -130,7 +129,8 @@ def main() -> None:
                    "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine, "arm_hidden": a.arm_hidden,
                    "warm_from": a.warm_from, "seed": a.seed, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
                    "param_bpp": round(sum(laplace.parameter_table(q)[1] for q in f.ints) / pixels, 4),
-                   "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1)}
+                   "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1),
+                   "coded_bpp": round(coded_bits(f) / pixels, 4), "coded_bpp_v2": round(coded_bits(f, 2) / pixels, 4)}
             if a.curve:
                 row["curve"] = curve  # (iteration, bpp of the latents, PSNR), with noise on the latents until the rounded phase
             if a.where:

@@ -59,7 +59,7 @@ def test_round_trip_modes(mode, h, w):
 def _latents(data, dtype=torch.float64):
     lat = latformat.unpack(data)
     s = header.unpack(lat.streams[0])
-    rd = stream.Reader(lat.streams[1], lat.streams[2])
+    rd = stream.Reader(s, lat.streams[1], lat.streams[2])
     ints = stream.get_parameters(rd, s)
     arm = IntArm(ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s)
     return [p.numpy().copy() for p in stream.decode_latents(rd, s, lat.width, lat.height, arm, dtype=dtype)]
@@ -189,9 +189,9 @@ def test_cli_round_trip_and_errors(tmp_path):
     assert r.exit_code == 1 and "--exact" in r.output
 
 
-@pytest.mark.parametrize("name, version", [("fitted", 1), ("fitted2", 2)])
+@pytest.mark.parametrize("name, version", [("fitted", 1), ("fitted2", 2), ("fitted3", 3)])
 def test_vector_decodes_to_its_latents_and_pixels(name, version):
-    """tests/vectors/fitted*.*: the committed files (structure versions 1 and 2) decode to the
+    """tests/vectors/fitted*.*: the committed files (structure versions 1 to 3) decode to the
     committed latents exactly, and to the committed pixels within one level (the synthesis is
     float)."""
     from pathlib import Path
@@ -249,11 +249,12 @@ def test_eval_covers_the_fitted_codec(tmp_path, quick_efforts, monkeypatch):
 
 
 def test_rounded_iterations_rule():
-    """The last iterations run on rounded latents: 3% of the fit, but at least 8 (or a quarter of
-    a shorter fit); the schedule is the one fit() follows."""
+    """A recipe's last iterations may run on rounded latents: a share of the fit, but at least a
+    number (or a quarter of a shorter fit); the recipe now has none."""
     from aecli.codec.fitted.fit import Recipe
 
-    r = Recipe()
+    assert [Recipe().rounded_iterations(n) for n in (1, 8, 100, 3000)] == [0, 0, 0, 0]
+    r = Recipe(ste_fraction=0.03, ste_least=8)
     assert [r.rounded_iterations(n) for n in (1, 3, 8, 20, 100, 300, 800, 2000)] == [0, 0, 2, 5, 8, 9, 24, 60]
     assert Recipe(ste_fraction=0.25, ste_least=0).rounded_iterations(300) == 75
 
@@ -300,6 +301,8 @@ def test_fit_rounds_the_last_iterations(monkeypatch):
 
     monkeypatch.setattr(fitmod._Model, "mse", spy)
     x = torch.rand(3, 8, 8)
-    fitmod.fit(x, 0.001, header.Structure(levels=2), 40)
-    loop = seen[:40]
-    assert loop == [False] * 32 + [True] * 8
+    fitmod.fit(x, 0.001, header.Structure(levels=2), 40, recipe=fitmod.Recipe(ste_fraction=0.03, ste_least=8))
+    assert seen[:40] == [False] * 32 + [True] * 8
+    seen.clear()
+    fitmod.fit(x, 0.001, header.Structure(levels=2), 40)  # the recipe now: soft rounding to the end
+    assert seen[:40] == [False] * 40

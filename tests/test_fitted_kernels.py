@@ -109,13 +109,62 @@ def test_synthesis_versions():
 def test_header_versions():
     n = len(header.Structure().tensor_shapes())
     s = header.Structure(exponents=(8,) * n, tables=(5,) * n)
-    assert s.pack()[0] == header.VERSION == 2
-    old = header.Structure(exponents=(8,) * n, tables=(5,) * n, version=1)
-    assert header.unpack(old.pack()) == old
+    assert s.pack()[0] == header.VERSION == 3
+    for v in (1, 2):
+        old = header.Structure(exponents=(8,) * n, tables=(5,) * n, version=v)
+        assert header.unpack(old.pack()) == old
+    assert [header.mean_steps(v) for v in (1, 2, 3)] == [4, 4, 16]
     raw = bytearray(s.pack())
-    raw[0] = 3
-    with pytest.raises(header.HeaderError, match="version 3"):
-        header.unpack(bytes(raw))
+    for bad in (0, 4):
+        raw[0] = bad
+        with pytest.raises(header.HeaderError, match=f"version {bad}"):
+            header.unpack(bytes(raw))
+
+
+def test_mean_tables():
+    """tables(n): one table per (scale, mean step); the zero-mean tables (the parameters') are the
+    same in every set, and a table's mean is its step: its pmf is the Laplace's, shifted."""
+    p4, o4 = laplace.tables(4)
+    p16, o16 = laplace.tables(16)
+    assert len(p4) == 4 * header.SCALE_LEVELS and len(p16) == 16 * header.SCALE_LEVELS
+    for scale in (0, 20, 63):
+        a, b = laplace.table_index(scale, 0, 4), laplace.table_index(scale, 0, 16)
+        assert np.array_equal(p4[a], p16[b]) and o4[a] == o16[b]
+        assert np.array_equal(p4[laplace.table_index(scale, -1, 4)], p16[laplace.table_index(scale, -4, 16)])
+    i = laplace.table_index(20, 3, 16)  # mean 3/16: symbol 0 more likely than 1, 1 than -1
+    pmf, lo = p16[i], int(o16[i])
+    assert pmf[-lo] > pmf[1 - lo] > pmf[-1 - lo]
+
+
+@pytest.mark.parametrize("version, steps", [(2, 4), (3, 16)])
+def test_int_arm_mean_resolution(version, steps):
+    """The integer ARM gives the mean as centre + fraction / steps, fraction in -steps/2..steps/2-1,
+    within half a step of the mean the same network gives in float (plus the fixed point's error)."""
+    from aecli.codec.fitted.nets import Arm, IntArm, quantise
+
+    s = header.Structure(levels=3, version=version)
+    torch.manual_seed(5)
+    arm = Arm(s)
+    with torch.no_grad():
+        arm.layers[-1].weight.mul_(30)
+    shapes = s.tensor_shapes()[:s.arm_tensors()]
+    ints = [quantise(t, 8) for t in [p for layer in arm.layers for p in (layer.weight, layer.bias)]]
+    assert [q.shape for q in ints] == shapes
+    exps = (8,) * len(ints)
+    int_arm = IntArm(ints, exps, s)
+    float_arm = Arm(s).double()
+    with torch.no_grad():
+        for layer, (w, b) in zip(float_arm.layers, zip(ints[0::2], ints[1::2])):
+            layer.weight.copy_(torch.from_numpy(w * 2.0**-8))
+            layer.bias.copy_(torch.from_numpy(b * 2.0**-8))
+    feats = torch.randint(-6, 7, (500, 4 + 9)).double()  # compact features of phase 1: 4 neighbours, 9 coarse
+    centre, fraction, _ = int_arm(feats, 1, 0)
+    mu, _ = float_arm(feats, 1, 0)
+    assert fraction.min() >= -steps // 2 and fraction.max() <= steps // 2 - 1
+    mean = centre + fraction / steps
+    err = np.abs(mean - mu.detach().numpy())
+    assert err.max() <= 0.5 / steps + 1e-2
+    assert len(np.unique(fraction)) > steps // 2  # the finer steps are used
 
 
 def test_fit_same_with_and_without_the_pool(monkeypatch):

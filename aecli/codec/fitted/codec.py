@@ -129,7 +129,7 @@ def _threads():
 
 def pack(f: Fitted, img: Image, quality: int) -> bytes:
     s = f.structure
-    wr = stream.Writer()
+    wr = stream.Writer(s)
     stream.put_parameters(wr, f.ints, s.tables)
     arm = IntArm(f.ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s)
     stream.encode_latents(wr, s, f.planes, arm)
@@ -160,7 +160,7 @@ def _decode(lat: latformat.LatFile, max_pixels: int | None = None):
         raise FittedDecodeError(f"image size {w}x{h} is over the decode limit of {limit} pixels for fitted files")
     s = _structure(lat)
     try:
-        rd = stream.Reader(lat.streams[1], lat.streams[2])
+        rd = stream.Reader(s, lat.streams[1], lat.streams[2])
         ints = stream.get_parameters(rd, s)
         n = s.arm_tensors()
         planes = stream.decode_latents(rd, s, w, h, IntArm(ints[:n], s.exponents[:n], s))

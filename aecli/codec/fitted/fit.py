@@ -1,10 +1,10 @@
 """Fitting one image: latents, ARM and synthesis by Adam on MSE + lambda * rate.
 
-The latents are real numbers while fitting.  For most of the fit they are coded through a soft
-rounding with Gaussian noise, softround(softround(y, T) + n, T), whose temperature T and noise fall
-as the fit goes on, so that the fit moves from a smooth stand-in for rounding towards rounding itself;
-for the last iterations (`Recipe.rounded_iterations`) they are rounded, with the gradient passed
-straight through, so that the networks learn the rounded latents they will decode.  The learning
+The latents are real numbers while fitting.  They are coded through a soft rounding with Gaussian
+noise, softround(softround(y, T) + n, T), whose temperature T and noise fall as the fit goes on, so
+that the fit moves from a smooth stand-in for rounding towards rounding itself.  A recipe may end
+with iterations on rounded latents, the gradient passed straight through (`Recipe.rounded_iterations`);
+the recipe now has none (docs/fitted.md, "Recipe choices").  The learning
 rate follows a cosine from the recipe's rate down to nearly 0.
 A time limit shortens the schedule (measured after the first iterations) rather than cutting it.
 
@@ -37,8 +37,8 @@ class Recipe:
 
     lr: float = 2e-2  # the networks'
     latent_lr: float = 0.2  # the latents' (they need values of several units to carry much, in few iterations)
-    ste_fraction: float = 0.03  # last share of the iterations on rounded latents
-    ste_least: int = 8  # but at least this many (or a quarter of a shorter fit)
+    ste_fraction: float = 0.0  # last share of the iterations on rounded latents (none: docs/fitted.md)
+    ste_least: int = 0  # but at least this many (or a quarter of a shorter fit)
     quantiser: str = "softround"  # the noisy phase's stand-in for rounding: "softround" or "uniform" noise
     temperature: tuple[float, float] = (0.5, 0.05)  # softround's temperature, first to last noisy iteration
     noise: tuple[float, float] = (0.25, 0.1)  # softround's Gaussian noise (standard deviation), likewise

@@ -2,14 +2,15 @@
 
 Standard library only, so that ``aecli info`` can show it without torch.  Byte layout (all u8)::
 
-    version(1 or 2) levels arm_hidden arm_depth synth_hidden synth_depth refine channels
+    version(1, 2 or 3) levels arm_hidden arm_depth synth_hidden synth_depth refine channels
     then, per parameter tensor in `tensor_shapes` order: exponent table
 
 ``version``: how the synthesis upsamples plane k (of ceil(H/2**k) x ceil(W/2**k) latents) to the
 image: 1, bicubic straight to H x W (a scale of H / ceil(H/2**k), not exactly 2**-k, when 2**k does
 not divide the size); 2, bicubic by exactly 2**k, then the top-left H x W kept, so that every plane
 lines up with the pixel grid whatever the size (and the upsampling runs as two fast convolutions,
-kernels.py).  Writers write 2; version 1 files still decode.
+kernels.py); 3, as 2 with the ARM's means coded in sixteenths instead of quarters
+(`mean_steps`, laplace.py).  Writers write 3; version 1 and 2 files still decode.
 ``exponent``: the tensor's integers are real values times 2**exponent; ``table``: the Laplace table
 (0..TABLES-1) its integers are coded with.  Every size is bounded here, before anything is
 allocated.
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 2  # what writers write
-VERSIONS = (1, 2)  # what readers read
+VERSION = 3  # what writers write
+VERSIONS = (1, 2, 3)  # what readers read
 MAX_LEVELS = 8
 MAX_ARM_HIDDEN = 32
 MAX_ARM_DEPTH = 3
@@ -141,6 +142,12 @@ def unpack(data: bytes) -> Structure:
     s = Structure(levels, ah, ad, sh, sd, refine, channels, tuple(body[0::2]), tuple(body[1::2]), data[0])
     s.check()
     return s
+
+
+def mean_steps(version: int) -> int:
+    """The ARM's means are coded in steps of 1/mean_steps (laplace.py): quarters up to version 2,
+    sixteenths from version 3."""
+    return 4 if version < 3 else 16
 
 
 def plane_sizes(width: int, height: int, levels: int) -> list[tuple[int, int]]:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .. import intnet
 from ..coding import CodingError
 from . import context, kernels
-from .header import COARSE, OFFSETS, PHASES, SCALE_LEVELS, Structure
+from .header import COARSE, OFFSETS, PHASES, SCALE_LEVELS, Structure, mean_steps
 
 WEIGHT_LIMIT = intnet.WEIGHT_LIMIT
 
@@ -130,13 +130,14 @@ def load_integers(arm: Arm, synth: Synthesis, ints: list[np.ndarray], exponents:
 
 class IntArm:
     """The ARM in exact integer arithmetic (intnet.IntLayer): compact features (context.phase_features
-    with compact=True) of one pass -> (centre, quarter, scale level) per latent, the same integers on
+    with compact=True) of one pass -> (centre, mean fraction, scale level) per latent, the same integers on
     every machine.  Per pass, the first layer keeps only the columns of the features that can be
     non-zero; the one-hots of the pass (phase, level) are added to its bias: the same integer sums
     with their zero terms left out and their constant terms summed first, exact either way."""
 
     def __init__(self, ints: list[np.ndarray], exponents: tuple[int, ...], s: Structure):
         self.s = s
+        self.steps = mean_steps(s.version)
         self.layers = []
         n = s.arm_tensors() // 2
         self.weights, self.biases = [], []
@@ -163,11 +164,13 @@ class IntArm:
 
     def __call__(self, features: torch.Tensor, phase: int, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """features: (n, F) compact integer-valued features of pass (phase, level) -> (centre,
-        quarter, scale) int64 arrays."""
+        fraction, scale) int64 arrays: the mean is centre + fraction / self.steps, with fraction in
+        -steps/2 .. steps/2 - 1 (laplace.table_index)."""
         a = features.t().to(torch.float64) * float(1 << intnet.ACT_BITS)
         out = intnet.run_pointwise([self.first(phase, level)] + self.layers[1:], a)  # (2, n), units of 2**-ACT_BITS
-        quarters = torch.floor(out[0] * 2.0 ** (2 - intnet.ACT_BITS) + 0.5)  # mean in quarters, exact
-        centre = torch.floor((quarters + 2) * 0.25)
-        quarter = quarters - 4 * centre
+        n = self.steps  # a power of two: every step below is exact
+        steps = torch.floor(out[0] * (n * 2.0**-intnet.ACT_BITS) + 0.5)  # the mean in steps of 1/n
+        centre = torch.floor((steps + n // 2) * (1.0 / n))
+        fraction = steps - n * centre
         level_out = torch.floor(out[1] * 2.0**-intnet.ACT_BITS + 0.5).clamp(0, SCALE_LEVELS - 1)
-        return centre.to(torch.int64).numpy(), quarter.to(torch.int64).numpy(), level_out.to(torch.int64).numpy()
+        return centre.to(torch.int64).numpy(), fraction.to(torch.int64).numpy(), level_out.to(torch.int64).numpy()

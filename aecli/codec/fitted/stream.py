@@ -16,16 +16,17 @@ import torch
 from .. import coding
 from ..coding import CodingError, EscapeReader, pack_escapes
 from . import context, laplace
-from .header import Structure, plane_sizes
+from .header import Structure, mean_steps, plane_sizes
 
 LATENT_LIMIT = 1 << 20  # |latent| a decoder accepts (an escape may claim up to 2**30)
 
 
 class _Models:
-    """constriction's categorical models of the Laplace tables, made once each."""
+    """constriction's categorical models of one set of Laplace tables (laplace.tables), made once each."""
 
-    def __init__(self):
-        self.pmfs, self.offsets = laplace.tables()
+    def __init__(self, steps: int):
+        self.steps = steps
+        self.pmfs, self.offsets = laplace.tables(steps)
         self._cache: dict[int, object] = {}
 
     def __getitem__(self, t: int):
@@ -35,21 +36,22 @@ class _Models:
         return m
 
 
-_MODELS: _Models | None = None
+_MODELS: dict[int, _Models] = {}
 
 
-def _models() -> _Models:
-    global _MODELS
-    if _MODELS is None:
-        _MODELS = _Models()
-    return _MODELS
+def _models(s: Structure) -> _Models:
+    """The tables of files of structure s (header.mean_steps of its version)."""
+    steps = mean_steps(s.version)
+    if steps not in _MODELS:
+        _MODELS[steps] = _Models(steps)
+    return _MODELS[steps]
 
 
 class Writer:
-    def __init__(self):
+    def __init__(self, s: Structure):
         self.enc = coding.constriction().stream.queue.RangeEncoder()
         self.escapes: list[int] = []
-        self.m = _models()
+        self.m = _models(s)
 
     def put(self, symbols: np.ndarray, tables: np.ndarray) -> None:
         self.escapes += coding.put(self.enc, coding.integers(symbols), coding.integers(tables), self.m.pmfs,
@@ -60,10 +62,10 @@ class Writer:
 
 
 class Reader:
-    def __init__(self, data: bytes, escapes: bytes):
+    def __init__(self, s: Structure, data: bytes, escapes: bytes):
         self.dec = coding.decoder(data)
         self.esc = EscapeReader(escapes)
-        self.m = _models()
+        self.m = _models(s)
 
     def get(self, tables: np.ndarray) -> np.ndarray:
         return coding.take(self.dec, coding.integers(tables), self.m.pmfs, self.m.offsets, self.m.__getitem__,
@@ -76,14 +78,14 @@ class Reader:
 def put_parameters(w: Writer, ints: list[np.ndarray], tables: tuple[int, ...]) -> None:
     for q, t in zip(ints, tables):
         flat = np.asarray(q, dtype=np.int64).reshape(-1)
-        w.put(flat, np.full(flat.size, laplace.table_index(t, 0)))
+        w.put(flat, np.full(flat.size, laplace.table_index(t, 0, w.m.steps)))
 
 
 def get_parameters(r: Reader, s: Structure) -> list[np.ndarray]:
     out = []
     for shape, t in zip(s.tensor_shapes(), s.tables):
         n = int(np.prod(shape))
-        q = r.get(np.full(n, laplace.table_index(t, 0)))
+        q = r.get(np.full(n, laplace.table_index(t, 0, r.m.steps)))
         if np.abs(q).max(initial=0) > laplace_weight_limit():
             raise CodingError("corrupt parameter stream (a network weight out of range)")
         out.append(q.reshape(shape))
@@ -112,8 +114,8 @@ def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, n
             a, b, ni, nj = context.phase_positions(h, w, p)
             if not ni * nj:
                 continue
-            centre, quarter, level = arm(context.phase_features(y, coarse, p, k, s.levels, compact=True), p, k)
-            q = code(k, p, laplace.table_index(level, quarter), centre)
+            centre, fraction, level = arm(context.phase_features(y, coarse, p, k, s.levels, compact=True), p, k)
+            q = code(k, p, laplace.table_index(level, fraction, mean_steps(s.version)), centre)
             y[a::2, b::2] = torch.from_numpy(q.reshape(ni, nj)).to(dtype)
         planes[k] = y
     return planes
