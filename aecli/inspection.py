@@ -128,7 +128,8 @@ def _format_fitted(d: dict) -> str:
         f"  integrity {d['integrity']}",
     ]
     if f:
-        lines += [f"  latents   {f['latents']} in {f['levels']} planes",
+        lines += [f"  structure version {f['structure_version']}: {f['structure']}",
+                  f"  latents   {f['latents']} in {f['levels']} planes",
                   f"  networks  ARM {f['arm']}, synthesis {f['synthesis']}: {f['parameters']} parameters, "
                   f"about {f['decode_macs_per_pixel']} multiply-adds per pixel to decode"]
     else:

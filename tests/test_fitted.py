@@ -210,6 +210,9 @@ def test_vector_decodes_to_its_latents_and_pixels(name, version):
     px = codec.decompress(lat).pixels.astype(int)
     ref = decode_image((vec / f"{name}.decoded.png").read_bytes()).pixels.astype(int)
     assert np.abs(px - ref).max() <= 1
+    r = runner.invoke(app, ["info", str(vec / f"{name}.lat")])
+    assert r.exit_code == 0 and f"structure version {version}: " in r.output, r.output
+    assert ("sixteenths" in r.output) == (version == 3)
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 VERSION = 3  # what writers write
 VERSIONS = (1, 2, 3)  # what readers read
+VERSION_NOTES = {1: "planes interpolated to the image size, means in quarters",
+                 2: "planes upsampled by exactly 2^k, means in quarters",
+                 3: "planes upsampled by exactly 2^k, means in sixteenths"}
 MAX_LEVELS = 8
 MAX_ARM_HIDDEN = 32
 MAX_ARM_DEPTH = 3
@@ -161,6 +164,7 @@ def describe(s: Structure, width: int, height: int) -> dict:
     synth_macs = sum(a * b for a, b in zip(s.synth_dims()[:-1], s.synth_dims()[1:])) + 9 * s.channels ** 2 * s.refine
     arm_macs = sum(a * b for a, b in zip(s.arm_dims()[:-1], s.arm_dims()[1:]))
     return {
+        "structure_version": s.version, "structure": VERSION_NOTES[s.version],
         "levels": s.levels, "latents": latents, "parameters": s.parameter_count(),
         "arm": "x".join(map(str, s.arm_dims())), "synthesis": "x".join(map(str, s.synth_dims())) + f" + {s.refine} 3x3",
         "decode_macs_per_pixel": round(synth_macs + arm_macs * latents / (width * height)),
