@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecli.codec.fitted import context, fit, header, laplace, stream
-from aecli.codec.fitted.nets import Arm, IntArm, Synthesis, load_integers
+from aecli.codec.fitted import codec, context, fit, header, laplace
+from aecli.codec.fitted.nets import Arm, Synthesis, load_integers
 from aecli.eval import rd
 from aecli.metrics import psnr
 
@@ -50,11 +50,7 @@ def _tensor(im: np.ndarray) -> torch.Tensor:
 def coded_bits(f: fit.Fitted, version: int = header.VERSION) -> int:
     """The bits of a fit's range-coded streams (parameters, latents, escapes: what a file holds
     besides its headers), coded as structure `version` (2: means in quarters; 3: in sixteenths)."""
-    s = dataclasses.replace(f.structure, version=version)
-    w = stream.Writer(s)
-    stream.put_parameters(w, f.ints, s.tables)
-    stream.encode_latents(w, s, f.planes, IntArm(f.ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s))
-    return 8 * sum(len(b) for b in w.finish())
+    return 8 * sum(len(b) for b in codec.coded_streams(f, dataclasses.replace(f.structure, version=version)))
 
 
 def networks_of(f: fit.Fitted) -> tuple[dict, dict]:

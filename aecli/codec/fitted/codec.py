@@ -127,14 +127,20 @@ def _threads():
         torch.set_num_threads(before)
 
 
-def pack(f: Fitted, img: Image, quality: int) -> bytes:
-    s = f.structure
+def coded_streams(f: Fitted, s: header.Structure | None = None) -> tuple[bytes, bytes]:
+    """The range-coded stream (parameters, then latents) and the escapes of a fit, coded as
+    structure s (the fit's own by default)."""
+    s = s or f.structure
     wr = stream.Writer(s)
     stream.put_parameters(wr, f.ints, s.tables)
     arm = IntArm(f.ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s)
     stream.encode_latents(wr, s, f.planes, arm)
-    coded, escapes = wr.finish()
-    return latfile.pack(img, NAME, FINGERPRINT, quality, [s.pack(), coded, escapes], kind="fitted")
+    return wr.finish()
+
+
+def pack(f: Fitted, img: Image, quality: int) -> bytes:
+    coded, escapes = coded_streams(f)
+    return latfile.pack(img, NAME, FINGERPRINT, quality, [f.structure.pack(), coded, escapes], kind="fitted")
 
 
 def _structure(lat: latformat.LatFile) -> header.Structure:
