@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from ..entropy import quantize_pmf
-from .header import SCALE_LEVELS
+from .header import SCALE_LEVELS, VERSION, mean_steps
 
 B_MIN, B_MAX = 0.02, 64.0
 STEP = math.log(B_MAX / B_MIN) / (SCALE_LEVELS - 1)
-PARAMETER_STEPS = 4  # parameters use the zero-mean tables; any set of tables has the same ones
+PARAMETER_STEPS = mean_steps(VERSION)  # parameters use the zero-mean tables, the same in every set: the writers' set
 TAIL = 2.0 ** -24  # mass left to the escape symbol
 PROB_FLOOR = 2.0 ** -16
 

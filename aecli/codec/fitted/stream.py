@@ -105,6 +105,7 @@ def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, n
     The planes are held in `dtype` (float32 holds every latent a decoder accepts exactly: the
     result does not depend on it)."""
     sizes = plane_sizes(width, height, s.levels)
+    steps = mean_steps(s.version)
     planes: list[torch.Tensor | None] = [None] * s.levels
     for k in reversed(range(s.levels)):
         h, w = sizes[k]
@@ -115,7 +116,7 @@ def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, n
             if not ni * nj:
                 continue
             centre, fraction, level = arm(context.phase_features(y, coarse, p, k, s.levels, compact=True), p, k)
-            q = code(k, p, laplace.table_index(level, fraction, mean_steps(s.version)), centre)
+            q = code(k, p, laplace.table_index(level, fraction, steps), centre)
             y[a::2, b::2] = torch.from_numpy(q.reshape(ni, nj)).to(dtype)
         planes[k] = y
     return planes
