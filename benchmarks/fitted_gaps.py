@@ -9,10 +9,11 @@ networks from a random start on them alone, 1,500 Adam steps each (learning rate
 
 * `arm`: the bits of the latents under the codec's ARM (the four-pass context of context.py: 0, 4,
   4 and 8 neighbours in the plane, the coarser plane's 3x3) against ARMs of the same size (16, 16)
-  that see a raster-order context: every latent above and to the left within a radius, with or
-  without the coarser plane's 3x3.  Such a context cannot be decoded in a few vectorised passes
-  (one latent after another, or one diagonal after another), so this is the rate a slower decoder
-  would save, with the latents not refitted to it.
+  that see other contexts: larger windows that the same four passes can decode (5x5 in the plane
+  and/or in the coarser plane), and raster-order contexts (every latent above and to the left
+  within a radius, with or without the coarser plane's 3x3), which cannot be decoded in a few
+  vectorised passes (one latent after another, or one diagonal after another).  The latents are not
+  refitted to the context, and the ARMs' own bits are not counted.
 * `synth`: the PSNR of the image from the same upsampled latents through the codec's synthesis
   (1x1 layers 16, 16) and through wider or 3x3 variants, with their parameter counts.
 
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecli.codec.fitted import codec, fit, kernels, laplace
+from aecli.codec.fitted import codec, context, fit, kernels, laplace
 from aecli.codec.fitted.nets import Arm
 
 from .common import cbsd432_crop
@@ -73,6 +74,41 @@ def raster_features(planes: list[torch.Tensor], radius: int, coarse: bool) -> li
     return out
 
 
+def four_pass_features(planes: list[torch.Tensor], radius: int, coarse_radius: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(features (n, F), latents (n,)) per plane, decodable in the codec's four passes: the latents
+    within `radius` in the plane that an earlier pass decodes (0 otherwise), the coarser plane's
+    (2 coarse_radius + 1)^2 values around the parent, one-hots of the phase and the level."""
+    out = []
+    r, rc = radius, coarse_radius
+    for k, y in enumerate(planes):
+        h, w = y.shape
+        rows = torch.arange(h)[:, None] % 2
+        cols_ = torch.arange(w)[None, :] % 2
+        phase = torch.zeros(h, w, dtype=torch.long)
+        for i, (a, b) in enumerate(context.PHASES):
+            phase[(rows == a) & (cols_ == b)] = i
+        p = F.pad(y[None, None], (r, r, r, r))[0, 0]
+        cols = []
+        for dr in range(-r, r + 1):
+            for dc in range(-r, r + 1):
+                if (dr, dc) == (0, 0):
+                    continue
+                nb = torch.zeros(h, w, dtype=torch.long)
+                for i, (a, b) in enumerate(context.PHASES):
+                    nb[(rows == a) & (cols_ == b)] = context.PHASES.index(((a + dr) % 2, (b + dc) % 2))
+                cols.append(p[r + dr:r + dr + h, r + dc:r + dc + w] * (nb < phase).float())
+        c = planes[k + 1] if k + 1 < len(planes) else torch.zeros(-(-h // 2), -(-w // 2))
+        pc = F.pad(c[None, None], (rc, rc, rc, rc))[0, 0]
+        for dr in range(-rc, rc + 1):
+            for dc in range(-rc, rc + 1):
+                v = pc[rc + dr:rc + dr + c.shape[0], rc + dc:rc + dc + c.shape[1]]
+                cols.append(v.repeat_interleave(2, 0).repeat_interleave(2, 1)[:h, :w])
+        cols += [(phase == i).float() for i in range(len(context.PHASES))]
+        cols += [torch.full((h, w), float(j == k)) for j in range(len(planes))]
+        out.append((torch.stack(cols).reshape(len(cols), -1).t(), y.reshape(-1)))
+    return out
+
+
 def arm_gap(planes: list[torch.Tensor], s) -> list[dict]:
     arm = Arm(s)
 
@@ -80,8 +116,11 @@ def arm_gap(planes: list[torch.Tensor], s) -> list[dict]:
         return sum(laplace.bits(q, *arm(f, p, k)).sum() for k, p, f, q in fit._passes(planes))
     base = _train(arm, ours)
     rows = [{"arm": "codec: four passes + coarser 3x3", "bytes": round(base / 8, 1)}]
-    for radius, coarse in ((1, True), (2, True), (3, True), (2, False)):
-        feats = raster_features(planes, radius, coarse)
+    variants = [(f"four passes, radius {r}, coarser {2 * rc + 1}x{2 * rc + 1}", four_pass_features(planes, r, rc))
+                for r, rc in ((1, 1), (2, 1), (1, 2), (2, 2))]
+    variants += [(f"raster radius {r}" + (" + coarser 3x3" if c else ""), raster_features(planes, r, c))
+                 for r, c in ((1, True), (2, True), (3, True), (2, False))]
+    for name, feats in variants:
         net = _mlp(feats[0][0].shape[1], 2)
         with torch.no_grad():  # the codec ARM's start: mean 0, a middle scale
             net[-1].weight.mul_(0.1)
@@ -94,7 +133,7 @@ def arm_gap(planes: list[torch.Tensor], s) -> list[dict]:
                 total = total + laplace.bits(q, o[:, 0], o[:, 1]).sum()
             return total
         b = _train(net, bits)
-        rows.append({"arm": f"raster radius {radius}" + (" + coarser 3x3" if coarse else ""),
+        rows.append({"arm": name,
                      "inputs": feats[0][0].shape[1], "bytes": round(b / 8, 1), "vs_codec_pct": round(100 * (b / base - 1), 1)})
     return rows
 

@@ -195,3 +195,23 @@ def test_laplace_mlp_bits_without_gradients():
     out = _reference_mlp(f, ws, bs)
     assert not got.requires_grad
     assert torch.allclose(got, laplace.bits(q, out[0], out[1]).sum(), rtol=1e-12)
+
+
+def test_context_reads_only_decoded_latents():
+    """The compact features of each pass are the same from the whole plane and from the plane as
+    the decoder holds it then (later phases still zero): a latent's context is decoded before it."""
+    from aecli.codec.fitted import context
+
+    torch.manual_seed(3)
+    y, coarse = torch.randn(9, 11), torch.randn(5, 6)
+    seen = []
+    for p in range(len(context.PHASES)):
+        partial = y.clone()
+        for later in range(p, len(context.PHASES)):
+            a, b = context.PHASES[later]
+            partial[a::2, b::2] = 0
+        whole = context.phase_features(y, coarse, p, 0, 3, compact=True)
+        assert torch.equal(whole, context.phase_features(partial, coarse, p, 0, 3, compact=True))
+        seen.append(sum(context.available(p)))
+        assert whole.shape[1] == seen[-1] + 9
+    assert seen == [0, 4, 4, 8]
