@@ -82,21 +82,18 @@ def four_pass_features(planes: list[torch.Tensor], radius: int, coarse_radius: i
     r, rc = radius, coarse_radius
     for k, y in enumerate(planes):
         h, w = y.shape
-        rows = torch.arange(h)[:, None] % 2
-        cols_ = torch.arange(w)[None, :] % 2
-        phase = torch.zeros(h, w, dtype=torch.long)
-        for i, (a, b) in enumerate(context.PHASES):
-            phase[(rows == a) & (cols_ == b)] = i
+        by_parity = torch.tensor([[context.PHASES.index((a, b)) for b in (0, 1)] for a in (0, 1)])
+        phase = by_parity[torch.arange(h)[:, None] % 2, torch.arange(w)[None, :] % 2]  # (h, w) pass of each latent
         p = F.pad(y[None, None], (r, r, r, r))[0, 0]
         cols = []
         for dr in range(-r, r + 1):
             for dc in range(-r, r + 1):
                 if (dr, dc) == (0, 0):
                     continue
-                nb = torch.zeros(h, w, dtype=torch.long)
-                for i, (a, b) in enumerate(context.PHASES):
-                    nb[(rows == a) & (cols_ == b)] = context.PHASES.index(((a + dr) % 2, (b + dc) % 2))
-                cols.append(p[r + dr:r + dr + h, r + dc:r + dc + w] * (nb < phase).float())
+                # visible where the neighbour's pass comes before the latent's (context.available's rule)
+                seen = torch.tensor([context.PHASES.index(((a + dr) % 2, (b + dc) % 2)) < i
+                                     for i, (a, b) in enumerate(context.PHASES)])[phase]
+                cols.append(p[r + dr:r + dr + h, r + dc:r + dc + w] * seen.float())
         c = planes[k + 1] if k + 1 < len(planes) else torch.zeros(-(-h // 2), -(-w // 2))
         pc = F.pad(c[None, None], (rc, rc, rc, rc))[0, 0]
         for dr in range(-rc, rc + 1):
