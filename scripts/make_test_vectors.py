@@ -10,10 +10,11 @@ added later, from the committed model and .lat (`--exact-only` writes just that 
 two decodes; it was added later still, from the committed model and source (`--scaled-only`).
 `small-meta.lat` is `small.lat` with a metadata table (an ICC profile, EXIF and XMP: docs/format.md,
 "Metadata"); its streams, and so its pixels, are those of `small.lat` (`--meta-only`, no torch needed).
-`fitted3.*` is a fitted file (version 3, docs/format.md; structure version 3) of the same source,
+`fitted4.*` is a fitted file (version 3, docs/format.md; structure version 4) of the same source,
 fitted for 40 iterations (seed 0, one thread) at quality 6, with its decode and its latents
-(`fitted3.latents.npz`, finest plane first); made from the committed source (`--fitted-only`).
-`fitted2.*` and `fitted.*` are the same made by earlier writers (structure version 2: means coded in
+(`fitted4.latents.npz`, finest plane first); made from the committed source (`--fitted-only`).
+`fitted3.*`, `fitted2.*` and `fitted.*` are the same made by earlier writers (structure version 3:
+the synthesis reading one value of the finest plane per pixel; version 2: also means coded in
 quarters; version 1: also planes interpolated straight to the image size); they are kept, not
 rewritten, so that files of every structure version stay decodable.
 """
@@ -93,7 +94,9 @@ def write_meta() -> None:
 
 
 def write_fitted() -> None:
-    """fitted3.lat: the committed source fitted at quality 6; its decode and latents."""
+    """fitted<N>.lat (N: the structure version writers write): the committed source fitted at
+    quality 6; its decode and latents."""
+    from aecli.codec.fitted.header import VERSION
     from aecli import format as latformat
     from aecli.codec.fitted import codec as fitted
     from aecli.images.decode import decode_image
@@ -101,12 +104,13 @@ def write_fitted() -> None:
     torch.set_num_threads(1)
     src = decode_image((OUT / "small.source.png").read_bytes())
     res = fitted.compress(src, 6, iterations=40, seed=0)
-    (OUT / "fitted3.lat").write_bytes(res.data)
+    name = f"fitted{VERSION}"
+    (OUT / f"{name}.lat").write_bytes(res.data)
     lat = latformat.unpack(res.data)
-    (OUT / "fitted3.decoded.png").write_bytes(encode_image(fitted.decompress(lat), "png"))
+    (OUT / f"{name}.decoded.png").write_bytes(encode_image(fitted.decompress(lat), "png"))
     planes = fitted.decode_latents(lat)
-    np.savez_compressed(OUT / "fitted3.latents.npz", *[p.numpy().astype(np.int32) for p in planes])
-    print(f"wrote {OUT}: fitted3.lat {len(res.data)} bytes, {res.psnr:.2f} dB")
+    np.savez_compressed(OUT / f"{name}.latents.npz", *[p.numpy().astype(np.int32) for p in planes])
+    print(f"wrote {OUT}: {name}.lat {len(res.data)} bytes, {res.psnr:.2f} dB")
 
 
 def main() -> None:

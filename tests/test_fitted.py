@@ -189,9 +189,9 @@ def test_cli_round_trip_and_errors(tmp_path):
     assert r.exit_code == 1 and "--exact" in r.output
 
 
-@pytest.mark.parametrize("name, version", [("fitted", 1), ("fitted2", 2), ("fitted3", 3)])
+@pytest.mark.parametrize("name, version", [("fitted", 1), ("fitted2", 2), ("fitted3", 3), ("fitted4", 4)])
 def test_vector_decodes_to_its_latents_and_pixels(name, version):
-    """tests/vectors/fitted*.*: the committed files (structure versions 1 to 3) decode to the
+    """tests/vectors/fitted*.*: the committed files (structure versions 1 to 4) decode to the
     committed latents exactly, and to the committed pixels within one level (the synthesis is
     float)."""
     from pathlib import Path
@@ -212,7 +212,8 @@ def test_vector_decodes_to_its_latents_and_pixels(name, version):
     assert np.abs(px - ref).max() <= 1
     r = runner.invoke(app, ["info", str(vec / f"{name}.lat")])
     assert r.exit_code == 0 and f"structure version {version}: " in r.output, r.output
-    assert ("sixteenths" in r.output) == (version == 3)
+    assert ("sixteenths" in r.output) == (version >= 3)
+    assert ("finest plane's 3x3" in r.output) == (version >= 4)
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def test_synthesis_versions():
     """Version 2 upsamples by exactly 2**k and crops; version 1 straight to the image size: the
     same when 2**k divides the size, not otherwise."""
     torch.manual_seed(0)
-    s2 = header.Structure(levels=3)
+    s2 = header.Structure(levels=3, version=3)
     s1 = header.Structure(levels=3, version=1)
     a, b = Synthesis(s2), Synthesis(s1)
     b.load_state_dict(a.state_dict())
@@ -109,13 +109,14 @@ def test_synthesis_versions():
 def test_header_versions():
     n = len(header.Structure().tensor_shapes())
     s = header.Structure(exponents=(8,) * n, tables=(5,) * n)
-    assert s.pack()[0] == header.VERSION == 3
-    for v in (1, 2):
+    assert s.pack()[0] == header.VERSION == 4
+    for v in (1, 2, 3):
         old = header.Structure(exponents=(8,) * n, tables=(5,) * n, version=v)
         assert header.unpack(old.pack()) == old
-    assert [header.mean_steps(v) for v in (1, 2, 3)] == [4, 4, 16]
+    assert [header.mean_steps(v) for v in (1, 2, 3, 4)] == [4, 4, 16, 16]
+    assert [header.Structure(version=v).fine_kernel for v in (1, 2, 3, 4)] == [1, 1, 1, 3]
     raw = bytearray(s.pack())
-    for bad in (0, 4):
+    for bad in (0, 5):
         raw[0] = bad
         with pytest.raises(header.HeaderError, match=f"version {bad}"):
             header.unpack(bytes(raw))
@@ -215,3 +216,26 @@ def test_context_reads_only_decoded_latents():
         seen.append(sum(context.available(p)))
         assert whole.shape[1] == seen[-1] + 9
     assert seen == [0, 4, 4, 8]
+
+
+def test_synthesis_reads_the_finest_3x3():
+    """Structure version 4: the synthesis' first layer reads each pixel's 3x3 neighbourhood in the
+    finest plane (edges repeated), as a 3x3 convolution would, beside the coarser planes upsampled;
+    it starts as version 3's synthesis (the eight outer taps at 0)."""
+    torch.manual_seed(4)
+    s = header.Structure(levels=3)
+    assert s.synth_dims()[0] == 9 + 2
+    net = Synthesis(s)
+    w0 = net.mlp[0].weight[:, :, 0, 0]
+    assert torch.all(w0[:, [0, 1, 2, 3, 5, 6, 7, 8]] == 0) and torch.all(w0[:, 4] != 0)
+    planes = [torch.randn(h, w) for h, w in header.plane_sizes(13, 10, 3)]
+    with torch.no_grad():
+        w0.normal_()  # every tap in use
+        b0 = net.mlp[0].bias
+        fine = F.conv2d(F.pad(planes[0][None, None], (1, 1, 1, 1), mode="replicate"), w0[:, :9].reshape(-1, 1, 3, 3))
+        up = torch.cat([kernels.upsample_aligned(p, 1 << k, (10, 13)) for k, p in enumerate(planes) if k], 1)
+        h = F.relu(fine + F.conv2d(up, w0[:, 9:, None, None]) + b0[None, :, None, None])
+        for i, layer in enumerate(net.mlp[1:]):
+            h = layer(h)
+            h = F.relu(h) if i < len(net.mlp) - 2 else h
+        assert torch.allclose(net(planes, (10, 13)), h, atol=1e-5)

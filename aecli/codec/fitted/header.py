@@ -2,7 +2,7 @@
 
 Standard library only, so that ``aecli info`` can show it without torch.  Byte layout (all u8)::
 
-    version(1, 2 or 3) levels arm_hidden arm_depth synth_hidden synth_depth refine channels
+    version(1 to 4) levels arm_hidden arm_depth synth_hidden synth_depth refine channels
     then, per parameter tensor in `tensor_shapes` order: exponent table
 
 ``version``: how the synthesis upsamples plane k (of ceil(H/2**k) x ceil(W/2**k) latents) to the
@@ -10,7 +10,9 @@ image: 1, bicubic straight to H x W (a scale of H / ceil(H/2**k), not exactly 2*
 not divide the size); 2, bicubic by exactly 2**k, then the top-left H x W kept, so that every plane
 lines up with the pixel grid whatever the size (and the upsampling runs as two fast convolutions,
 kernels.py); 3, as 2 with the ARM's means coded in sixteenths instead of quarters
-(`mean_steps`, laplace.py).  Writers write 3; version 1 and 2 files still decode.
+(`mean_steps`, laplace.py); 4, as 3 with the synthesis reading the finest plane's 3x3 neighbourhood
+of each pixel instead of its one value (`fine_kernel`).  Writers write 4; files of versions 1 to 3
+still decode.
 ``exponent``: the tensor's integers are real values times 2**exponent; ``table``: the Laplace table
 (0..TABLES-1) its integers are coded with.  Every size is bounded here, before anything is
 allocated.
@@ -20,11 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 3  # what writers write
-VERSIONS = (1, 2, 3)  # what readers read
+VERSION = 4  # what writers write
+VERSIONS = (1, 2, 3, 4)  # what readers read
 VERSION_NOTES = {1: "planes interpolated to the image size, means in quarters",
                  2: "planes upsampled by exactly 2^k, means in quarters",
-                 3: "planes upsampled by exactly 2^k, means in sixteenths"}
+                 3: "planes upsampled by exactly 2^k, means in sixteenths",
+                 4: "as 3 (means in sixteenths), synthesis reads the finest plane's 3x3"}
 MAX_LEVELS = 8
 MAX_ARM_HIDDEN = 32
 MAX_ARM_DEPTH = 3
@@ -62,6 +65,12 @@ class Structure:
     version: int = VERSION
 
     @property
+    def fine_kernel(self) -> int:
+        """The synthesis reads the finest plane's fine_kernel x fine_kernel neighbourhood of each
+        pixel (3 from version 4, 1 before)."""
+        return 3 if self.version >= 4 else 1
+
+    @property
     def arm_inputs(self) -> int:
         return OFFSETS + COARSE + PHASES + self.levels
 
@@ -69,7 +78,7 @@ class Structure:
         return [self.arm_inputs] + [self.arm_hidden] * self.arm_depth + [2]
 
     def synth_dims(self) -> list[int]:
-        return [self.levels] + [self.synth_hidden] * self.synth_depth + [self.channels]
+        return [self.fine_kernel ** 2 + self.levels - 1] + [self.synth_hidden] * self.synth_depth + [self.channels]
 
     def tensor_shapes(self) -> list[tuple[int, ...]]:
         """Every parameter tensor, ARM first: (weight, bias) per layer; 1x1 synthesis layers as

@@ -4,7 +4,8 @@
   level of its Laplace model (laplace.py).  In a file its weights and biases are integers at
   2**-exponent; the coder runs it as an integer network (`IntArm`, intnet's exact fixed point), so
   every machine derives the same tables.
-* `Synthesis`: every latent plane upsampled (bicubic) to the image size, a 1x1 MLP to the colour
+* `Synthesis`: every latent plane upsampled (bicubic) to the image size (from structure version 4
+  the finest plane as the nine values of each pixel's 3x3 neighbourhood), a 1x1 MLP to the colour
   channels and residual 3x3 layers (kernels.py runs the first two fast).  It runs in floating point
   (pixels may differ in the last level between machines; the latents never do).
 """
@@ -72,11 +73,21 @@ class Synthesis(nn.Module):
     def __init__(self, s: Structure):
         super().__init__()
         self.aligned = s.version >= 2  # header.py: how planes are upsampled
+        self.fine_kernel = s.fine_kernel
         dims = s.synth_dims()
         self.mlp = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip(dims[:-1], dims[1:]))
         self.refine = nn.ModuleList(nn.Conv2d(s.channels, s.channels, 3) for _ in range(s.refine))
         with torch.no_grad():
             self.mlp[-1].bias.fill_(0.5)
+            if self.fine_kernel > 1:
+                # Start as the synthesis that reads the pixel's own finest latent alone: the other
+                # taps at 0, the rest drawn as for a layer of that many inputs (docs/fitted.md,
+                # "The finest plane's 3x3": a random start for all nine taps lost).
+                taps, w = self.fine_kernel ** 2, self.mlp[0].weight[:, :, 0, 0]
+                inputs = w.shape[1] - taps + 1
+                w[:, :taps] = 0
+                w[:, taps // 2] = (torch.rand(w.shape[0]) * 2 - 1) * inputs ** -0.5
+                w[:, taps:] *= (w.shape[1] / inputs) ** 0.5
             for r in self.refine:
                 r.weight.mul_(0.01)
                 r.bias.zero_()
@@ -85,12 +96,23 @@ class Synthesis(nn.Module):
         """planes: (h_k, w_k) tensors, finest first -> (1, C, H, W) image on 0..1 (not clamped)."""
         h, w = size
         up = [upsample(p, size, 1 << k, self.aligned) for k, p in enumerate(planes)]
-        x = torch.cat(up, dim=1)[0].reshape(len(planes), -1)
+        up[0] = neighbourhood(up[0], self.fine_kernel)
+        x = torch.cat(up, dim=1)[0].reshape(-1, h * w)
         x = kernels.pointwise_mlp(x, [layer.weight.flatten(1) for layer in self.mlp], [layer.bias for layer in self.mlp])
         x = x.reshape(1, -1, h, w)
         for r in self.refine:
             x = x + r(F.pad(x, (1, 1, 1, 1), mode="replicate"))
         return x
+
+
+def neighbourhood(u: torch.Tensor, kernel: int) -> torch.Tensor:
+    """(1, 1, h, w) -> (1, kernel**2, h, w): the kernel x kernel neighbourhood of each value, row by
+    row (edges repeated), as a kernel x kernel convolution reads it."""
+    if kernel == 1:
+        return u
+    r, (h, w) = kernel // 2, u.shape[-2:]
+    f = F.pad(u, (r, r, r, r), mode="replicate")[0, 0]
+    return torch.stack([f[i:i + h, j:j + w] for i in range(kernel) for j in range(kernel)])[None]
 
 
 def upsample(p: torch.Tensor, size: tuple[int, int], factor: int, aligned: bool) -> torch.Tensor:
