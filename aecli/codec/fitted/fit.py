@@ -82,11 +82,10 @@ class _Model:
         self.latents = [torch.zeros(a, b, requires_grad=True) for a, b in plane_sizes(w, h, s.levels)]
         self.arm, self.synth = Arm(s), Synthesis(s)
 
-    def rate_bits(self, planes: list[torch.Tensor], picks: Callable[[int, int], bool] | None = None) -> torch.Tensor:
-        """The bits of the latents of the passes (level, phase) that `picks` takes (all by default),
-        as the fit estimates them."""
+    def rate_bits(self, planes: list[torch.Tensor]) -> torch.Tensor:
+        """The bits of the latents, as the fit estimates them."""
         total = torch.zeros(())
-        for k, p, f, q in _passes(planes, picks):
+        for k, p, f, q in _passes(planes):
             total = total + self.arm.bits(f, q, p, k)
         return total
 
@@ -95,9 +94,8 @@ class _Model:
 
     def backward(self, planes: list[torch.Tensor], lam: float, pool: ThreadPoolExecutor | None) -> tuple[float, float]:
         """Gradients of MSE + lam * bpp into the latents and networks; (bpp, MSE).  The loss is two
-        independent jobs on the same planes, of about the same cost: the rate of the finest plane's last
-        three passes (the latents that read the most context), and the rest of the rate with the
-        distortion.  With a pool they run at once,
+        independent jobs on the same planes, of about the same cost: the rate (the ARM over every
+        latent) and the distortion (the synthesis over every pixel).  With a pool they run at once,
         one core each (the many small operations of either barely use a second core); without one,
         one after the other.  Their gradients are summed in the same order either way, so the
         fit does not depend on the pool."""
@@ -105,14 +103,14 @@ class _Model:
         nets = [*self.arm.parameters(), *self.synth.parameters()]
         targets = leaves + nets
 
-        def job(picks: Callable[[int, int], bool], distortion: bool):
-            bits = self.rate_bits(leaves, picks)
+        def job(rate: bool, distortion: bool):
+            bits = self.rate_bits(leaves) if rate else torch.zeros(())
             mse = self.mse(leaves) if distortion else torch.zeros(())
             loss = mse + lam * bits / self.pixels
             grads = torch.autograd.grad(loss, targets, allow_unused=True) if loss.requires_grad else [None] * len(targets)
             return float(bits.detach()), float(mse.detach()), grads
 
-        jobs = [(_finest_late, False), (lambda k, p: not _finest_late(k, p), True)]
+        jobs = [(True, False), (False, True)]
         done = [pool.submit(job, *j) for j in jobs] if pool else None
         results = [d.result() for d in done] if done else [job(*j) for j in jobs]
         grads = []
@@ -131,19 +129,12 @@ def pass_bits(arm: Arm, planes: list[torch.Tensor]) -> list[torch.Tensor]:
     return [laplace.bits(q, *arm(f, p, k)) for k, p, f, q in _passes(planes)]
 
 
-def _finest_late(level: int, phase: int) -> bool:
-    """The finest plane's passes after its first: one of the fit's two jobs (`_Model.backward`)."""
-    return level == 0 and phase > 0
-
-
-def _passes(planes: list[torch.Tensor], picks: Callable[[int, int], bool] | None = None):
-    """(level, phase, compact features (n, F), latents (n,)) of every pass (level, phase) that
-    `picks` takes (all by default), finest plane first, its passes in context.PHASES order."""
+def _passes(planes: list[torch.Tensor]):
+    """(level, phase, compact features (n, F), latents (n,)) of every pass, finest plane first, its
+    passes in context.PHASES order."""
     for k in range(len(planes)):
         y, coarse = planes[k], planes[k + 1] if k + 1 < len(planes) else None
         for p in range(len(context.PHASES)):
-            if picks is not None and not picks(k, p):
-                continue
             yield k, p, context.phase_features(y, coarse, p, k, len(planes), compact=True), context.phase_values(y, p).reshape(-1)
 
 
