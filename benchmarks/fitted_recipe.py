@@ -47,10 +47,12 @@ def _tensor(im: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(im.astype(np.float32) / 255).permute(2, 0, 1)
 
 
-def coded_bits(f: fit.Fitted, version: int = header.VERSION) -> int:
+def coded_bits(f: fit.Fitted, version: int | None = None) -> int:
     """The bits of a fit's range-coded streams (parameters, latents, escapes: what a file holds
-    besides its headers), coded as structure `version` (2: means in quarters; 3: in sixteenths)."""
-    return 8 * sum(len(b) for b in codec.coded_streams(f, dataclasses.replace(f.structure, version=version)))
+    besides its headers), coded as structure `version`: by default the fit's own; a structure 3 fit
+    can be coded as 2, its means in quarters instead of sixteenths."""
+    s = f.structure if version is None else dataclasses.replace(f.structure, version=version)
+    return 8 * sum(len(b) for b in codec.coded_streams(f, s))
 
 
 def networks_of(f: fit.Fitted) -> tuple[dict, dict]:
@@ -92,6 +94,8 @@ def main() -> None:
     ap.add_argument("--synth-hidden", type=int, default=header.Structure.synth_hidden)
     ap.add_argument("--refine", type=int, default=header.Structure.refine)
     ap.add_argument("--arm-hidden", type=int, default=header.Structure.arm_hidden)
+    ap.add_argument("--version", type=int, default=header.VERSION, choices=header.VERSIONS[1:],
+                    help="the structure version to fit (docs/format.md; an earlier one to compare with)")
     ap.add_argument("--warm-from", default=None, help="start the networks from a fit of this CBSD432 image")
     ap.add_argument("--warm-iterations", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0, help="the fit's random seed (its noise and network start)")
@@ -102,7 +106,8 @@ def main() -> None:
     torch.set_num_threads(1)
     pair = lambda v: tuple(float(x) for x in v.split(","))  # noqa: E731
     recipe = fit.Recipe(a.lr, a.latent_lr, a.ste_fraction, a.ste_least, a.quantiser, pair(a.temperature), pair(a.noise))
-    s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine, arm_hidden=a.arm_hidden)
+    s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine, arm_hidden=a.arm_hidden,
+                            version=a.version)
     for name in a.images.split(","):
         im = cbsd432_crop(name, a.size)
         for lam in (float(v) for v in a.lambdas.split(",")):
@@ -123,10 +128,12 @@ def main() -> None:
             pixels = im.shape[0] * im.shape[1]
             row = {"name": a.name, "image": name, "size": list(im.shape[:2]), "lambda": lam, "iterations": a.iterations,
                    "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine, "arm_hidden": a.arm_hidden,
-                   "warm_from": a.warm_from, "seed": a.seed, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
+                   "version": a.version, "warm_from": a.warm_from, "seed": a.seed, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
                    "param_bpp": round(sum(laplace.parameter_table(q)[1] for q in f.ints) / pixels, 4),
                    "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1),
-                   "coded_bpp": round(coded_bits(f) / pixels, 4), "coded_bpp_v2": round(coded_bits(f, 2) / pixels, 4)}
+                   "coded_bpp": round(coded_bits(f) / pixels, 4)}
+            if a.version == 3:
+                row["coded_bpp_v2"] = round(coded_bits(f, 2) / pixels, 4)
             if a.curve:
                 row["curve"] = curve  # (iteration, bpp of the latents, PSNR), with noise on the latents until the rounded phase
             if a.where:
