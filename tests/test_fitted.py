@@ -310,3 +310,19 @@ def test_fit_rounds_the_last_iterations(monkeypatch):
     seen.clear()
     fitmod.fit(x, 0.001, header.Structure(levels=2), 40)  # the recipe now: soft rounding to the end
     assert seen[:40] == [False] * 40
+
+
+def test_structure_by_the_length_of_the_fit(monkeypatch):
+    """Short fits write structure version 3, longer ones the writers' version (both round-trip)."""
+    assert codec.structure_for("RGB", codec.LONG_FIT - 1).version == codec.SHORT_VERSION == 3
+    assert codec.structure_for("L", codec.LONG_FIT).version == header.VERSION
+    assert codec.structure_for("L", codec.LONG_FIT).channels == 1
+    monkeypatch.setattr(codec, "LONG_FIT", 5)
+    img = _image(12, 16, "RGB", seed=5)
+    for n, version in ((4, 3), (5, header.VERSION)):
+        res = codec.compress(img, 5, iterations=n)
+        lat = latformat.unpack(res.data)
+        assert header.unpack(lat.streams[0]).version == version
+        back = codec.decompress(lat)
+        mse = np.mean((back.pixels.astype(float) - img.pixels) ** 2)
+        assert abs(10 * np.log10(255**2 / mse) - res.psnr) < 1e-6

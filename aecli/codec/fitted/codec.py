@@ -42,6 +42,10 @@ DEFAULT_QUALITY = 4
 # effort -> fitting iterations
 EFFORTS = {1: 100, 2: 300, 3: 800, 4: 2000, 5: 3000}
 DEFAULT_EFFORT = 2
+# Shorter fits keep structure version 3: the finest plane's 3x3 (version 4) costs in fits of 100
+# iterations and pays from 800 on (docs/fitted.md, "The structure by the length of the fit")
+LONG_FIT = 500
+SHORT_VERSION = 3
 MAX_PIXELS = 1 << 23  # largest image the fitted codec encodes or decodes (8 MP): memory stays bounded
 MIN_SIDE = 1
 
@@ -73,8 +77,11 @@ def lambda_of(quality: int | None) -> float:
     return LAMBDAS[q]
 
 
-def structure_for(mode: str) -> header.Structure:
-    return header.Structure(channels=1 if mode in ("L", "LA") else 3)
+def structure_for(mode: str, iterations: int = LONG_FIT) -> header.Structure:
+    """The structure a fit of `iterations` uses: the writers' version from LONG_FIT iterations on,
+    SHORT_VERSION below (docs/fitted.md, "The structure by the length of the fit")."""
+    return header.Structure(channels=1 if mode in ("L", "LA") else 3,
+                            version=header.VERSION if iterations >= LONG_FIT else SHORT_VERSION)
 
 
 def _target(img: Image) -> torch.Tensor:
@@ -100,7 +107,7 @@ def compress(img: Image, quality: int | None = None, effort: int = DEFAULT_EFFOR
     check_size(w, h)
     start = time.monotonic()
     with _threads():
-        f = fit(_target(img), lam, structure_for(img.mode), n, time_limit, report, seed)
+        f = fit(_target(img), lam, structure_for(img.mode, n), n, time_limit, report, seed)
     data = pack(f, img, q)
     decoded = decode_pixels(latformat.unpack(data))
     target = _target(img).permute(1, 2, 0).numpy() * 255
