@@ -103,7 +103,7 @@ def write_fitted() -> None:
 
     torch.set_num_threads(1)
     src = decode_image((OUT / "small.source.png").read_bytes())
-    res = fitted.compress(src, 6, iterations=40, seed=0)
+    res = fitted.compress(src, 6, iterations=40, seed=0, version=VERSION)
     name = f"fitted{VERSION}"
     (OUT / f"{name}.lat").write_bytes(res.data)
     lat = latformat.unpack(res.data)

@@ -319,8 +319,8 @@ def test_structure_by_the_length_of_the_fit(monkeypatch):
     assert codec.structure_for("L", codec.LONG_FIT).channels == 1
     monkeypatch.setattr(codec, "LONG_FIT", 5)
     img = _image(12, 16, "RGB", seed=5)
-    for n, version in ((4, 3), (5, header.VERSION)):
-        res = codec.compress(img, 5, iterations=n)
+    for n, version, forced in ((4, 3, None), (5, header.VERSION, None), (4, 4, 4)):
+        res = codec.compress(img, 5, iterations=n, version=forced)
         lat = latformat.unpack(res.data)
         assert header.unpack(lat.streams[0]).version == version
         back = codec.decompress(lat)

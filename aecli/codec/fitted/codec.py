@@ -14,6 +14,7 @@ levels set the number of fitting iterations.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -97,9 +98,11 @@ def check_size(width: int, height: int) -> None:
 
 
 def compress(img: Image, quality: int | None = None, effort: int = DEFAULT_EFFORT, time_limit: float | None = None,
-             report: Callable[[Progress], None] | None = None, iterations: int | None = None, seed: int = 0) -> Result:
+             report: Callable[[Progress], None] | None = None, iterations: int | None = None, seed: int = 0,
+             version: int | None = None) -> Result:
     """The .lat bytes of `img` fitted at `quality` for `effort`'s iterations (or `iterations`), within
-    `time_limit` seconds of fitting if given."""
+    `time_limit` seconds of fitting if given, as structure `version` (by default chosen by the
+    length of the fit, `structure_for`)."""
     q = DEFAULT_QUALITY if quality is None else quality
     lam = lambda_of(q)
     n = iterations if iterations is not None else iterations_of(effort)
@@ -107,7 +110,9 @@ def compress(img: Image, quality: int | None = None, effort: int = DEFAULT_EFFOR
     check_size(w, h)
     start = time.monotonic()
     with _threads():
-        f = fit(_target(img), lam, structure_for(img.mode, n), n, time_limit, report, seed)
+        s = structure_for(img.mode, n)
+        s = s if version is None else dataclasses.replace(s, version=version)
+        f = fit(_target(img), lam, s, n, time_limit, report, seed)
     data = pack(f, img, q)
     decoded = decode_pixels(latformat.unpack(data))
     target = _target(img).permute(1, 2, 0).numpy() * 255
