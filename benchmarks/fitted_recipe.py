@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecli.codec.fitted import codec, context, fit, header, laplace
+from aecli.codec.fitted import codec, context, fit, header, tables
 from aecli.codec.fitted.nets import Arm, Synthesis, load_integers
 from aecli.eval import rd
 from aecli.metrics import psnr
@@ -129,7 +129,7 @@ def main() -> None:
             row = {"name": a.name, "image": name, "size": list(im.shape[:2]), "lambda": lam, "iterations": a.iterations,
                    "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine, "arm_hidden": a.arm_hidden,
                    "version": a.version, "warm_from": a.warm_from, "seed": a.seed, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
-                   "param_bpp": round(sum(laplace.parameter_table(q)[1] for q in f.ints) / pixels, 4),
+                   "param_bpp": round(sum(tables.parameter_table(q)[1] for q in f.ints) / pixels, 4),
                    "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1),
                    "coded_bpp": round(coded_bits(f) / pixels, 4)}
             if a.version == 3:

@@ -109,7 +109,7 @@ def write_fitted() -> None:
     lat = latformat.unpack(res.data)
     (OUT / f"{name}.decoded.png").write_bytes(encode_image(fitted.decompress(lat), "png"))
     planes = fitted.decode_latents(lat)
-    np.savez_compressed(OUT / f"{name}.latents.npz", *[p.numpy().astype(np.int32) for p in planes])
+    np.savez_compressed(OUT / f"{name}.latents.npz", *[p.astype(np.int32) for p in planes])
     print(f"wrote {OUT}: {name}.lat {len(res.data)} bytes, {res.psnr:.2f} dB")
 
 

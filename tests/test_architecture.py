@@ -53,7 +53,7 @@ def test_the_checks_can_fail(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["aecli.cli", "aecli.format", "aecli.inspection", "aecli.codec.decoding",
-                                    "aecli.codec.numpy_decoder", "aecli.codec.fitted.header", "aecli.batch",
+                                    "aecli.codec.numpy_decoder", "aecli.codec.fitted.header", "aecli.codec.fitted.decoder", "aecli.batch",
                                     "aecli.images.decode", "aecli.registry"])
 def test_modules_that_work_without_torch_do_not_import_it(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"

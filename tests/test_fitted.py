@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from aecli import format as latformat
 from aecli.cli import app
 from aecli.codec.fitted import codec, header, stream
-from aecli.codec.fitted.nets import IntArm
+from aecli.codec.fitted.intarm import IntArm
 from aecli.errors import UserError
 from aecli.images.image import Image
 
@@ -56,13 +56,13 @@ def test_round_trip_modes(mode, h, w):
         assert np.array_equal(back.alpha, img.alpha)
 
 
-def _latents(data, dtype=torch.float64):
+def _latents(data, dtype=np.float64):
     lat = latformat.unpack(data)
     s = header.unpack(lat.streams[0])
     rd = stream.Reader(s, lat.streams[1], lat.streams[2])
     ints = stream.get_parameters(rd, s)
     arm = IntArm(ints[:s.arm_tensors()], s.exponents[:s.arm_tensors()], s)
-    return [p.numpy().copy() for p in stream.decode_latents(rd, s, lat.width, lat.height, arm, dtype=dtype)]
+    return [p.copy() for p in stream.decode_latents(rd, s, lat.width, lat.height, arm, dtype=dtype)]
 
 
 def test_latents_same_for_threads_and_dtype():
@@ -74,18 +74,28 @@ def test_latents_same_for_threads_and_dtype():
     rng = np.random.default_rng(9)
     f.planes = [rng.laplace(0, 3, p.shape).round().astype(np.int64) for p in f.planes]
     data = codec.pack(f, img, 8)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = _latents(data)
-        torch.set_num_threads(2)
-        two = _latents(data)
-    finally:
-        torch.set_num_threads(before)
-    single = _latents(data, torch.float32)
-    for a, b, c in zip(one, two, single):
+    one = _latents(data)
+    single = _latents(data, np.float32)
+    for a, b, c in zip(one, single, f.planes):
         assert np.array_equal(a, b) and np.array_equal(a, c)
     assert any(np.abs(p).sum() for p in one)  # the fit put something in the latents
+    # the decoder's BLAS on one thread and on its default count, in fresh processes (numpy alone)
+    import subprocess
+    import sys
+
+    script = ("import sys, numpy as np; from aecli import format as f; from aecli.codec.fitted import decoder; "
+              "lat = f.unpack(sys.stdin.buffer.read()); "
+              "sys.stdout.buffer.write(np.concatenate([p.ravel() for p in decoder.decode_latents(lat)]).tobytes()); "
+              "assert 'torch' not in sys.modules")
+    runs = []
+    for env in ({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, {}):
+        import os
+
+        full = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")} | env
+        r = subprocess.run([sys.executable, "-c", script], input=data, capture_output=True, env=full, check=True)
+        runs.append(np.frombuffer(r.stdout, dtype=np.int64))
+    assert np.array_equal(runs[0], runs[1])
+    assert np.array_equal(runs[0], np.concatenate([p.ravel() for p in one]).astype(np.int64))
 
 
 def test_encoder_latents_are_decoded():
@@ -206,7 +216,7 @@ def test_vector_decodes_to_its_latents_and_pixels(name, version):
     got = codec.decode_latents(lat)
     assert len(got) == len(want.files)
     for i, p in enumerate(got):
-        assert np.array_equal(p.numpy().astype(np.int32), want[f"arr_{i}"])
+        assert np.array_equal(p.astype(np.int32), want[f"arr_{i}"])
     px = codec.decompress(lat).pixels.astype(int)
     ref = decode_image((vec / f"{name}.decoded.png").read_bytes()).pixels.astype(int)
     assert np.abs(px - ref).max() <= 1

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from aecli.codec.fitted import fit as fitmod
-from aecli.codec.fitted import header, kernels, laplace
+from aecli.codec.fitted import header, kernels, laplace, tables
 from aecli.codec.fitted.nets import Synthesis
 
 
@@ -125,14 +125,14 @@ def test_header_versions():
 def test_mean_tables():
     """tables(n): one table per (scale, mean step); the zero-mean tables (the parameters') are the
     same in every set, and a table's mean is its step: its pmf is the Laplace's, shifted."""
-    p4, o4 = laplace.tables(4)
-    p16, o16 = laplace.tables(16)
+    p4, o4 = tables.tables(4)
+    p16, o16 = tables.tables(16)
     assert len(p4) == 4 * header.SCALE_LEVELS and len(p16) == 16 * header.SCALE_LEVELS
     for scale in (0, 20, 63):
-        a, b = laplace.table_index(scale, 0, 4), laplace.table_index(scale, 0, 16)
+        a, b = tables.table_index(scale, 0, 4), tables.table_index(scale, 0, 16)
         assert np.array_equal(p4[a], p16[b]) and o4[a] == o16[b]
-        assert np.array_equal(p4[laplace.table_index(scale, -1, 4)], p16[laplace.table_index(scale, -4, 16)])
-    i = laplace.table_index(20, 3, 16)  # mean 3/16: symbol 0 more likely than 1, 1 than -1
+        assert np.array_equal(p4[tables.table_index(scale, -1, 4)], p16[tables.table_index(scale, -4, 16)])
+    i = tables.table_index(20, 3, 16)  # mean 3/16: symbol 0 more likely than 1, 1 than -1
     pmf, lo = p16[i], int(o16[i])
     assert pmf[-lo] > pmf[1 - lo] > pmf[-1 - lo]
 
@@ -141,7 +141,8 @@ def test_mean_tables():
 def test_int_arm_mean_resolution(version, steps):
     """The integer ARM gives the mean as centre + fraction / steps, fraction in -steps/2..steps/2-1,
     within half a step of the mean the same network gives in float (plus the fixed point's error)."""
-    from aecli.codec.fitted.nets import Arm, IntArm, quantise
+    from aecli.codec.fitted.intarm import IntArm
+    from aecli.codec.fitted.nets import Arm, quantise
 
     s = header.Structure(levels=3, version=version)
     torch.manual_seed(5)
@@ -159,7 +160,7 @@ def test_int_arm_mean_resolution(version, steps):
             layer.weight.copy_(torch.from_numpy(w * 2.0**-8))
             layer.bias.copy_(torch.from_numpy(b * 2.0**-8))
     feats = torch.randint(-6, 7, (500, 4 + 9)).double()  # compact features of phase 1: 4 neighbours, 9 coarse
-    centre, fraction, _ = int_arm(feats, 1, 0)
+    centre, fraction, _ = int_arm(feats.t().numpy(), 1, 0)
     mu, _ = float_arm(feats, 1, 0)
     assert fraction.min() >= -steps // 2 and fraction.max() <= steps // 2 - 1
     mean = centre + fraction / steps

@@ -15,6 +15,8 @@ import numpy as np
 
 from ..format import encode_varint
 
+# Fixed-point precision of the stored tables (counts of each symbol out of ~2**PMF_BITS).
+PMF_BITS = 24
 ESCAPE_LIMIT = 1 << 30
 # the encoder clamps symbols to +-SYMBOL_LIMIT in float32 before making them integers: 2**30 - 128 is
 # exact in float32 (2**30 - 1 is not: it rounds up to 2**30, past the escape range), and no real
@@ -24,6 +26,13 @@ SYMBOL_LIMIT = ESCAPE_LIMIT - 128
 
 class CodingError(ValueError):
     """The entropy-coded data does not decode (corrupt stream)."""
+
+
+def quantize_pmf(pmf: np.ndarray, escape: float) -> np.ndarray:
+    """Float probabilities (+ escape mass) -> int32 counts, every symbol at least 1."""
+    p = np.concatenate([np.asarray(pmf, dtype=np.float64), [max(escape, 0.0)]])
+    counts = np.maximum(np.round(p * (1 << PMF_BITS)), 1).astype(np.int64)
+    return counts.astype(np.int32)
 
 
 def constriction():

@@ -22,14 +22,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .coding import quantize_pmf
 from .layers import lower_bound
 
 # Scales of the conditional Gaussian's tables (CompressAI's choice): 64 log-spaced values.
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 # Mass left out in the tails of each table; symbols out there are escaped.
 TAIL_MASS = 1e-9
-# Fixed-point precision of the stored tables (counts of each symbol out of ~2**PMF_BITS).
-PMF_BITS = 24
 LIKELIHOOD_FLOOR = 1e-9
 
 
@@ -50,13 +49,6 @@ def gaussian_likelihood(residual: torch.Tensor, scales: torch.Tensor) -> torch.T
     upper = _std_normal_cdf((0.5 - v) / scales)
     lower = _std_normal_cdf((-0.5 - v) / scales)
     return lower_bound(upper - lower, LIKELIHOOD_FLOOR)
-
-
-def quantize_pmf(pmf: np.ndarray, escape: float) -> np.ndarray:
-    """Float probabilities (+ escape mass) -> int32 counts, every symbol at least 1."""
-    p = np.concatenate([np.asarray(pmf, dtype=np.float64), [max(escape, 0.0)]])
-    counts = np.maximum(np.round(p * (1 << PMF_BITS)), 1).astype(np.int64)
-    return counts.astype(np.int32)
 
 
 def gaussian_tables() -> tuple[list[np.ndarray], np.ndarray]:

@@ -317,7 +317,7 @@ def _decode(lat, model: str | None, device: str, max_pixels: int, exact: bool):
 
 def _decompress_fitted(lat, src: str, shown: str, dst: str, fmt: str | None, force: bool, max_pixels: int,
                        exact: bool) -> str:
-    from .fitted import codec as fitted
+    from .fitted import decoder as fitted  # numpy alone: no torch to import
 
     if exact:
         raise UserError(f"{shown}: --exact is not available for fitted files (their latents decode alike everywhere; "

@@ -38,7 +38,7 @@ def cli_decode(lat: latformat.LatFile) -> bytes:
     from aecli.images.encode import encode_image
 
     if lat.kind == "fitted":  # _decompress_fitted
-        from aecli.codec.fitted import codec as fitted
+        from aecli.codec.fitted import decoder as fitted
 
         return encode_image(fitted.decompress(lat), "png")
     codec = codec_for(lat, None)

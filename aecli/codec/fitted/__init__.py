@@ -4,11 +4,14 @@ model (ARM) and a small synthesis network, all fitted to that image at encode ti
 Modules, one job each:
 
 * ``header``    the structure record at the head of a fitted file (standard library only);
-* ``laplace``   the Laplace probability model: training likelihood and the integer tables;
-* ``context``   which latents the ARM sees, for training (whole planes) and decoding (one phase);
-* ``nets``      the ARM and synthesis networks, and their parameters as integers;
+* ``tables``    the Laplace model's integer tables, as the coder uses them (numpy);
+* ``laplace``   the same model's likelihood, differentiable, for fitting (torch);
+* ``context``   which latents the ARM sees, for fitting (whole planes, torch) and coding (one phase, numpy);
+* ``intarm``    the ARM in exact integer arithmetic, as encoder and decoder run it (numpy);
+* ``stream``    range coding of parameters and latents, phase by phase (constriction, numpy);
+* ``decoder``   a fitted file to pixels with numpy alone: latents, then the float32 synthesis;
+* ``nets``      the ARM and synthesis networks the fit trains, and their parameters as integers (torch);
 * ``kernels``   fast CPU forms of their hot parts: aligned upsampling, chunked MLPs, fused bits;
-* ``stream``    range coding of parameters and latents, phase by phase (constriction);
 * ``fit``       the fitting loop (Adam on rate + lambda * MSE);
-* ``codec``     compress an image to .lat bytes and back.
+* ``codec``     compress an image to .lat bytes (decoding is decoder's).
 """

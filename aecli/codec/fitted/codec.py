@@ -1,4 +1,5 @@
-"""Compress one image with the fitted codec, and decode it.
+"""Compress one image with the fitted codec (decoding is decoder.py's, which needs no torch; its
+functions are re-exported here, so that this module is the codec's whole API).
 
 A fitted file is a version 3 .lat file (format.py, kind "fitted") with the model name NAME and the
 fingerprint FINGERPRINT; its streams are
@@ -29,14 +30,10 @@ from ... import format as latformat
 from ...errors import UserError
 from ...images.image import Image
 from .. import latfile
-from ..coding import CodingError
-from ..decoding import ALPHA_MODES, inflate_alpha
 from . import header, stream
+from .decoder import FINGERPRINT, MAX_PIXELS, NAME, FittedDecodeError, decode_latents, decode_pixels, decompress
 from .fit import Fitted, Progress, fit
-from .nets import Arm, IntArm, Synthesis, load_integers
-
-NAME = "fit"
-FINGERPRINT = b"FIT1"
+from .intarm import IntArm
 # quality -> rate weight lambda (MSE on 0..1 + lambda * bpp): each level about a third more bits
 LAMBDAS = {1: 0.008, 2: 0.004, 3: 0.002, 4: 0.001, 5: 0.0005, 6: 0.00025, 7: 0.000125, 8: 0.0000625}
 DEFAULT_QUALITY = 4
@@ -47,12 +44,10 @@ DEFAULT_EFFORT = 2
 # iterations and pays from 800 on (docs/fitted.md, "The structure by the length of the fit")
 LONG_FIT = 500
 SHORT_VERSION = 3
-MAX_PIXELS = 1 << 23  # largest image the fitted codec encodes or decodes (8 MP): memory stays bounded
 MIN_SIDE = 1
-
-
-class FittedDecodeError(UserError):
-    """A fitted file that does not decode (corrupt, or over the decode limit)."""
+# the codec's API: encoding here, decoding from decoder.py (numpy alone)
+__all__ = ["NAME", "FINGERPRINT", "LAMBDAS", "EFFORTS", "MAX_PIXELS", "FittedDecodeError", "Result", "compress",
+           "decompress", "decode_latents", "decode_pixels", "pack", "coded_streams", "structure_for"]
 
 
 @dataclass
@@ -124,7 +119,7 @@ def compress(img: Image, quality: int | None = None, effort: int = DEFAULT_EFFOR
 @contextmanager
 def _threads():
     """One torch thread while the CPU is already busy (load average at least the core count): the
-    fit's and the decoder's many small operations then run several times faster than with threads
+    fit's many small operations then run several times faster than with threads
     that wait for each other; torch's default otherwise."""
     before = torch.get_num_threads()
     try:
@@ -153,66 +148,3 @@ def coded_streams(f: Fitted, s: header.Structure | None = None) -> tuple[bytes, 
 def pack(f: Fitted, img: Image, quality: int) -> bytes:
     coded, escapes = coded_streams(f)
     return latfile.pack(img, NAME, FINGERPRINT, quality, [f.structure.pack(), coded, escapes], kind="fitted")
-
-
-def _structure(lat: latformat.LatFile) -> header.Structure:
-    if lat.model != NAME or lat.fingerprint != FINGERPRINT:
-        raise FittedDecodeError(f"unsupported fitted codec '{lat.model}' ({lat.fingerprint.hex()})")
-    needed = 3 + (lat.mode in ALPHA_MODES)
-    if len(lat.streams) != needed:
-        raise FittedDecodeError(f"corrupt .lat file: {len(lat.streams)} streams, but a fitted {lat.mode} file has {needed}")
-    try:
-        s = header.unpack(lat.streams[0])
-    except header.HeaderError as exc:
-        raise FittedDecodeError(f"corrupt .lat file: {exc}") from None
-    if s.channels != (1 if lat.mode in ("L", "LA") else 3):
-        raise FittedDecodeError(f"corrupt .lat file: {s.channels} channels in a {lat.mode} file")
-    return s
-
-
-def _decode(lat: latformat.LatFile, max_pixels: int | None = None):
-    """(structure, parameter integers, latent planes finest first) of a fitted file."""
-    w, h = lat.width, lat.height
-    limit = min(MAX_PIXELS, max_pixels) if max_pixels else MAX_PIXELS
-    if w * h > limit:
-        raise FittedDecodeError(f"image size {w}x{h} is over the decode limit of {limit} pixels for fitted files")
-    s = _structure(lat)
-    try:
-        rd = stream.Reader(s, lat.streams[1], lat.streams[2])
-        ints = stream.get_parameters(rd, s)
-        n = s.arm_tensors()
-        planes = stream.decode_latents(rd, s, w, h, IntArm(ints[:n], s.exponents[:n], s))
-        rd.finish()
-    except CodingError as exc:
-        raise FittedDecodeError(f"corrupt .lat file: {exc}") from None
-    return s, ints, planes
-
-
-def decode_latents(lat: latformat.LatFile) -> list[torch.Tensor]:
-    """The integer latent planes of a fitted file, finest first (the same on every machine)."""
-    return _decode(lat)[2]
-
-
-def decode_pixels(lat: latformat.LatFile, max_pixels: int | None = None) -> np.ndarray:
-    """The colour pixels (H, W, C) uint8 of a fitted file."""
-    s, ints, planes = _decode(lat, max_pixels)
-    h, w = lat.height, lat.width
-    arm, synth = Arm(s), Synthesis(s)
-    load_integers(arm, synth, ints, s.exponents)
-    with torch.no_grad():
-        x = synth([p.float() for p in planes], (h, w))[0]
-    x = torch.nan_to_num(x, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return x.permute(1, 2, 0).numpy()
-
-
-def decompress(lat: latformat.LatFile, max_pixels: int | None = None) -> Image:
-    with _threads():
-        px = decode_pixels(lat, max_pixels)
-    alpha = None
-    if lat.mode in ALPHA_MODES:
-        try:
-            alpha = inflate_alpha(lat.streams[3], lat.width, lat.height)
-        except UserError as exc:
-            raise FittedDecodeError(str(exc)) from None
-    px = px[..., 0] if px.shape[2] == 1 else px
-    return Image(pixels=np.ascontiguousarray(px), alpha=alpha, mode=lat.mode, source_bits=8)

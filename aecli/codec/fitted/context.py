@@ -6,15 +6,15 @@ Each plane is decoded in PHASES = 4 passes over the 2x2 polyphase components, (0
 vectorised step and a whole image decodes in 4 x levels passes.  Planes go coarsest first; the
 coarsest plane has no coarser one (its coarse values read as zeros).
 
-`phase_features` gives the features of one phase of a plane: the fitter computes every phase of
-every plane from the real-valued latents, the coder one phase at a time from a partly decoded
-plane.
+`phase_features` gives the features of one phase of a plane as torch tensors, for the fitter, which
+computes every phase of every plane from the real-valued latents; `coded_features` gives the same
+compact features in numpy for the coder (encoder and decoder alike), one phase at a time from a
+partly decoded plane.  This module needs no torch until the fitter calls `phase_features`.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
 NEIGHBOURS = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0))
@@ -40,12 +40,31 @@ def phase_positions(h: int, w: int, phase: int) -> tuple[int, int, int, int]:
     return a, b, max(0, -(-(h - a) // 2)), max(0, -(-(w - b) // 2))
 
 
-def phase_features(y: torch.Tensor, coarse: torch.Tensor | None, phase: int, level: int, levels: int,
-                   compact: bool = False) -> torch.Tensor:
+def coded_features(y: np.ndarray, coarse: np.ndarray | None, phase: int) -> np.ndarray:
+    """The compact features (F, n) of the latents of one phase of plane y (h, w), as
+    phase_features(..., compact=True).t() gives them, in float64: the visible neighbours, then the
+    coarse 3x3 values."""
+    h, w = y.shape
+    a, b, ni, nj = phase_positions(h, w, phase)
+    p = np.pad(y, 1)
+    rows = [p[1 + a + dr:1 + a + dr + 2 * ni - 1:2, 1 + b + dc:1 + b + dc + 2 * nj - 1:2]
+            for (dr, dc), v in zip(NEIGHBOURS, available(phase)) if v]
+    if coarse is None:
+        rows += [np.zeros((ni, nj))] * len(COARSE)
+    else:
+        pc = np.pad(coarse, 1)
+        rows += [pc[1 + dr:1 + dr + ni, 1 + dc:1 + dc + nj] for dr, dc in COARSE]
+    return np.stack(rows).reshape(len(rows), -1).astype(np.float64)
+
+
+def phase_features(y, coarse, phase: int, level: int, levels: int, compact: bool = False):
     """Features (n, F) of the latents of one phase of plane y (h, w), whose later phases are still
     zeros, in raster order of the phase.  `compact`: only the visible neighbours and the coarse
     values (the features that are not always 0 or constant in this pass; nets.IntArm folds the
-    rest into its first layer's bias)."""
+    rest into its first layer's bias).  Torch tensors in and out."""
+    import torch
+    import torch.nn.functional as F
+
     h, w = y.shape
     a, b, ni, nj = phase_positions(h, w, phase)
     p = F.pad(y[None, None], (1, 1, 1, 1))[0, 0]

@@ -26,6 +26,7 @@ import torch
 from . import context, laplace
 from .header import Structure, plane_sizes
 from .nets import Arm, Synthesis, load_integers, quantise, tensors
+from .tables import parameter_table
 
 WARMUP_ITERS = 5  # iterations timed before a time limit sets the schedule
 EXPONENTS = tuple(range(5, 13))  # parameter steps 2**-5 .. 2**-12 tried by finalise
@@ -217,7 +218,7 @@ def finalise(m: _Model, lam: float, iterations: int, seconds: float) -> Fitted:
         ints = [quantise(floats[i], e) for i in range(lo, hi)]
         for i, q in zip(range(lo, hi), ints):
             params[i].view(-1).copy_(torch.from_numpy(q.reshape(-1) * 2.0**-e))
-        return ints, sum(laplace.parameter_table(q)[1] for q in ints)
+        return ints, sum(parameter_table(q)[1] for q in ints)
 
     best = {}
     for name, (lo, hi) in {"arm": (0, n_arm), "synth": (n_arm, len(params))}.items():
@@ -232,10 +233,10 @@ def finalise(m: _Model, lam: float, iterations: int, seconds: float) -> Fitted:
         set_network(lo, hi, e)
     ints = best["arm"][1] + best["synth"][1]
     exponents = (best["arm"][0],) * n_arm + (best["synth"][0],) * (len(params) - n_arm)
-    tables = tuple(laplace.parameter_table(q)[0] for q in ints)
+    tables = tuple(parameter_table(q)[0] for q in ints)
     s = Structure(**{**m.s.__dict__, "exponents": exponents, "tables": tables})
     load_integers(m.arm, m.synth, ints, exponents)
-    bits = float(m.rate_bits(planes)) + sum(laplace.parameter_table(q)[1] for q in ints)
+    bits = float(m.rate_bits(planes)) + sum(parameter_table(q)[1] for q in ints)
     mse = float(((m.synth(planes, m.size)[0].clamp(0, 1) * 255).round() / 255 - m.x).pow(2).mean())
     return Fitted(s, [p.to(torch.int64).numpy() for p in planes], ints, bits / m.pixels,
                   10 * math.log10(1 / max(mse, 1e-12)), iterations, seconds)

@@ -24,32 +24,17 @@ import torch.nn.functional as F
 
 from . import laplace
 from .header import SCALE_LEVELS
+from .decoder import bicubic_phases
 from .laplace import B_MIN, PROB_FLOOR, STEP
 
 CHUNK = 16384  # pixels per chunk: 16 channels of float32 take 1 MiB
 
 
-def _cubic(t: float, a: float = -0.75) -> list[float]:
-    """Weights of the 4 source samples around a point at fraction t past the second one."""
-    def near(x):
-        return ((a + 2) * x - (a + 3)) * x * x + 1
-
-    def far(x):
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
-
-
 @functools.lru_cache(maxsize=16)
 def _phases(factor: int) -> torch.Tensor:
     """(factor, 5): output sample factor*m + r is the dot product of row r with source samples
-    m-2 .. m+2 (the source padded by 2 at each end)."""
-    k = torch.zeros(factor, 5, dtype=torch.float64)
-    for r in range(factor):
-        s = (r + 0.5) / factor - 0.5  # where output r falls, in source samples from m
-        i = math.floor(s)
-        for j, w in enumerate(_cubic(s - i)):
-            k[r, i + 1 + j] = w
-    return k
+    m-2 .. m+2 (the source padded by 2 at each end): the numpy decoder's weights."""
+    return torch.from_numpy(bicubic_phases(factor))
 
 
 def upsample_aligned(p: torch.Tensor, factor: int, size: tuple[int, int]) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 * `Arm`: an MLP (ReLU) from a latent's context features (context.py) to the mean and the scale
   level of its Laplace model (laplace.py).  In a file its weights and biases are integers at
-  2**-exponent; the coder runs it as an integer network (`IntArm`, intnet's exact fixed point), so
+  2**-exponent; the coder runs it as an integer network (intarm.py, intnet's exact fixed point), so
   every machine derives the same tables.
 * `Synthesis`: every latent plane upsampled (bicubic) to the image size (from structure version 4
   the finest plane as the nine values of each pixel's 3x3 neighbourhood), a 1x1 MLP to the colour
@@ -17,12 +17,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .. import intnet
-from ..coding import CodingError
-from . import context, kernels
-from .header import COARSE, OFFSETS, PHASES, SCALE_LEVELS, Structure, mean_steps
-
-WEIGHT_LIMIT = intnet.WEIGHT_LIMIT
+from . import kernels
+from .header import Structure
+from .intarm import WEIGHT_LIMIT, fold_pass
 
 
 class Arm(nn.Module):
@@ -54,19 +51,6 @@ class Arm(nn.Module):
         """The total bits of latents q (n,) of pass (phase, level) with features f (n, F): the sum
         of laplace.bits(q, *self(f, phase, level)), computed in one fused pass (kernels.py)."""
         return kernels.laplace_mlp_bits(f.t(), q, *self.pass_layers(phase, level))
-
-
-def fold_pass(w: torch.Tensor, b: torch.Tensor, phase: int, level: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ARM's first layer (weight (out, in), bias) as pass (phase, level) runs it: the columns
-    its compact features fill, and the pass's one-hot columns added to the bias (float or integer
-    tensors alike)."""
-    return w[:, pass_columns(phase)], b + w[:, OFFSETS + COARSE + phase] + w[:, OFFSETS + COARSE + PHASES + level]
-
-
-def pass_columns(phase: int) -> list[int]:
-    """The ARM's input columns that compact features of a pass fill: its visible neighbours, then
-    the coarse values (the one-hots are constant in a pass)."""
-    return [i for i, v in enumerate(context.available(phase)) if v] + list(range(OFFSETS, OFFSETS + COARSE))
 
 
 class Synthesis(nn.Module):
@@ -148,51 +132,3 @@ def load_integers(arm: Arm, synth: Synthesis, ints: list[np.ndarray], exponents:
     with torch.no_grad():
         for t, q, e in zip(tensors(arm, synth), ints, exponents):
             t.view(-1).copy_(torch.from_numpy(np.asarray(q, dtype=np.float64).reshape(-1) * 2.0**-e))
-
-
-class IntArm:
-    """The ARM in exact integer arithmetic (intnet.IntLayer): compact features (context.phase_features
-    with compact=True) of one pass -> (centre, mean fraction, scale level) per latent, the same integers on
-    every machine.  Per pass, the first layer keeps only the columns of the features that can be
-    non-zero; the one-hots of the pass (phase, level) are added to its bias: the same integer sums
-    with their zero terms left out and their constant terms summed first, exact either way."""
-
-    def __init__(self, ints: list[np.ndarray], exponents: tuple[int, ...], s: Structure):
-        self.s = s
-        self.steps = mean_steps(s.version)
-        self.layers = []
-        n = s.arm_tensors() // 2
-        self.weights, self.biases = [], []
-        for i in range(n):
-            if exponents[2 * i + 1] != exponents[2 * i]:
-                raise CodingError("corrupt fitted header (an ARM layer's weight and bias have different steps)")
-            w = torch.from_numpy(np.asarray(ints[2 * i], dtype=np.int64))
-            b = torch.from_numpy(np.asarray(ints[2 * i + 1], dtype=np.int64))
-            self.weights.append(w)
-            self.biases.append(b)
-            self.layers.append(intnet.IntLayer("conv", w.to(torch.int32)[:, :, None, None], b * (1 << intnet.ACT_BITS),
-                                               exponents[2 * i], 1, 0, 0, relu=i < n - 1))
-        self._first: dict[tuple[int, int], intnet.IntLayer] = {}
-
-    def first(self, phase: int, level: int) -> intnet.IntLayer:
-        """The first layer of one pass: visible neighbours and coarse values in, one-hots in the bias."""
-        key = (phase, level)
-        if key not in self._first:
-            first = self.layers[0]
-            w, bias = fold_pass(self.weights[0], self.biases[0], phase, level)
-            self._first[key] = intnet.IntLayer("conv", w.to(torch.int32)[:, :, None, None],
-                                               bias * (1 << intnet.ACT_BITS), first.shift, 1, 0, 0, relu=first.relu)
-        return self._first[key]
-
-    def __call__(self, features: torch.Tensor, phase: int, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """features: (n, F) compact integer-valued features of pass (phase, level) -> (centre,
-        fraction, scale) int64 arrays: the mean is centre + fraction / self.steps, with fraction in
-        -steps/2 .. steps/2 - 1 (laplace.table_index)."""
-        a = features.t().to(torch.float64) * float(1 << intnet.ACT_BITS)
-        out = intnet.run_pointwise([self.first(phase, level)] + self.layers[1:], a)  # (2, n), units of 2**-ACT_BITS
-        n = self.steps  # a power of two: every step below is exact
-        steps = torch.floor(out[0] * (n * 2.0**-intnet.ACT_BITS) + 0.5)  # the mean in steps of 1/n
-        centre = torch.floor((steps + n // 2) * (1.0 / n))
-        fraction = steps - n * centre
-        level_out = torch.floor(out[1] * 2.0**-intnet.ACT_BITS + 0.5).clamp(0, SCALE_LEVELS - 1)
-        return centre.to(torch.int64).numpy(), fraction.to(torch.int64).numpy(), level_out.to(torch.int64).numpy()

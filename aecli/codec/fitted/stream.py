@@ -2,7 +2,7 @@
 
 Both sides walk the same passes (`walk`): planes coarsest first, the four phases of each plane in
 context.PHASES order.  In each pass the integer ARM gives every latent of the phase a table
-(laplace.table_index) and a centre; the symbol coded is latent - centre, grouped by table as in
+(table_index) and a centre; the symbol coded is latent - centre, grouped by table as in
 coding.py.  Symbols outside their table are escaped into a second stream of varints.
 """
 
@@ -11,22 +11,23 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import torch
 
 from .. import coding
 from ..coding import CodingError, EscapeReader, pack_escapes
-from . import context, laplace
+from . import context
 from .header import Structure, mean_steps, plane_sizes
+from .intarm import WEIGHT_LIMIT
+from .tables import table_index, tables as laplace_tables
 
 LATENT_LIMIT = 1 << 20  # |latent| a decoder accepts (an escape may claim up to 2**30)
 
 
 class _Models:
-    """constriction's categorical models of one set of Laplace tables (laplace.tables), made once each."""
+    """constriction's categorical models of one set of Laplace tables (tables.tables), made once each."""
 
     def __init__(self, steps: int):
         self.steps = steps
-        self.pmfs, self.offsets = laplace.tables(steps)
+        self.pmfs, self.offsets = laplace_tables(steps)
         self._cache: dict[int, object] = {}
 
     def __getitem__(self, t: int):
@@ -78,46 +79,40 @@ class Reader:
 def put_parameters(w: Writer, ints: list[np.ndarray], tables: tuple[int, ...]) -> None:
     for q, t in zip(ints, tables):
         flat = np.asarray(q, dtype=np.int64).reshape(-1)
-        w.put(flat, np.full(flat.size, laplace.table_index(t, 0, w.m.steps)))
+        w.put(flat, np.full(flat.size, table_index(t, 0, w.m.steps)))
 
 
 def get_parameters(r: Reader, s: Structure) -> list[np.ndarray]:
     out = []
     for shape, t in zip(s.tensor_shapes(), s.tables):
         n = int(np.prod(shape))
-        q = r.get(np.full(n, laplace.table_index(t, 0, r.m.steps)))
-        if np.abs(q).max(initial=0) > laplace_weight_limit():
+        q = r.get(np.full(n, table_index(t, 0, r.m.steps)))
+        if np.abs(q).max(initial=0) > WEIGHT_LIMIT:
             raise CodingError("corrupt parameter stream (a network weight out of range)")
         out.append(q.reshape(shape))
     return out
 
 
-def laplace_weight_limit() -> int:
-    from .nets import WEIGHT_LIMIT
-
-    return WEIGHT_LIMIT
-
-
 def walk(s: Structure, width: int, height: int, arm, code: Callable[[int, int, np.ndarray, np.ndarray], np.ndarray],
-         dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
+         dtype: type = np.float64) -> list[np.ndarray]:
     """Every pass, coarsest plane first: `code(level, phase, tables, centres)` returns the latents of
     that phase (known to the encoder, decoded by the decoder).  Returns the planes, finest first.
     The planes are held in `dtype` (float32 holds every latent a decoder accepts exactly: the
     result does not depend on it)."""
     sizes = plane_sizes(width, height, s.levels)
     steps = mean_steps(s.version)
-    planes: list[torch.Tensor | None] = [None] * s.levels
+    planes: list[np.ndarray | None] = [None] * s.levels
     for k in reversed(range(s.levels)):
         h, w = sizes[k]
-        y = torch.zeros(h, w, dtype=dtype)
+        y = np.zeros((h, w), dtype=dtype)
         coarse = planes[k + 1] if k + 1 < s.levels else None
         for p in range(len(context.PHASES)):
             a, b, ni, nj = context.phase_positions(h, w, p)
             if not ni * nj:
                 continue
-            centre, fraction, level = arm(context.phase_features(y, coarse, p, k, s.levels, compact=True), p, k)
-            q = code(k, p, laplace.table_index(level, fraction, steps), centre)
-            y[a::2, b::2] = torch.from_numpy(q.reshape(ni, nj)).to(dtype)
+            centre, fraction, level = arm(context.coded_features(y, coarse, p), p, k)
+            q = code(k, p, table_index(level, fraction, steps), centre)
+            y[a::2, b::2] = q.reshape(ni, nj)
         planes[k] = y
     return planes
 
@@ -134,8 +129,8 @@ def encode_latents(w: Writer, s: Structure, planes: list[np.ndarray], arm) -> No
     walk(s, width, height, arm, code)
 
 
-def decode_latents(r: Reader, s: Structure, width: int, height: int, arm, dtype: torch.dtype = torch.float64
-                   ) -> list[torch.Tensor]:
+def decode_latents(r: Reader, s: Structure, width: int, height: int, arm, dtype: type = np.float64
+                   ) -> list[np.ndarray]:
     def code(k, p, tables, centres):
         q = r.get(tables) + centres
         if np.abs(q).max(initial=0) > LATENT_LIMIT:
