@@ -5,7 +5,7 @@
 
 `run` fits every image at every evaluation quality (aecli/codec/fitted/evaluation.py) and appends one
 JSON line per (image, effort, quality): bytes, bpp, PSNR, encode seconds (fit + coding, this process),
-decode seconds (in-process) and iterations.  It skips what the record already holds, so a killed
+decode seconds (in-process), iterations and the file's structure version.  It skips what the record already holds, so a killed
 run goes on where it stopped, and several runs (other images, other efforts) may share a record.
 `--qualities 4` restricts a run to some qualities (a point per effort at one rate weight).
 
@@ -61,9 +61,11 @@ def run(images: list[str], effort: int, qualities: list[int], record: Path) -> N
             t0 = time.perf_counter()
             res = codec.compress(img, q, effort)
             t1 = time.perf_counter()
-            back = codec.decompress(latformat.unpack(res.data))
+            lat = latformat.unpack(res.data)
+            back = codec.decompress(lat)
             t2 = time.perf_counter()
             row = {"image": key[0], "effort": effort, "quality": q, "iterations": res.iterations,
+                   "structure_version": lat.streams[0][0],
                    "bytes": len(res.data), "bpp": 8 * len(res.data) / (w * h), "psnr": psnr(img.rgb, back.rgb),
                    "encode_s": t1 - t0, "decode_s": t2 - t1, "machine": platform.machine()}
             with record.open("a") as f:

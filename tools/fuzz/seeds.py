@@ -157,11 +157,13 @@ def build_corpus() -> list[Seed]:
         seeds.append(Seed(f"{model}-{w}x{h}-{mode}-q{q}-{kind}", data, latformat.unpack(data)))
     from aecli.codec.fitted import codec as fitted
 
-    for h, w, mode, q, kind in FITTED_SPECS:  # fitted files (version 3): a few iterations each
+    for i, (h, w, mode, q, kind) in enumerate(FITTED_SPECS):  # fitted files (format version 3): a few iterations each,
+        # in turn of the structure long fits write (the newest) and the one short fits write (codec.SHORT_VERSION)
         pixels = picture(h, w, 1 if mode in ("L", "LA") else 3, kind, rng)
         alpha = picture(h, w, 1, "photo", rng) if mode in ("RGBA", "LA") else None
-        data = fitted.compress(Image(pixels, alpha, mode, 8), q, iterations=FITTED_ITERATIONS).data
-        seeds.append(Seed(f"fit-{w}x{h}-{mode}-q{q}-{kind}", data, latformat.unpack(data)))
+        version = fitted.header.VERSION if i % 2 == 0 else fitted.SHORT_VERSION
+        data = fitted.compress(Image(pixels, alpha, mode, 8), q, iterations=FITTED_ITERATIONS, version=version).data
+        seeds.append(Seed(f"fit-v{version}-{w}x{h}-{mode}-q{q}-{kind}", data, latformat.unpack(data)))
     for s in seeds:  # every seed must decode, or the corpus (or the codec) is broken
         cli_decode(s.lat)
     return seeds

@@ -11,8 +11,8 @@ not divide the size); 2, bicubic by exactly 2**k, then the top-left H x W kept, 
 lines up with the pixel grid whatever the size (and the upsampling runs as two fast convolutions,
 kernels.py); 3, as 2 with the ARM's means coded in sixteenths instead of quarters
 (`mean_steps`, laplace.py); 4, as 3 with the synthesis reading the finest plane's 3x3 neighbourhood
-of each pixel instead of its one value (`fine_kernel`).  Writers write 4; files of versions 1 to 3
-still decode.
+of each pixel instead of its one value (`fine_kernel`).  Writers write 4 (3 for fits of under 500
+iterations: codec.structure_for); files of versions 1 to 3 still decode.
 ``exponent``: the tensor's integers are real values times 2**exponent; ``table``: the Laplace table
 (0..TABLES-1) its integers are coded with.  Every size is bounded here, before anything is
 allocated.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 4  # what writers write
+VERSION = 4  # what writers write (for fits of LONG_FIT iterations or more, codec.py)
 VERSIONS = (1, 2, 3, 4)  # what readers read
 VERSION_NOTES = {1: "planes interpolated to the image size, means in quarters",
                  2: "planes upsampled by exactly 2^k, means in quarters",
