@@ -5,7 +5,7 @@ The fit trains the ARM in floating point (nets.Arm); in a file its weights and b
 at 2**-exponent, and the encoder and the decoder both run them here, in intnet's fixed point:
 activations are integers at 2**-ACT_BITS, each layer one matrix product of integers in float64
 (every partial sum below 2**53, so exact in any summation order), rescaled by a power of two and
-rounded half up.  The header's bounds keep the sums exact: at most 32 inputs of at most ACT_LIMIT
+rounded half up (numpy_decoder.IntNet, the autoencoder's numpy decoder's integer layers).  The header's bounds keep the sums exact: at most 32 inputs of at most ACT_LIMIT
 times weights of at most WEIGHT_LIMIT, under 2**43.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..coding import CodingError
+from ..numpy_decoder import ACT_BITS, ACT_LIMIT, IntNet  # intnet's fixed point in numpy
 from . import context
 from .header import COARSE, OFFSETS, PHASES, SCALE_LEVELS, Structure, mean_steps
 
-ACT_BITS = 12  # as intnet (kept equal by tests/test_fitted_kernels.py)
-ACT_LIMIT = (1 << 22) - 1
+__all__ = ["ACT_BITS", "ACT_LIMIT", "WEIGHT_LIMIT", "IntArm", "fold_pass", "pass_columns"]
 WEIGHT_LIMIT = (1 << 15) - 1  # |parameter integer| of any fitted network (intnet's weight limit)
 
 
@@ -38,15 +38,6 @@ def fold_pass(w, b, phase: int, level: int):
 CHUNK = 1024  # latents per product: small enough that BLAS keeps to one thread (threads cost 2 to 3 times more here)
 
 
-def _layer(acc: np.ndarray, shift: int, relu: bool) -> np.ndarray:
-    """An exact integer accumulator -> the layer's output activations, in place (intnet.IntLayer._rescale)."""
-    acc *= 2.0 ** -shift  # exact: a power of two
-    acc += 0.5
-    np.floor(acc, out=acc)  # round half up
-    np.maximum(acc, 0 if relu else -ACT_LIMIT, out=acc)
-    return np.minimum(acc, ACT_LIMIT, out=acc)
-
-
 class IntArm:
     """Compact features (F, n) of one pass (context.coded_features) -> (centre, mean fraction,
     scale level) per latent.  Per pass, the first layer keeps only the columns of the features
@@ -64,30 +55,26 @@ class IntArm:
             if exponents[2 * i + 1] != exponents[2 * i]:
                 raise CodingError("corrupt fitted header (an ARM layer's weight and bias have different steps)")
             self.shifts.append(exponents[2 * i])
-        # the integers as float64 (exact), biases at the accumulator's scale
-        self._w = [w.astype(np.float64) for w in self.weights]
-        self._b = [(b * (1 << ACT_BITS)).astype(np.float64)[:, None] for b in self.biases]
-        self._first: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._nets: dict[tuple[int, int], IntNet] = {}
 
-    def first(self, phase: int, level: int) -> tuple[np.ndarray, np.ndarray]:
-        """(weight, bias) of the first layer of one pass: visible neighbours and coarse values in,
-        one-hots in the bias."""
+    def net(self, phase: int, level: int) -> IntNet:
+        """The integer network of one pass: its first layer takes the visible neighbours and coarse
+        values, with the one-hots in its bias (weights as (in, out) float64 matrices, exact)."""
         key = (phase, level)
-        if key not in self._first:
-            w, bias = fold_pass(self.weights[0], self.biases[0], phase, level)
-            self._first[key] = (w.astype(np.float64), (bias * (1 << ACT_BITS)).astype(np.float64)[:, None])
-        return self._first[key]
+        if key not in self._nets:
+            w0, b0 = fold_pass(self.weights[0], self.biases[0], phase, level)
+            layers = zip([w0] + self.weights[1:], [b0] + self.biases[1:], self.shifts)
+            self._nets[key] = IntNet([("point", w.T.astype(np.float64), (b * (1 << ACT_BITS)).astype(np.float64), shift)
+                                      for w, b, shift in layers])
+        return self._nets[key]
 
     def __call__(self, features: np.ndarray, phase: int, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """features: (F, n) integer-valued -> (centre, fraction, scale) int64 arrays: the mean is
         centre + fraction / self.steps, with fraction in -steps/2 .. steps/2 - 1 (tables.table_index)."""
-        layers = [self.first(phase, level)] + list(zip(self._w[1:], self._b[1:]))
+        net = self.net(phase, level)
         a = np.empty((2, features.shape[1]))  # units of 2**-ACT_BITS
         for c in range(0, features.shape[1], CHUNK):
-            h = np.clip(features[:, c:c + CHUNK] * float(1 << ACT_BITS), -ACT_LIMIT, ACT_LIMIT)
-            for i, (w, b) in enumerate(layers):
-                h = _layer(w @ h + b, self.shifts[i], relu=i < len(layers) - 1)
-            a[:, c:c + CHUNK] = h
+            a[:, c:c + CHUNK] = net(np.ascontiguousarray(features[:, c:c + CHUNK].T) * float(1 << ACT_BITS)).T
         n = self.steps  # a power of two: every step below is exact
         steps = np.floor(a[0] * (n * 2.0 ** -ACT_BITS) + 0.5)  # the mean in steps of 1/n
         centre = np.floor((steps + n // 2) * (1.0 / n))
