@@ -24,9 +24,11 @@ def test_upsample_matches_bicubic(factor):
     assert torch.allclose(got, ref[..., :5 * factor - 3, :7 * factor - factor + 1], atol=1e-12)
 
 
-def test_upsample_gradient():
+@pytest.mark.parametrize("factor, size", [(2, (6, 8)), (4, (11, 14)), (8, (17, 30))])
+def test_upsample_gradient(factor, size):
+    """The written-out backward pass (cropped sizes included) against finite differences."""
     p = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: kernels.upsample_aligned(t, 4, (11, 14)), (p,))
+    assert torch.autograd.gradcheck(lambda t: kernels.upsample_aligned(t, factor, size), (p,))
 
 
 def _reference_mlp(x, ws, bs):
@@ -74,21 +76,73 @@ def test_laplace_gradients_match_autograd():
         assert torch.allclose(a, b, atol=1e-7)
 
 
-@pytest.mark.parametrize("n", [100, 2 * kernels.CHUNK + 5])
-def test_laplace_mlp_bits_values_and_gradients(n):
-    ws, bs = _mlp([13, 16, 16, 2])
+def _reference_plane_bits(arm, y, coarse, level):
+    """The bits of plane y through plain autograd: phase_features, the ARM and laplace.bits."""
+    from aecli.codec.fitted import context
+
+    total = 0
+    for p in range(len(context.PHASES)):
+        f = context.phase_features(y, coarse, p, level, 3, compact=True)
+        total = total + laplace.bits(context.phase_values(y, p).reshape(-1), *arm(f, p, level)).sum()
+    return total
+
+
+@pytest.mark.parametrize("shape, coarse", [((9, 11), True), ((1, 1), True), ((7, 6), False),
+                                           ((258, 259), True)])  # a pass of more than CHUNK latents
+def test_plane_bits_values_and_gradients(shape, coarse):
+    """kernels.plane_bits (the coarse part of the first layer once per parent, the context's
+    gradients added back by hand) gives the bits and gradients plain autograd gives."""
+    from aecli.codec.fitted.nets import Arm
+
+    assert shape[0] * shape[1] // 4 > kernels.CHUNK or shape[0] < 100
+    torch.manual_seed(6)
+    arm = Arm(header.Structure(levels=3)).double()
     with torch.no_grad():
-        bs[-1][1] += 20  # scales in the middle of the range, as the ARM starts
-    f = (torch.randn(13, n, dtype=torch.float64) * 2).requires_grad_()
-    q = (torch.randn(n, dtype=torch.float64) * 3).requires_grad_()
-    got = kernels.laplace_mlp_bits(f, q, ws, bs)
-    out = _reference_mlp(f, ws, bs)
-    ref = laplace.bits(q, out[0], out[1]).sum()
+        for layer in arm.layers:
+            layer.weight.mul_(3)
+    y = (torch.randn(*shape, dtype=torch.float64) * 3).requires_grad_()
+    c = (torch.randn((shape[0] + 1) // 2, (shape[1] + 1) // 2, dtype=torch.float64) * 3).requires_grad_() if coarse else None
+    level = 1 if coarse else 2
+    leaves = [y] + ([c] if coarse else []) + list(arm.parameters())
+    got = arm.plane_bits(y, c, level)
+    ref = _reference_plane_bits(arm, y, c, level)
     assert torch.allclose(got, ref, rtol=1e-12)
-    g_got = torch.autograd.grad(got * 3.0, [f, q, *ws, *bs])
-    g_ref = torch.autograd.grad(ref * 3.0, [f, q, *ws, *bs])
+    g_got = torch.autograd.grad(got * 3.0, leaves, allow_unused=True)
+    g_ref = torch.autograd.grad(ref * 3.0, leaves, allow_unused=True)
     for a, b in zip(g_got, g_ref):
-        assert torch.allclose(a, b, rtol=1e-7, atol=1e-7)
+        if b is None:  # columns or one-hots this plane never uses
+            assert a is None or torch.all(a == 0)
+        else:
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():
+        assert torch.allclose(arm.plane_bits(y, c, level), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [10, kernels.CHUNK + 7])
+def test_pointwise_mse_values_and_gradients(n):
+    ws, bs = _mlp([15, 16, 16, 3])
+    x = torch.randn(15, n, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(3, n, dtype=torch.float64)
+    got = kernels.pointwise_mse(x, target, ws, bs)
+    ref = ((_reference_mlp(x, ws, bs) - target) ** 2).mean()
+    assert torch.allclose(got, ref, rtol=1e-12)
+    g_got = torch.autograd.grad(got * 5.0, [x, *ws, *bs])
+    g_ref = torch.autograd.grad(ref * 5.0, [x, *ws, *bs])
+    for a, b in zip(g_got, g_ref):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+    with torch.no_grad():
+        assert torch.allclose(kernels.pointwise_mse(x, target, ws, bs), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_neighbourhood_values_and_gradient(kernel):
+    torch.manual_seed(7)
+    u = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    r = kernel // 2
+    padded = F.pad(u[None, None], (r, r, r, r), mode="replicate")[0, 0]
+    ref = torch.stack([padded[i:i + 4, j:j + 6] for i in range(kernel) for j in range(kernel)])
+    assert torch.equal(kernels.neighbourhood(u, kernel), ref)
+    assert torch.autograd.gradcheck(lambda t: kernels.neighbourhood(t, kernel), (u,))
 
 
 def test_synthesis_versions():

@@ -86,12 +86,12 @@ class _Model:
     def rate_bits(self, planes: list[torch.Tensor]) -> torch.Tensor:
         """The bits of the latents, as the fit estimates them."""
         total = torch.zeros(())
-        for k, p, f, q in _passes(planes):
-            total = total + self.arm.bits(f, q, p, k)
+        for k, y in enumerate(planes):
+            total = total + self.arm.plane_bits(y, planes[k + 1] if k + 1 < len(planes) else None, k)
         return total
 
     def mse(self, planes: list[torch.Tensor]) -> torch.Tensor:
-        return ((self.synth(planes, self.size)[0] - self.x) ** 2).mean()
+        return self.synth.mse(planes, self.size, self.x)
 
     def backward(self, planes: list[torch.Tensor], lam: float, pool: ThreadPoolExecutor | None) -> tuple[float, float]:
         """Gradients of MSE + lam * bpp into the latents and networks; (bpp, MSE).  The loss is two

@@ -5,13 +5,23 @@ every pixel and latent):
   half-pixel centres, edges repeated), as two separable passes of 5 taps whose weights depend on
   the output's phase; then cropped to the image size.  Each pass is one small matrix product, about
   seven times faster, forward and backward, than F.interpolate; it agrees with
-  F.interpolate(scale_factor=2**k) to float rounding.
+  F.interpolate(scale_factor=2**k) to float rounding.  Its backward pass (and `neighbourhood`'s)
+  is written out: each shifted window's gradient is added into one buffer, where autograd would
+  fill a zeroed plane per window.
 * `pointwise_mlp`: a 1x1 MLP (ReLU between layers) over (channels, pixels) in chunks of pixels,
   so that every activation stays in the cache; its backward pass recomputes the activations chunk
   by chunk instead of keeping them.  Two to three times faster, forward and backward, than
   F.linear over (pixels, channels), and the memory it keeps is its input alone.
-* `laplace_mlp_bits`: the ARM and the Laplace bits of its latents (laplace.bits) in one pass over
-  chunks of latents, computing the gradients of their sum on the way (the fit needs nothing else).
+  `pointwise_mse`: the squared error of that MLP's output against the image, with its gradients
+  computed in the same pass over chunks (what the fit needs: nothing is kept or recomputed).
+* `plane_bits`: the ARM and the Laplace bits (laplace.bits) of every latent of a plane, all its
+  passes, in one pass over chunks of latents, computing the gradients of their sum on the way.
+  The coarser plane's part of the ARM's first layer is computed once per parent (the four latents
+  of a 2x2 block share it), and the context's gradients are added back window by window.
+
+Each is checked against the plain PyTorch it replaces (tests/test_fitted_kernels.py).  Together
+with the rate's and distortion's kernels before them they make an iteration of a 768x512 fit
+about 15% faster than those (docs/fitted.md, "Speed").
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import laplace
+from . import context, laplace
 from .header import SCALE_LEVELS
 from .decoder import bicubic_phases
 from .laplace import B_MIN, PROB_FLOOR, STEP
@@ -37,19 +47,90 @@ def _phases(factor: int) -> torch.Tensor:
     return torch.from_numpy(bicubic_phases(factor))
 
 
-def upsample_aligned(p: torch.Tensor, factor: int, size: tuple[int, int]) -> torch.Tensor:
-    """Plane p (h, w) -> (1, 1, *size): bicubic by `factor` (a power of two), cropped to `size`
-    (at most h*factor x w*factor).  Columns, then rows: each a product of the (factor, 5) phase
-    weights with the 5 shifted copies of the padded input, the phases then interleaved."""
+def _upsample(p: torch.Tensor, factor: int, size: tuple[int, int]) -> torch.Tensor:
     h, w = p.shape
-    if factor == 1:
-        return p[None, None, :size[0], :size[1]]
     k = _phases(factor).to(p.dtype)
     x = F.pad(p[None, None], (2, 2, 2, 2), mode="replicate")[0, 0]  # (h+4, w+4)
     x = k @ torch.stack([x[:, j:j + w] for j in range(5)]).reshape(5, -1)  # (factor, (h+4) w)
     x = x.reshape(factor, h + 4, w).permute(1, 2, 0).reshape(h + 4, w * factor)[:, :size[1]]
     x = k @ torch.stack([x[j:j + h] for j in range(5)]).reshape(5, -1)  # (factor, h W)
-    return x.reshape(factor, h, size[1]).permute(1, 0, 2).reshape(1, 1, h * factor, size[1])[:, :, :size[0]]
+    return x.reshape(factor, h, size[1]).permute(1, 0, 2).reshape(h * factor, size[1])[:size[0]]
+
+
+def _fold_replicated(g: torch.Tensor, r: int) -> torch.Tensor:
+    """The adjoint of padding by r with edges repeated: g (h+2r, w+2r) -> (h, w), the border's
+    gradients added into the edge values they copy (g is changed)."""
+    if r:
+        g[r] += g[:r].sum(0)
+        g[-r - 1] += g[-r:].sum(0)
+        g[:, r] += g[:, :r].sum(1)
+        g[:, -r - 1] += g[:, -r:].sum(1)
+    return g[r:g.shape[0] - r, r:g.shape[1] - r]
+
+
+class _Upsample(torch.autograd.Function):
+    """upsample_aligned with its adjoint written out: the transposed phase products, each shifted
+    window's gradient added into one buffer (autograd would fill a zeroed plane per window)."""
+
+    @staticmethod
+    def forward(ctx, p, factor, size):
+        ctx.factor, ctx.size, ctx.shape = factor, size, p.shape
+        return _upsample(p, factor, size)
+
+    @staticmethod
+    def backward(ctx, g):
+        (h, w), f, (hh, ww) = ctx.shape, ctx.factor, ctx.size
+        kt = _phases(f).to(g.dtype).t()  # (5, factor)
+        rows = g.new_zeros(h * f, ww)
+        rows[:hh] = g
+        gs = (kt @ rows.reshape(h, f, ww).permute(1, 0, 2).reshape(f, -1)).reshape(5, h, ww)
+        gx = g.new_zeros(h + 4, ww)
+        for j in range(5):
+            gx[j:j + h] += gs[j]
+        cols = g.new_zeros(h + 4, w * f)
+        cols[:, :ww] = gx
+        gs = (kt @ cols.reshape(h + 4, w, f).permute(2, 0, 1).reshape(f, -1)).reshape(5, h + 4, w)
+        gp = g.new_zeros(h + 4, w + 4)
+        for j in range(5):
+            gp[:, j:j + w] += gs[j]
+        return _fold_replicated(gp, 2).contiguous(), None, None
+
+
+def upsample_aligned(p: torch.Tensor, factor: int, size: tuple[int, int]) -> torch.Tensor:
+    """Plane p (h, w) -> (1, 1, *size): bicubic by `factor` (a power of two), cropped to `size`
+    (at most h*factor x w*factor).  Columns, then rows: each a product of the (factor, 5) phase
+    weights with the 5 shifted copies of the padded input, the phases then interleaved."""
+    if factor == 1:
+        return p[None, None, :size[0], :size[1]]
+    if torch.is_grad_enabled() and p.requires_grad:
+        return _Upsample.apply(p, factor, tuple(size))[None, None]
+    return _upsample(p, factor, size)[None, None]
+
+
+class _Neighbourhood(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, kernel):
+        ctx.kernel = kernel
+        r, (h, w) = kernel // 2, u.shape
+        f = F.pad(u[None, None], (r, r, r, r), mode="replicate")[0, 0]
+        return torch.stack([f[i:i + h, j:j + w] for i in range(kernel) for j in range(kernel)])
+
+    @staticmethod
+    def backward(ctx, g):
+        kernel = ctx.kernel
+        r, (h, w) = kernel // 2, g.shape[1:]
+        gf = g.new_zeros(h + 2 * r, w + 2 * r)
+        for n, (i, j) in enumerate((i, j) for i in range(kernel) for j in range(kernel)):
+            gf[i:i + h, j:j + w] += g[n]
+        return _fold_replicated(gf, r).contiguous(), None
+
+
+def neighbourhood(u: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Plane u (h, w) -> (kernel**2, h, w): the kernel x kernel neighbourhood of each value, row by
+    row (edges repeated), as a kernel x kernel convolution reads it."""
+    if kernel == 1:
+        return u[None]
+    return _Neighbourhood.apply(u, kernel)
 
 
 def _forward(x: torch.Tensor, ws, bs) -> list[torch.Tensor]:
@@ -62,10 +143,12 @@ def _forward(x: torch.Tensor, ws, bs) -> list[torch.Tensor]:
     return acts
 
 
-def _backward(acts: list[torch.Tensor], g: torch.Tensor, ws, gw: list[torch.Tensor], gb: list[torch.Tensor]) -> torch.Tensor:
+def _backward(acts: list[torch.Tensor], g: torch.Tensor, ws, gw: list[torch.Tensor], gb: list[torch.Tensor],
+              first: int = 0) -> torch.Tensor:
     """Back through the layers whose activations `_forward` gave: add the weights' and biases'
-    gradients into gw and gb, return the input's."""
-    for i in range(len(ws) - 1, -1, -1):
+    gradients into gw and gb, return the input's; from layer `first` down only (with first = 1,
+    the gradient at the first layer's output, before its ReLU)."""
+    for i in range(len(ws) - 1, first - 1, -1):
         a = acts[i]
         gw[i].addmm_(g, a.t())
         gb[i] += g.sum(1)
@@ -116,6 +199,46 @@ def pointwise_mlp(x: torch.Tensor, weights: list[torch.Tensor], biases: list[tor
     return _output(x, weights, biases)
 
 
+class _PointwiseMSE(torch.autograd.Function):
+    """The mean squared error of the MLP's output over x against `target`, its gradients computed
+    in the forward pass chunk by chunk while the chunk's activations are in the cache (the fit
+    needs the error alone: no output is kept, nothing is recomputed)."""
+
+    @staticmethod
+    def forward(ctx, x, target, *params):
+        ws, bs = params[0::2], params[1::2]
+        gw = [torch.zeros_like(w) for w in ws]
+        gb = [torch.zeros_like(b) for b in bs]
+        gx = torch.empty_like(x)
+        total = x.new_zeros((), dtype=torch.float64)
+        scale = 2.0 / target.numel()
+        for s in range(0, x.shape[1], CHUNK):
+            acts = _forward(x[:, s:s + CHUNK], ws, bs)
+            d = acts[-1] - target[:, s:s + CHUNK]
+            total += (d * d).sum(dtype=torch.float64)
+            gx[:, s:s + CHUNK] = _backward(acts, d.mul_(scale), ws, gw, gb)
+        ctx.save_for_backward(gx, *_interleave(gw, gb))
+        return (total / target.numel()).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (ctx.saved_tensors[0] * grad, None, *(g * grad for g in ctx.saved_tensors[1:]))
+
+
+def pointwise_mse(x: torch.Tensor, target: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:
+    """mean((pointwise_mlp(x, weights, biases) - target) ** 2), target (O, N), in one pass over
+    chunks of pixels."""
+    params = _interleave(weights, biases)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params)):
+        return _PointwiseMSE.apply(x.contiguous(), target.contiguous(), *params)
+    with torch.no_grad():
+        total = x.new_zeros((), dtype=torch.float64)
+        for s in range(0, x.shape[1], CHUNK):
+            d = _forward(x[:, s:s + CHUNK], weights, biases)[-1] - target[:, s:s + CHUNK]
+            total += (d * d).sum(dtype=torch.float64)
+        return (total / target.numel()).to(x.dtype)
+
+
 def _laplace_bits_grad(q: torch.Tensor, mu: torch.Tensor, t: torch.Tensor):
     """laplace.bits(q, mu, t) and its gradients with respect to q, mu and t, computed together."""
     tc = t.clamp(0, SCALE_LEVELS - 1)
@@ -139,39 +262,133 @@ def _laplace_bits_grad(q: torch.Tensor, mu: torch.Tensor, t: torch.Tensor):
     return bits, -s * g_v, s * g_v, g_t
 
 
-class _LaplaceMLPBits(torch.autograd.Function):
-    """Sum of the bits of q under the Laplace model an MLP gives from features f: its gradients
-    are computed in the forward pass, chunk by chunk, and kept (the fit needs this sum only)."""
+def laplace_mlp_bits(f: torch.Tensor, q: torch.Tensor, weights: list[torch.Tensor],
+                     biases: list[torch.Tensor]) -> torch.Tensor:
+    """sum(laplace.bits(q, mean, scale)) with (mean, scale) = the MLP of features f (F, n), chunk by
+    chunk, without gradients (fit.finalise; the fit's gradients come from plane_bits)."""
+    with torch.no_grad():
+        out = _output(f, weights, biases)
+        return laplace.bits(q, out[0], out[1]).sum(dtype=torch.float64).to(q.dtype)
+
+
+def _windows(h: int, w: int, phase: int):
+    """The (rows, columns) slices of the zero-padded plane (h+2, w+2) that give the visible
+    neighbours of a pass (context.phase_features, compact=True), the slices of the pass' own
+    latents in it, and the pass' shape."""
+    a, b, ni, nj = context.phase_positions(h, w, phase)
+    same = [(slice(1 + a + dr, 1 + a + dr + 2 * ni - 1, 2), slice(1 + b + dc, 1 + b + dc + 2 * nj - 1, 2))
+            for (dr, dc), v in zip(context.NEIGHBOURS, context.available(phase)) if v]
+    own = (slice(1 + a, 1 + a + 2 * ni - 1, 2), slice(1 + b, 1 + b + 2 * nj - 1, 2))
+    return same, own, (ni, nj)
+
+
+def _coarse_windows(hc: int, wc: int) -> list[tuple[slice, slice]]:
+    """The slices of the zero-padded coarser plane (hc+2, wc+2) that give each parent's 3x3 values."""
+    return [(slice(1 + dr, 1 + dr + hc), slice(1 + dc, 1 + dc + wc)) for dr, dc in context.COARSE]
+
+
+class _PlaneBits(torch.autograd.Function):
+    """The bits of every latent of plane y (all its passes), its context read from y and from the
+    coarser plane, with their gradients computed in the forward pass.
+
+    The four latents of a 2x2 block share their parent, and so the coarser plane's 3x3 values
+    around it: the first layer's product with those values is computed once per parent, on the
+    coarser plane's grid (a quarter of the work), and each pass adds it to the product with its
+    visible neighbours.  The neighbours are gathered once per pass from the padded plane, and their
+    gradients added back into a padded gradient plane window by window (what autograd does through
+    phase_features' slices and stack, without a zero-filled plane for every window)."""
 
     @staticmethod
-    def forward(ctx, f, q, *params):
-        ws, bs = params[0::2], params[1::2]
-        gw = [torch.zeros_like(w) for w in ws]
-        gb = [torch.zeros_like(b) for b in bs]
-        gf, gq = torch.empty_like(f), torch.empty_like(q)
-        total = q.new_zeros((), dtype=torch.float64)
-        for s in range(0, q.shape[0], CHUNK):
-            acts = _forward(f[:, s:s + CHUNK], ws, bs)
-            out = acts[-1]
-            bits, gq[s:s + CHUNK], g_mu, g_t = _laplace_bits_grad(q[s:s + CHUNK], out[0], out[1])
-            total += bits.sum(dtype=torch.float64)
-            g = torch.stack([g_mu, g_t])
-            gf[:, s:s + CHUNK] = _backward(acts, g, ws, gw, gb)
-        ctx.save_for_backward(gf, gq, *_interleave(gw, gb))
-        return total.to(q.dtype)
+    def forward(ctx, y, coarse, coarse_weight, *params):
+        h, w = y.shape
+        n_layers = len(params) // len(context.PHASES) // 2
+        p = F.pad(y, (1, 1, 1, 1))
+        gp = torch.zeros_like(p)
+        units = coarse_weight.shape[0]
+        has_coarse = coarse.numel() > 0
+        if has_coarse:
+            hc, wc = coarse.shape
+            pc = F.pad(coarse, (1, 1, 1, 1))
+            near = torch.stack([pc[r, c] for r, c in _coarse_windows(hc, wc)]).reshape(len(context.COARSE), -1)
+            shared = (coarse_weight @ near).reshape(units, hc, wc)  # the coarse part of the first layer
+            g_shared = torch.zeros_like(shared)
+        total = y.new_zeros((), dtype=torch.float64)
+        grads = []
+        for phase in range(len(context.PHASES)):
+            mine = params[phase * 2 * n_layers:(phase + 1) * 2 * n_layers]
+            ws, bs = list(mine[0::2]), list(mine[1::2])
+            same, own, (ni, nj) = _windows(h, w, phase)
+            if ni * nj == 0:
+                grads += [torch.zeros_like(t) for t in mine]
+                continue
+            n = ni * nj
+            f = torch.stack([p[r, c] for r, c in same]).reshape(len(same), -1) if same else y.new_zeros(0, n)
+            q = p[own].reshape(-1)
+            base = shared[:, :ni, :nj].reshape(units, -1) if has_coarse else None
+            gw = [torch.zeros_like(t) for t in ws]
+            gb = [torch.zeros_like(t) for t in bs]
+            gf, gq = torch.empty_like(f), torch.empty_like(q)
+            g_base = y.new_empty(units, n) if has_coarse else None
+            for s in range(0, n, CHUNK):
+                e = min(n, s + CHUNK)
+                x = bs[0][:, None] + base[:, s:e] if has_coarse else bs[0][:, None].expand(units, e - s)
+                x = torch.addmm(x, ws[0], f[:, s:e]) if same else x
+                acts = [x.clamp(min=0)]
+                acts += _forward(acts[0], ws[1:], bs[1:])[1:]
+                out = acts[-1]
+                bits, gq[s:e], g_mu, g_t = _laplace_bits_grad(q[s:e], out[0], out[1])
+                total += bits.sum(dtype=torch.float64)
+                g1 = _backward([x] + acts, torch.stack([g_mu, g_t]), [None] + ws[1:], [None] + gw[1:], [None] + gb[1:], first=1)
+                gb[0] += g1.sum(1)
+                if same:
+                    gw[0].addmm_(g1, f[:, s:e].t())
+                    gf[:, s:e] = ws[0].t() @ g1
+                if has_coarse:
+                    g_base[:, s:e] = g1
+            gf = gf.reshape(len(same), ni, nj)
+            for i, (r, c) in enumerate(same):
+                gp[r, c] += gf[i]
+            gp[own] += gq.reshape(ni, nj)
+            if has_coarse:
+                g_shared[:, :ni, :nj] += g_base.reshape(units, ni, nj)
+            grads += _interleave(gw, gb)
+        if has_coarse:
+            g2 = g_shared.reshape(units, -1)
+            g_coarse_weight = g2 @ near.t()
+            g_near = (coarse_weight.t() @ g2).reshape(len(context.COARSE), hc, wc)
+            gpc = torch.zeros_like(pc)
+            for i, (r, c) in enumerate(_coarse_windows(hc, wc)):
+                gpc[r, c] += g_near[i]
+            g_coarse = gpc[1:-1, 1:-1]
+        else:
+            g_coarse, g_coarse_weight = torch.zeros_like(coarse), torch.zeros_like(coarse_weight)
+        ctx.save_for_backward(gp[1:-1, 1:-1], g_coarse, g_coarse_weight, *grads)
+        return total.to(y.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         return tuple(g * grad for g in ctx.saved_tensors)
 
 
-def laplace_mlp_bits(f: torch.Tensor, q: torch.Tensor, weights: list[torch.Tensor],
-                     biases: list[torch.Tensor]) -> torch.Tensor:
-    """sum(laplace.bits(q, mean, scale)) with (mean, scale) = the MLP of features f (F, n):
-    what nets.Arm and laplace.bits give, in one pass over chunks of latents."""
-    params = _interleave(weights, biases)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (f, q, *params)):
-        return _LaplaceMLPBits.apply(f.contiguous(), q.contiguous(), *params)
-    with torch.no_grad():  # the bits alone (fit.finalise)
-        out = _output(f, weights, biases)
-        return laplace.bits(q, out[0], out[1]).sum(dtype=torch.float64).to(q.dtype)
+def plane_bits(y: torch.Tensor, coarse: torch.Tensor | None, layers: list[tuple[list[torch.Tensor], list[torch.Tensor]]]) -> torch.Tensor:
+    """The total bits of plane y (h, w) under the ARM, its coarser plane `coarse` (None for the
+    coarsest); layers[phase] = (weights, biases) of the ARM as that pass runs it (Arm.pass_layers:
+    the first layer's columns are the pass' visible neighbours, then the coarse values).  The same
+    as the sum of laplace_mlp_bits over the passes of context.phase_features, with the gradients of
+    every input when any needs them."""
+    c = coarse if coarse is not None else y.new_zeros(0, 0)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (y, c, *[t for ws, bs in layers for t in (*ws, *bs)])):
+        # Split each pass' first layer into its neighbours' columns and the coarse columns (the
+        # same weights in every pass: one tensor, its gradient summed over the passes).
+        n_coarse = len(context.COARSE)
+        coarse_weight = layers[0][0][0][:, -n_coarse:]
+        params = []
+        for ws, bs in layers:
+            params += _interleave([ws[0][:, :-n_coarse], *ws[1:]], bs)
+        return _PlaneBits.apply(y.contiguous(), c.contiguous(), coarse_weight, *params)
+    with torch.no_grad():
+        total = y.new_zeros((), dtype=torch.float64)
+        for phase, (ws, bs) in enumerate(layers):
+            f = context.phase_features(y, coarse, phase, 0, 1, compact=True)
+            total += laplace_mlp_bits(f.t(), context.phase_values(y, phase).reshape(-1), ws, bs).double()
+        return total.to(y.dtype)

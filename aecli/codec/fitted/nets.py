@@ -18,7 +18,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from . import kernels
-from .header import Structure
+from .header import PHASES, Structure
 from .intarm import WEIGHT_LIMIT, fold_pass
 
 
@@ -47,10 +47,11 @@ class Arm(nn.Module):
             h = torch.addmm(b[:, None], w, F.relu(h) if i else h)
         return h[0], h[1]
 
-    def bits(self, f: torch.Tensor, q: torch.Tensor, phase: int, level: int) -> torch.Tensor:
-        """The total bits of latents q (n,) of pass (phase, level) with features f (n, F): the sum
-        of laplace.bits(q, *self(f, phase, level)), computed in one fused pass (kernels.py)."""
-        return kernels.laplace_mlp_bits(f.t(), q, *self.pass_layers(phase, level))
+    def plane_bits(self, y: torch.Tensor, coarse: torch.Tensor | None, level: int) -> torch.Tensor:
+        """The total bits of plane y (h, w) of `level`, all its passes, its coarser plane `coarse`
+        (None for the coarsest): the sum of laplace.bits(q, *self(f, phase, level)) over its passes,
+        in one fused kernel (kernels.plane_bits)."""
+        return kernels.plane_bits(y, coarse, [self.pass_layers(p, level) for p in range(PHASES)])
 
 
 class Synthesis(nn.Module):
@@ -76,13 +77,28 @@ class Synthesis(nn.Module):
                 r.weight.mul_(0.01)
                 r.bias.zero_()
 
-    def forward(self, planes: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        """planes: (h_k, w_k) tensors, finest first -> (1, C, H, W) image on 0..1 (not clamped)."""
+    def inputs(self, planes: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """What the 1x1 layers read: (inputs, H * W), every plane upsampled to the image size."""
         h, w = size
         up = [upsample(p, size, 1 << k, self.aligned) for k, p in enumerate(planes)]
         up[0] = neighbourhood(up[0], self.fine_kernel)
-        x = torch.cat(up, dim=1)[0].reshape(-1, h * w)
-        x = kernels.pointwise_mlp(x, [layer.weight.flatten(1) for layer in self.mlp], [layer.bias for layer in self.mlp])
+        return torch.cat(up, dim=1)[0].reshape(-1, h * w)
+
+    def layers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(weights as matrices, biases) of the 1x1 layers, as kernels.pointwise_mlp takes them."""
+        return [layer.weight.flatten(1) for layer in self.mlp], [layer.bias for layer in self.mlp]
+
+    def mse(self, planes: list[torch.Tensor], size: tuple[int, int], target: torch.Tensor) -> torch.Tensor:
+        """The mean squared error of the image (not clamped) against target (C, H, W): without
+        refine layers, in one fused pass (kernels.pointwise_mse)."""
+        if len(self.refine):
+            return ((self(planes, size)[0] - target) ** 2).mean()
+        return kernels.pointwise_mse(self.inputs(planes, size), target.reshape(target.shape[0], -1), *self.layers())
+
+    def forward(self, planes: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """planes: (h_k, w_k) tensors, finest first -> (1, C, H, W) image on 0..1 (not clamped)."""
+        h, w = size
+        x = kernels.pointwise_mlp(self.inputs(planes, size), *self.layers())
         x = x.reshape(1, -1, h, w)
         for r in self.refine:
             x = x + r(F.pad(x, (1, 1, 1, 1), mode="replicate"))
@@ -92,11 +108,7 @@ class Synthesis(nn.Module):
 def neighbourhood(u: torch.Tensor, kernel: int) -> torch.Tensor:
     """(1, 1, h, w) -> (1, kernel**2, h, w): the kernel x kernel neighbourhood of each value, row by
     row (edges repeated), as a kernel x kernel convolution reads it."""
-    if kernel == 1:
-        return u
-    r, (h, w) = kernel // 2, u.shape[-2:]
-    f = F.pad(u, (r, r, r, r), mode="replicate")[0, 0]
-    return torch.stack([f[i:i + h, j:j + w] for i in range(kernel) for j in range(kernel)])[None]
+    return u if kernel == 1 else kernels.neighbourhood(u[0, 0], kernel)[None]
 
 
 def upsample(p: torch.Tensor, size: tuple[int, int], factor: int, aligned: bool) -> torch.Tensor:
