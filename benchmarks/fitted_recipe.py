@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--synth-hidden", type=int, default=header.Structure.synth_hidden)
     ap.add_argument("--refine", type=int, default=header.Structure.refine)
     ap.add_argument("--arm-hidden", type=int, default=header.Structure.arm_hidden)
+    ap.add_argument("--arm-depth", type=int, default=header.Structure.arm_depth, help="the ARM's hidden layers")
     ap.add_argument("--version", type=int, default=header.VERSION, choices=header.VERSIONS[1:],
                     help="the structure version to fit (docs/format.md; an earlier one to compare with)")
     ap.add_argument("--warm-from", default=None, help="start the networks from a fit of this CBSD432 image")
@@ -107,7 +108,7 @@ def main() -> None:
     pair = lambda v: tuple(float(x) for x in v.split(","))  # noqa: E731
     recipe = fit.Recipe(a.lr, a.latent_lr, a.ste_fraction, a.ste_least, a.quantiser, pair(a.temperature), pair(a.noise))
     s = dataclasses.replace(header.Structure(), synth_hidden=a.synth_hidden, refine=a.refine, arm_hidden=a.arm_hidden,
-                            version=a.version)
+                            arm_depth=a.arm_depth, version=a.version)
     for name in a.images.split(","):
         im = cbsd432_crop(name, a.size)
         for lam in (float(v) for v in a.lambdas.split(",")):
@@ -128,6 +129,7 @@ def main() -> None:
             pixels = im.shape[0] * im.shape[1]
             row = {"name": a.name, "image": name, "size": list(im.shape[:2]), "lambda": lam, "iterations": a.iterations,
                    "recipe": dataclasses.asdict(recipe), "synth_hidden": a.synth_hidden, "refine": a.refine, "arm_hidden": a.arm_hidden,
+                   "arm_depth": a.arm_depth,
                    "version": a.version, "warm_from": a.warm_from, "seed": a.seed, "bpp": round(f.bpp, 4), "psnr": round(f.psnr, 2),
                    "param_bpp": round(sum(tables.parameter_table(q)[1] for q in f.ints) / pixels, 4),
                    "webp_bpp": round(webp, 4), "vs_webp": round(100 * (f.bpp / webp - 1), 1), "fit_s": round(seconds, 1),

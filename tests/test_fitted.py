@@ -336,3 +336,40 @@ def test_structure_by_the_length_of_the_fit(monkeypatch):
         back = codec.decompress(lat)
         mse = np.mean((back.pixels.astype(float) - img.pixels) ** 2)
         assert abs(10 * np.log10(255**2 / mse) - res.psnr) < 1e-6
+
+
+def test_each_layers_step(monkeypatch):
+    """finalise chooses each layer's parameter step after the network's (fits of LAYER_STEPS_FROM
+    iterations or more): never a higher cost than the network-wide step, one step per ARM layer
+    (the integer ARM's rule), and the file decodes to the latents the encoder fitted."""
+    import copy
+
+    from aecli.codec.fitted import fit as fitmod
+
+    img = _image(24, 32, "RGB", seed=8)
+    lam = codec.LAMBDAS[3]
+    caught = {}
+    real = fitmod.finalise
+
+    def both(m, lam_, it, sec, per_layer=True):
+        caught.update({pl: (copy.deepcopy(m), None) for pl in (False, True)})
+        for pl in (False, True):
+            mm = caught[pl][0]
+            caught[pl] = (mm, real(mm, lam_, it, sec, per_layer=pl))
+        return caught[True][1]
+
+    monkeypatch.setattr(fitmod, "finalise", both)
+    monkeypatch.setattr(fitmod, "LAYER_STEPS_FROM", 0)
+    data = codec.pack(fitmod.fit(codec._target(img), lam, codec.structure_for("RGB"), 10), img, 3)
+    costs = {}
+    for pl, (m, f) in caught.items():
+        planes = [torch.round(y.detach()) for y in m.latents]
+        with torch.no_grad():
+            costs[pl] = float(m.mse(planes)) + lam * f.bpp  # what finalise minimises (the float synthesis)
+        arm = f.structure.exponents[:f.structure.arm_tensors()]
+        assert arm[0::2] == arm[1::2]
+        if not pl:
+            assert len(set(arm)) == 1 and len(set(f.structure.exponents[len(arm):])) == 1
+    assert costs[True] <= costs[False] + 1e-12
+    for a, b in zip(caught[True][1].planes, _latents(data)):
+        assert np.array_equal(a, b)

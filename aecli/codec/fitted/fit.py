@@ -29,7 +29,9 @@ from .nets import Arm, Synthesis, load_integers, quantise, tensors
 from .tables import parameter_table
 
 WARMUP_ITERS = 5  # iterations timed before a time limit sets the schedule
-EXPONENTS = tuple(range(5, 13))  # parameter steps 2**-5 .. 2**-12 tried by finalise
+EXPONENTS = tuple(range(4, 13))  # parameter steps 2**-4 .. 2**-12 tried by finalise
+LAYER_SPAN = 2  # finalise tries each layer's step within this many of its network's...
+LAYER_STEPS_FROM = 300  # ...in fits of at least this many iterations (a few seconds on a 768x512 image)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
         if pool:
             pool.shutdown()
             torch.set_num_threads(threads)
-    return finalise(m, lam, it, time.monotonic() - start)
+    return finalise(m, lam, it, time.monotonic() - start, per_layer=it >= LAYER_STEPS_FROM)
 
 
 def _descend(m: _Model, opt: torch.optim.Optimizer, lam: float, recipe: Recipe, total: int, start: float,
@@ -207,32 +209,48 @@ def _noisy(y: torch.Tensor, recipe: Recipe, frac: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def finalise(m: _Model, lam: float, iterations: int, seconds: float) -> Fitted:
-    """Round the latents and the parameters (choosing each network's step) and measure the result."""
+def finalise(m: _Model, lam: float, iterations: int, seconds: float, per_layer: bool = True) -> Fitted:
+    """Round the latents and the parameters and measure the result.  Each network's step is chosen
+    first for the whole network, from EXPONENTS, by the cost it gives (distortion or latent rate,
+    plus the parameters' own bits); then, with `per_layer`, each layer's (its weight and bias
+    together: the integer ARM needs one step per layer) within LAYER_SPAN of it, the others held."""
     planes = [torch.round(y.detach()) for y in m.latents]
     params = tensors(m.arm, m.synth)
     floats = [p.detach().clone() for p in params]
     n_arm = m.s.arm_tensors()
+    exps = [0] * len(params)
+    ints: list[np.ndarray] = [np.zeros(0)] * len(params)
 
-    def set_network(lo, hi, e):
-        ints = [quantise(floats[i], e) for i in range(lo, hi)]
-        for i, q in zip(range(lo, hi), ints):
-            params[i].view(-1).copy_(torch.from_numpy(q.reshape(-1) * 2.0**-e))
-        return ints, sum(parameter_table(q)[1] for q in ints)
+    def set_tensors(idx, e):
+        for i in idx:
+            exps[i], ints[i] = e, quantise(floats[i], e)
+            params[i].view(-1).copy_(torch.from_numpy(ints[i].reshape(-1) * 2.0**-e))
 
-    best = {}
+    def cost(name, lo, hi):
+        d = float(m.mse(planes)) if name == "synth" else 0.0
+        r = float(m.rate_bits(planes)) if name == "arm" else 0.0
+        return d + lam * (r + sum(parameter_table(ints[i])[1] for i in range(lo, hi))) / m.pixels
+
     for name, (lo, hi) in {"arm": (0, n_arm), "synth": (n_arm, len(params))}.items():
         costs = []
         for e in EXPONENTS:
-            ints, bits = set_network(lo, hi, e)
-            d = float(m.mse(planes)) if name == "synth" else 0.0
-            r = float(m.rate_bits(planes)) if name == "arm" else 0.0
-            costs.append((d + lam * (r + bits) / m.pixels, e, ints))
-        _, e, ints = min(costs, key=lambda c: c[0])
-        best[name] = (e, ints)
-        set_network(lo, hi, e)
-    ints = best["arm"][1] + best["synth"][1]
-    exponents = (best["arm"][0],) * n_arm + (best["synth"][0],) * (len(params) - n_arm)
+            set_tensors(range(lo, hi), e)
+            costs.append((cost(name, lo, hi), e))
+        best, e = min(costs)
+        set_tensors(range(lo, hi), e)
+        if per_layer:
+            for layer in range(lo, hi, 2):
+                idx = range(layer, min(layer + 2, hi))
+                keep = exps[layer]
+                for cand in range(max(EXPONENTS[0], e - LAYER_SPAN), min(EXPONENTS[-1], e + LAYER_SPAN) + 1):
+                    if cand == keep:
+                        continue
+                    set_tensors(idx, cand)
+                    c = cost(name, lo, hi)
+                    if c < best:
+                        best, keep = c, cand
+                set_tensors(idx, keep)
+    exponents = tuple(exps)
     tables = tuple(parameter_table(q)[0] for q in ints)
     s = Structure(**{**m.s.__dict__, "exponents": exponents, "tables": tables})
     load_integers(m.arm, m.synth, ints, exponents)
