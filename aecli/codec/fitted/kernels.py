@@ -240,26 +240,23 @@ def pointwise_mse(x: torch.Tensor, target: torch.Tensor, weights: list[torch.Ten
 
 
 def _laplace_bits_grad(q: torch.Tensor, mu: torch.Tensor, t: torch.Tensor):
-    """laplace.bits(q, mu, t) and its gradients with respect to q, mu and t, computed together."""
-    tc = t.clamp(0, SCALE_LEVELS - 1)
-    b = torch.exp(math.log(B_MIN) + tc * STEP)
+    """laplace.bits(q, mu, t) and its gradients with respect to q, mu and t, computed together
+    (in place wherever a temporary is not needed again: the rate's job runs this on every latent)."""
+    ib = t.clamp(0, SCALE_LEVELS - 1).mul_(-STEP).add_(-math.log(B_MIN)).exp_()  # 1 / the scale
     d = q - mu
     s = torch.sign(d)
-    v = -d.abs()
-    hi, lo = v + 0.5, v - 0.5  # lo < 0 always
-    e_hi = torch.exp(-hi.abs() / b)
-    e_lo = torch.exp(lo / b)
-    cdf_hi = torch.where(hi < 0, 0.5 * e_hi, 1 - 0.5 * e_hi)
-    p = cdf_hi - 0.5 * e_lo
-    live = p >= PROB_FLOOR
-    bits = -torch.log2(p.clamp_min(PROB_FLOOR))
-    dbits_dp = torch.where(live, -1 / (p * math.log(2)), torch.zeros_like(p))
-    dens_hi, dens_lo = e_hi / (2 * b), e_lo / (2 * b)  # the density at either edge
-    dp_dv = dens_hi - dens_lo
-    dp_db = (lo * dens_lo - hi * dens_hi) / b
-    g_v = dbits_dp * dp_dv
-    g_t = dbits_dp * dp_db * b * STEP * ((t >= 0) & (t <= SCALE_LEVELS - 1))
-    return bits, -s * g_v, s * g_v, g_t
+    hi = d.abs_().neg_().add_(0.5)  # the bin's edges from the mean, nearer side first: 0.5 - |d|
+    lo = hi - 1.0  # -0.5 - |d| < 0
+    e_hi = hi.abs().mul_(ib).neg_().exp_()
+    e_lo = (lo * ib).exp_()
+    p = torch.where(hi < 0, e_hi, 2 - e_hi).sub_(e_lo).mul_(0.5)  # the bin's mass
+    bits = p.clamp_min(PROB_FLOOR).log2_().neg_()
+    g = torch.where(p >= PROB_FLOOR, p, math.inf).mul_(-math.log(2)).reciprocal_()  # d bits / d p, 0 below the floor
+    g.mul_(ib).mul_(0.5)
+    g_v = (e_hi - e_lo).mul_(g)  # through the mass's distance from the mean
+    g_t = (lo * e_lo).sub_(hi * e_hi).mul_(g).mul_(STEP).mul_((t >= 0) & (t <= SCALE_LEVELS - 1))
+    g_q = s * g_v
+    return bits, g_q.neg(), g_q, g_t
 
 
 def laplace_mlp_bits(f: torch.Tensor, q: torch.Tensor, weights: list[torch.Tensor],
