@@ -19,9 +19,9 @@ every pixel and latent):
   The coarser plane's part of the ARM's first layer is computed once per parent (the four latents
   of a 2x2 block share it), and the context's gradients are added back window by window.
 
-Each is checked against the plain PyTorch it replaces (tests/test_fitted_kernels.py).  Together
-with the rate's and distortion's kernels before them they make an iteration of a 768x512 fit
-about 15% faster than those (docs/fitted.md, "Speed").
+Each is checked against the plain PyTorch it replaces (tests/test_fitted_kernels.py).  The last
+three (and the written-out backward passes) made an iteration of a 768x512 fit 10 to 15% faster
+than the per-pass kernels before them (docs/fitted.md, "Faster kernels").
 """
 
 from __future__ import annotations
