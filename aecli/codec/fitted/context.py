@@ -40,20 +40,36 @@ def phase_positions(h: int, w: int, phase: int) -> tuple[int, int, int, int]:
     return a, b, max(0, -(-(h - a) // 2)), max(0, -(-(w - b) // 2))
 
 
+def windows(h: int, w: int, phase: int) -> tuple[list[tuple[slice, slice]], tuple[slice, slice]]:
+    """Where a phase's context lies in its plane (h, w) zero-padded by 1: the (rows, columns)
+    slices of each of NEIGHBOURS of its latents (in that order, visible or not), and those of the
+    latents themselves; each slice gives phase_positions' rows x columns."""
+    a, b, ni, nj = phase_positions(h, w, phase)
+
+    def at(dr: int, dc: int) -> tuple[slice, slice]:
+        return slice(1 + a + dr, 1 + a + dr + 2 * ni - 1, 2), slice(1 + b + dc, 1 + b + dc + 2 * nj - 1, 2)
+    return [at(dr, dc) for dr, dc in NEIGHBOURS], at(0, 0)
+
+
+def coarse_windows(rows: int, cols: int) -> list[tuple[slice, slice]]:
+    """The slices of the coarser plane zero-padded by 1 that give the COARSE values around the
+    parents of its first rows x columns (a phase's latents of the finer plane have those parents)."""
+    return [(slice(1 + dr, 1 + dr + rows), slice(1 + dc, 1 + dc + cols)) for dr, dc in COARSE]
+
+
 def coded_features(y: np.ndarray, coarse: np.ndarray | None, phase: int) -> np.ndarray:
     """The compact features (F, n) of the latents of one phase of plane y (h, w), as
     phase_features(..., compact=True).t() gives them, in float64: the visible neighbours, then the
     coarse 3x3 values."""
     h, w = y.shape
-    a, b, ni, nj = phase_positions(h, w, phase)
+    _, _, ni, nj = phase_positions(h, w, phase)
     p = np.pad(y, 1)
-    rows = [p[1 + a + dr:1 + a + dr + 2 * ni - 1:2, 1 + b + dc:1 + b + dc + 2 * nj - 1:2]
-            for (dr, dc), v in zip(NEIGHBOURS, available(phase)) if v]
+    rows = [p[at] for at, v in zip(windows(h, w, phase)[0], available(phase)) if v]
     if coarse is None:
         rows += [np.zeros((ni, nj))] * len(COARSE)
     else:
         pc = np.pad(coarse, 1)
-        rows += [pc[1 + dr:1 + dr + ni, 1 + dc:1 + dc + nj] for dr, dc in COARSE]
+        rows += [pc[at] for at in coarse_windows(ni, nj)]
     return np.stack(rows).reshape(len(rows), -1).astype(np.float64)
 
 
@@ -66,16 +82,14 @@ def phase_features(y, coarse, phase: int, level: int, levels: int, compact: bool
     import torch.nn.functional as F
 
     h, w = y.shape
-    a, b, ni, nj = phase_positions(h, w, phase)
+    _, _, ni, nj = phase_positions(h, w, phase)
     p = F.pad(y[None, None], (1, 1, 1, 1))[0, 0]
-    vis = available(phase)
-    same = [p[1 + a + dr:1 + a + dr + 2 * ni - 1:2, 1 + b + dc:1 + b + dc + 2 * nj - 1:2] * float(v)
-            for (dr, dc), v in zip(NEIGHBOURS, vis) if v or not compact]
+    same = [p[at] * float(v) for at, v in zip(windows(h, w, phase)[0], available(phase)) if v or not compact]
     if coarse is None:
         co = [y.new_zeros(ni, nj)] * len(COARSE)
     else:
         pc = F.pad(coarse[None, None], (1, 1, 1, 1))[0, 0]
-        co = [pc[1 + dr:1 + dr + ni, 1 + dc:1 + dc + nj] for dr, dc in COARSE]
+        co = [pc[at] for at in coarse_windows(ni, nj)]
     ones = [] if compact else [y.new_full((ni, nj), float(i == phase)) for i in range(len(PHASES))]
     ones += [] if compact else [y.new_full((ni, nj), float(k == level)) for k in range(levels)]
     return torch.stack(same + co + ones).reshape(len(same) + len(co) + len(ones), -1).t()

@@ -268,22 +268,6 @@ def laplace_mlp_bits(f: torch.Tensor, q: torch.Tensor, weights: list[torch.Tenso
         return laplace.bits(q, out[0], out[1]).sum(dtype=torch.float64).to(q.dtype)
 
 
-def _windows(h: int, w: int, phase: int):
-    """The (rows, columns) slices of the zero-padded plane (h+2, w+2) that give the visible
-    neighbours of a pass (context.phase_features, compact=True), the slices of the pass' own
-    latents in it, and the pass' shape."""
-    a, b, ni, nj = context.phase_positions(h, w, phase)
-    same = [(slice(1 + a + dr, 1 + a + dr + 2 * ni - 1, 2), slice(1 + b + dc, 1 + b + dc + 2 * nj - 1, 2))
-            for (dr, dc), v in zip(context.NEIGHBOURS, context.available(phase)) if v]
-    own = (slice(1 + a, 1 + a + 2 * ni - 1, 2), slice(1 + b, 1 + b + 2 * nj - 1, 2))
-    return same, own, (ni, nj)
-
-
-def _coarse_windows(hc: int, wc: int) -> list[tuple[slice, slice]]:
-    """The slices of the zero-padded coarser plane (hc+2, wc+2) that give each parent's 3x3 values."""
-    return [(slice(1 + dr, 1 + dr + hc), slice(1 + dc, 1 + dc + wc)) for dr, dc in context.COARSE]
-
-
 class _PlaneBits(torch.autograd.Function):
     """The bits of every latent of plane y (all its passes), its context read from y and from the
     coarser plane, with their gradients computed in the forward pass.
@@ -306,7 +290,7 @@ class _PlaneBits(torch.autograd.Function):
         if has_coarse:
             hc, wc = coarse.shape
             pc = F.pad(coarse, (1, 1, 1, 1))
-            near = torch.stack([pc[r, c] for r, c in _coarse_windows(hc, wc)]).reshape(len(context.COARSE), -1)
+            near = torch.stack([pc[at] for at in context.coarse_windows(hc, wc)]).reshape(len(context.COARSE), -1)
             shared = (coarse_weight @ near).reshape(units, hc, wc)  # the coarse part of the first layer
             g_shared = torch.zeros_like(shared)
         total = y.new_zeros((), dtype=torch.float64)
@@ -314,7 +298,9 @@ class _PlaneBits(torch.autograd.Function):
         for phase in range(len(context.PHASES)):
             mine = params[phase * 2 * n_layers:(phase + 1) * 2 * n_layers]
             ws, bs = list(mine[0::2]), list(mine[1::2])
-            same, own, (ni, nj) = _windows(h, w, phase)
+            _, _, ni, nj = context.phase_positions(h, w, phase)
+            neighbours, own = context.windows(h, w, phase)
+            same = [at for at, v in zip(neighbours, context.available(phase)) if v]
             if ni * nj == 0:
                 grads += [torch.zeros_like(t) for t in mine]
                 continue
@@ -354,7 +340,7 @@ class _PlaneBits(torch.autograd.Function):
             g_coarse_weight = g2 @ near.t()
             g_near = (coarse_weight.t() @ g2).reshape(len(context.COARSE), hc, wc)
             gpc = torch.zeros_like(pc)
-            for i, (r, c) in enumerate(_coarse_windows(hc, wc)):
+            for i, (r, c) in enumerate(context.coarse_windows(hc, wc)):
                 gpc[r, c] += g_near[i]
             g_coarse = gpc[1:-1, 1:-1]
         else:
