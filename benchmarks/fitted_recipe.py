@@ -120,7 +120,7 @@ def main() -> None:
             curve: list[list] = []
 
             def report(p: fit.Progress) -> None:
-                if a.curve and (p.iteration % a.curve == 0 or p.iteration == p.total):
+                if a.curve and not p.finishing and (p.iteration % a.curve == 0 or p.iteration == p.total):
                     curve.append([p.iteration, round(p.bpp, 4), round(p.psnr, 2)])
 
             f = fit.fit(_tensor(im), lam, s, a.iterations, recipe=recipe, networks=networks, seed=a.seed, report=report)

@@ -351,11 +351,11 @@ def test_each_layers_step(monkeypatch):
     caught = {}
     real = fitmod.finalise
 
-    def both(m, lam_, it, sec, per_layer=True):
+    def both(m, lam_, it, sec, per_layer=True, **_):
         caught.update({pl: (copy.deepcopy(m), None) for pl in (False, True)})
         for pl in (False, True):
             mm = caught[pl][0]
-            caught[pl] = (mm, real(mm, lam_, it, sec, per_layer=pl))
+            caught[pl] = (mm, real(mm, lam_, it, sec, per_layer=pl, rounding_levels=0))
         return caught[True][1]
 
     monkeypatch.setattr(fitmod, "finalise", both)

@@ -12,6 +12,7 @@ Modules, one job each:
 * ``decoder``   a fitted file to pixels with numpy alone: latents, then the float32 synthesis;
 * ``nets``      the ARM and synthesis networks the fit trains, and their parameters as integers (torch);
 * ``kernels``   fast CPU forms of their hot parts: aligned upsampling, chunked MLPs, fused bits;
-* ``fit``       the fitting loop (Adam on rate + lambda * MSE);
+* ``fit``       the fitting loop (Adam on rate + lambda * MSE) and the rounding of its parameters;
+* ``rounding``  the latents' integers chosen by their cost once the fit is done;
 * ``codec``     compress an image to .lat bytes (decoding is decoder's).
 """

@@ -39,7 +39,8 @@ def _bar(show: bool, total: int, label: str):
         job = bar.add_task(label, total=total, stats="")
 
         def report(p):
-            bar.update(job, completed=p.iteration, total=p.total, stats=f"{p.bpp:.3f} bpp  {p.psnr:.2f} dB")
+            stats = "choosing the integers" if p.finishing else f"{p.bpp:.3f} bpp  {p.psnr:.2f} dB"
+            bar.update(job, completed=p.iteration, total=p.total, stats=stats)
 
         yield report
 

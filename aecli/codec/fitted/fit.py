@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import context, laplace
+from . import context, laplace, rounding
 from .header import Structure, plane_sizes
 from .nets import Arm, Synthesis, load_integers, quantise, tensors
 from .tables import parameter_table
@@ -32,6 +32,8 @@ WARMUP_ITERS = 5  # iterations timed before a time limit sets the schedule
 EXPONENTS = tuple(range(4, 13))  # parameter steps 2**-4 .. 2**-12 tried by finalise
 LAYER_SPAN = 2  # finalise tries each layer's step within this many of its network's...
 LAYER_STEPS_FROM = 300  # ...in fits of at least this many iterations (a few seconds on a 768x512 image)
+ROUNDING_LEVELS = 3  # finalise chooses the integers of the finest planes by their cost (rounding.py)...
+SEARCH_SHARE = 0.95  # ...beginning no more of that search after this share of a time limit
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Progress:
     total: int
     bpp: float
     psnr: float
+    finishing: bool = False  # the iterations are done; the latents' and parameters' integers are being chosen
 
 
 @dataclass
@@ -165,7 +168,10 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
         if pool:
             pool.shutdown()
             torch.set_num_threads(threads)
-    return finalise(m, lam, it, time.monotonic() - start, per_layer=it >= LAYER_STEPS_FROM)
+    if report:
+        report(Progress(it, it, math.nan, math.nan, finishing=True))
+    deadline = start + SEARCH_SHARE * time_limit if time_limit else None
+    return finalise(m, lam, it, time.monotonic() - start, per_layer=it >= LAYER_STEPS_FROM, deadline=deadline)
 
 
 def _descend(m: _Model, opt: torch.optim.Optimizer, lam: float, recipe: Recipe, total: int, start: float,
@@ -209,11 +215,15 @@ def _noisy(y: torch.Tensor, recipe: Recipe, frac: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def finalise(m: _Model, lam: float, iterations: int, seconds: float, per_layer: bool = True) -> Fitted:
+def finalise(m: _Model, lam: float, iterations: int, seconds: float, per_layer: bool = True,
+             rounding_levels: int = ROUNDING_LEVELS, deadline: float | None = None) -> Fitted:
     """Round the latents and the parameters and measure the result.  Each network's step is chosen
     first for the whole network, from EXPONENTS, by the cost it gives (distortion or latent rate,
     plus the parameters' own bits); then, with `per_layer`, each layer's (its weight and bias
-    together: the integer ARM needs one step per layer) within LAYER_SPAN of it, the others held."""
+    together: the integer ARM needs one step per layer) within LAYER_SPAN of it, the others held.
+    Last, with the networks at their integers, the latents of the finest `rounding_levels` planes
+    may move off their nearest integers where that lowers the cost (rounding.improve; none of its
+    work begun after `deadline`, a time.monotonic())."""
     planes = [torch.round(y.detach()) for y in m.latents]
     params = tensors(m.arm, m.synth)
     floats = [p.detach().clone() for p in params]
@@ -254,6 +264,9 @@ def finalise(m: _Model, lam: float, iterations: int, seconds: float, per_layer: 
     tables = tuple(parameter_table(q)[0] for q in ints)
     s = Structure(**{**m.s.__dict__, "exponents": exponents, "tables": tables})
     load_integers(m.arm, m.synth, ints, exponents)
+    if rounding_levels:
+        rounding.improve(m.arm, m.synth, m.x, [y.detach() for y in m.latents], planes, lam,
+                         list(range(min(rounding_levels, len(planes)))), sweeps=1, deadline=deadline)
     bits = float(m.rate_bits(planes)) + sum(parameter_table(q)[1] for q in ints)
     mse = float(((m.synth(planes, m.size)[0].clamp(0, 1) * 255).round() / 255 - m.x).pow(2).mean())
     return Fitted(s, [p.to(torch.int64).numpy() for p in planes], ints, bits / m.pixels,
