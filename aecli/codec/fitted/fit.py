@@ -33,7 +33,8 @@ EXPONENTS = tuple(range(4, 13))  # parameter steps 2**-4 .. 2**-12 tried by fina
 LAYER_SPAN = 2  # finalise tries each layer's step within this many of its network's...
 LAYER_STEPS_FROM = 300  # ...in fits of at least this many iterations (a few seconds on a 768x512 image)
 ROUNDING_LEVELS = 3  # finalise chooses the integers of the finest planes by their cost (rounding.py)...
-SEARCH_SHARE = 0.95  # ...beginning no more of that search after this share of a time limit
+ROUNDING_FROM = 50  # ...in fits of at least this many iterations (the search takes about 30 iterations' time)...
+SEARCH_SHARE = 0.95  # ...beginning no more of it after this share of a time limit
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def fit(x: torch.Tensor, lam: float, s: Structure, iterations: int, time_limit: 
     if report:
         report(Progress(it, it, math.nan, math.nan, finishing=True))
     deadline = start + SEARCH_SHARE * time_limit if time_limit else None
-    return finalise(m, lam, it, time.monotonic() - start, per_layer=it >= LAYER_STEPS_FROM, deadline=deadline)
+    return finalise(m, lam, it, time.monotonic() - start, per_layer=it >= LAYER_STEPS_FROM,
+                    rounding_levels=ROUNDING_LEVELS if it >= ROUNDING_FROM else 0, deadline=deadline)
 
 
 def _descend(m: _Model, opt: torch.optim.Optimizer, lam: float, recipe: Recipe, total: int, start: float,
