@@ -15,7 +15,7 @@ LAM = codec.LAMBDAS[2]
 
 @pytest.fixture(scope="module")
 def fitted():
-    """A short fit of a small photo-like image (30 iterations): latents still far from settled,
+    """A short fit of a small photo-like image (12 iterations): latents still far from settled,
     so that many of them gain from moving."""
     torch.manual_seed(0)
     px = photo_like(27, 38, np.random.default_rng(3))
@@ -24,7 +24,7 @@ def fitted():
     r = fit.Recipe()
     opt = torch.optim.Adam([{"params": m.latents, "lr": r.latent_lr, "base": r.latent_lr},
                             {"params": [*m.arm.parameters(), *m.synth.parameters()], "lr": r.lr, "base": r.lr}])
-    fit._descend(m, opt, LAM, r, 30, 0.0, None, None, None)
+    fit._descend(m, opt, LAM, r, 12, 0.0, None, None, None)
     return m
 
 
@@ -101,7 +101,7 @@ def test_fitted_file_holds_the_chosen_integers(monkeypatch):
     monkeypatch.setattr(fit, "finalise", keep)
     monkeypatch.setattr(fit, "ROUNDING_FROM", 0)  # a fit this short would skip the search
     img = _image(24, 30, "RGB", seed=5)
-    data = codec.compress(img, 3, iterations=20).data
+    data = codec.compress(img, 3, iterations=8).data
     assert any(not np.array_equal(a, b) for a, b in zip(caught["f"].planes, caught["nearest"]))
     for a, b in zip(caught["f"].planes, _latents(data)):
         assert np.array_equal(a, b)
@@ -148,6 +148,6 @@ def test_fit_says_when_it_is_finishing():
     (the search takes seconds on a large image, after the bar is full)."""
     seen = []
     x = codec._target(Image(photo_like(16, 20, np.random.default_rng(1)), None, "RGB", 8))
-    fit.fit(x, LAM, codec.structure_for("RGB"), 20, report=seen.append)
-    assert [p.iteration for p in seen] == [10, 20, 20]
-    assert [p.finishing for p in seen] == [False, False, True]
+    fit.fit(x, LAM, codec.structure_for("RGB"), 10, report=seen.append)
+    assert [p.iteration for p in seen] == [10, 10]
+    assert [p.finishing for p in seen] == [False, True]
