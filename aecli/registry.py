@@ -332,9 +332,9 @@ def read_weights(m: ModelFiles) -> bytes:
 def check_size(m: ModelFiles, build) -> None:
     """Refuse a model whose architecture needs more weights than its .safetensors file holds, before
     anything is allocated: `build()` makes the model on torch's meta device (no memory), and its
-    parameters and buffers must fit in the file's bytes.  Bundled models are part of the package,
-    trusted like its code, and skip the check: torch's meta device imports its compiler stack on
-    first use, seconds of start-up (docs/perf.md, "Start-up")."""
+    parameters and buffers must fit in the file's bytes (the models do no arithmetic there, which
+    would import torch's compiler stack: codec.layers.placed).  Bundled models are part of the
+    package, trusted like its code, and skip the check (docs/perf.md, "Start-up")."""
     if m.bundled:
         return
     import torch

@@ -1,10 +1,20 @@
 import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 VECTORS = Path(__file__).parent / "vectors"
+
+
+def run_together(*calls: tuple[list, dict]) -> list[subprocess.CompletedProcess]:
+    """subprocess.run(args, **kwargs) for each (args, kwargs), all at once; their results in order.
+    Most of a short aecli process is Python's start-up and torch's import, one core each: two such
+    processes side by side take little longer than one."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result() for f in [pool.submit(subprocess.run, args, **kw) for args, kw in calls]]
 
 
 def make_tiny_codec(kind: str, name: str, out: Path, seed: int = 1234):

@@ -13,6 +13,7 @@ from aecli import format as latformat
 from aecli import registry
 from aecli.codec import api
 from aecli.images.decode import read_image
+from conftest import run_together
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,22 +146,29 @@ def test_bundled_family_commands_from_another_folder(tmp_path):
     an anomaly for a model of clothing pictures, an empty black frame is not."""
     from PIL import Image as P
 
-    P.open(ROOT / "samples" / "kodim23.png").save(tmp_path / "photo.png")
-    P.new("L", (28, 28), 0).save(tmp_path / "blank.png")
+    imgs, other = tmp_path / "imgs", tmp_path / "other"
+    imgs.mkdir()
+    other.mkdir()
+    P.open(ROOT / "samples" / "kodim23.png").save(imgs / "photo.png")
+    P.new("L", (28, 28), 0).save(imgs / "blank.png")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("AECLI_MODEL_PATH", None)
 
-    def run(*args):
-        r = subprocess.run([sys.executable, "-m", "aecli", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        return r
+    def run(*commands):  # (arguments, working folder) each, side by side
+        done = run_together(*[([sys.executable, "-m", "aecli", *args], dict(cwd=cwd, env=env, capture_output=True, text=True))
+                              for args, cwd in commands])
+        for r in done:
+            assert r.returncode == 0, r.stderr
+        return done
 
-    rows = list(csv.DictReader(io.StringIO(run("embed", "photo.png").stdout)))
+    embedded, scored = run((["embed", "photo.png"], imgs), (["score", "."], imgs))
+    rows = list(csv.DictReader(io.StringIO(embedded.stdout)))
     assert len(rows) == 1 and len([k for k in rows[0] if k.startswith("z")]) == 32
-    scores = {Path(row["path"]).name: row for row in csv.DictReader(io.StringIO(run("score", ".").stdout))}
+    scores = {Path(row["path"]).name: row for row in csv.DictReader(io.StringIO(scored.stdout))}
     assert scores["photo.png"]["anomaly"] == "1" and scores["blank.png"]["anomaly"] == "0"
-    assert "fashion-ae" in run("reconstruct", ".", "-o", "r.png").stderr
-    r = run("sample", "-n", "4", "-o", "s.png")
-    assert "fashion-vae" in r.stderr
-    with P.open(tmp_path / "s.png") as im:  # 2 x 2 samples of 28x28 shown at 56 pixels, 2-pixel gutters
+    # the sample is written in another folder, out of the way of the folder (and subfolders) reconstruct reads
+    reconstructed, sampled = run((["reconstruct", ".", "-o", "r.png"], imgs), (["sample", "-n", "4", "-o", "s.png"], other))
+    assert "fashion-ae" in reconstructed.stderr
+    assert "fashion-vae" in sampled.stderr
+    with P.open(other / "s.png") as im:  # 2 x 2 samples of 28x28 shown at 56 pixels, 2-pixel gutters
         assert im.size == (2 * 58 + 2, 2 * 58 + 2) and im.mode == "L"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from aecli import format as latformat
 from aecli.cli import app
 
-from conftest import photo_like
+from conftest import photo_like, run_together
 
 runner = CliRunner()
 
@@ -177,12 +177,13 @@ def test_subprocess_pipeline(tmp_path, photo):
     cmd = [sys.executable, "-m", "aecli"]
     comp = subprocess.run(cmd + ["compress", "-", "-", "-m", "tiny-hp"], input=photo.read_bytes(), capture_output=True, env=_env(), check=True)
     assert comp.stdout.startswith(latformat.MAGIC)
-    dec = subprocess.run(cmd + ["decompress", "-", "-"], input=comp.stdout, capture_output=True, env=_env(), check=True)
-    assert dec.stdout.startswith(b"\x89PNG")
+    # the whole file, and the file less its last 3 bytes
+    dec, bad = run_together(*[(cmd + ["decompress", "-", "-"], dict(input=data, capture_output=True, env=_env()))
+                              for data in (comp.stdout, comp.stdout[:-3])])
+    assert dec.returncode == 0 and dec.stdout.startswith(b"\x89PNG"), dec.stderr
     # the same as going through files
     run("compress", photo, tmp_path / "f.lat", "-m", "tiny-hp")
     assert (tmp_path / "f.lat").read_bytes() == comp.stdout
-    bad = subprocess.run(cmd + ["decompress", "-", "-"], input=comp.stdout[:-3], capture_output=True, env=_env())
     assert bad.returncode == 1 and bad.stdout == b""
     assert bad.stderr.decode().strip().count("\n") == 0 and "truncated" in bad.stderr.decode()
 
@@ -197,6 +198,24 @@ def test_help_and_info_do_not_import_torch(tmp_path, photo):
     )
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.lat")], capture_output=True, text=True, env=_env())
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
+
+
+def test_models_are_sized_without_torchs_compiler():
+    """registry.check_size builds a user's model on torch's meta device before reading its weights;
+    any arithmetic there imports torch._dynamo, about 2 s more for every command that loads one."""
+    code = (
+        "import sys, torch\n"
+        "from aecli.codec import model as cm\nfrom aecli.denoise import model as dm\nfrom aecli.family import models as fm\n"
+        "with torch.device('meta'):\n"
+        "    for kind in cm.KINDS:\n"
+        "        cm.build({'kind': kind, 'n': 8, 'm': 12, 'lambdas': [0.01, 0.02]}).state_dict()\n"
+        "    for kind in fm.KINDS:\n"
+        "        fm.build(fm.default_config(kind, (1, 28, 28), 16)).state_dict()\n"
+        "    dm.build({'widths': [8, 16], 'blocks': 1, 'estimator': {'widths': [4, 8], 'layers': 1}}).state_dict()\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\nprint('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
 def test_compare_and_eval(tmp_path, rng):

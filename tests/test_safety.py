@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from aecli import format as latformat
 from aecli.cli import app
 from aecli.errors import UserError
 
-from conftest import make_training_images, photo_like
+from conftest import make_training_images, photo_like, run_together
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,10 +117,18 @@ def test_fifo_is_written_into(tmp_path, lat):
 
 
 def test_dev_stdout_and_dev_fd_are_outputs(tmp_path, lat):
-    r = subprocess.run(CMD + ["decompress", str(lat), "/dev/stdout"], capture_output=True, env=_env())
+    with ThreadPoolExecutor(1) as pool:  # the two processes side by side (conftest.run_together)
+        to_stdout = pool.submit(subprocess.run, CMD + ["decompress", str(lat), "/dev/stdout"], capture_output=True, env=_env())
+        data = _decompress_to_dev_fd(lat)
+        r = to_stdout.result()
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(b"\x89PNG")
-    # process substitution: `aecli decompress k.lat >(cat > x.png)` gives /dev/fd/N
+    assert data.startswith(b"\x89PNG")
+    assert not list(Path("/dev/fd").glob("*.tmp"))
+
+
+def _decompress_to_dev_fd(lat) -> bytes:
+    """What `aecli decompress k.lat >(cat > x.png)` (process substitution: /dev/fd/N) writes."""
     rd, wr = os.pipe()
     try:
         p = subprocess.Popen(CMD + ["decompress", str(lat), f"/dev/fd/{wr}"], pass_fds=(wr,), env=_env(),
@@ -134,8 +143,7 @@ def test_dev_stdout_and_dev_fd_are_outputs(tmp_path, lat):
                 os.close(fd)
             except OSError:
                 pass
-    assert data.startswith(b"\x89PNG")
-    assert not list(Path("/dev/fd").glob("*.tmp"))
+    return data
 
 
 # ---------------------------------------------------------------- 2. what is never overwritten
@@ -223,9 +231,11 @@ def test_default_model_is_never_taken_from_the_current_folder(tmp_path, photo, m
 def test_full_stdout_is_a_one_line_error(tmp_path, lat, photo):
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
-    for args, stdin in ((["decompress", str(lat), "-"], None), (["compress", "-", "-", "-m", "tiny-hp"], photo.read_bytes())):
-        with open("/dev/full", "wb") as full:
-            r = subprocess.run(CMD + args, input=stdin, stdout=full, stderr=subprocess.PIPE, env=_env())
+    cases = ((["decompress", str(lat), "-"], None), (["compress", "-", "-", "-m", "tiny-hp"], photo.read_bytes()))
+    with open("/dev/full", "wb") as full:
+        results = run_together(*[(CMD + args, dict(input=stdin, stdout=full, stderr=subprocess.PIPE, env=_env()))
+                                 for args, stdin in cases])
+    for r in results:
         err = r.stderr.decode().strip().splitlines()
         assert r.returncode == 1 and len(err) == 1, r.stderr
         assert err[0] == "aecli: error: cannot write <stdout>: No space left on device"

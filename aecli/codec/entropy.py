@@ -23,7 +23,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .coding import quantize_pmf
-from .layers import lower_bound
+from .layers import lower_bound, placed
 
 # Scales of the conditional Gaussian's tables (CompressAI's choice): 64 log-spaced values.
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
@@ -82,12 +82,12 @@ class FactorizedDensity(nn.Module):
         for i in range(len(dims) - 1):
             init = math.log(math.expm1(1 / scale / dims[i + 1]))
             self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
-            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1).sub_(0.5)))
             if i < len(dims) - 2:
                 self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
         # Lower tail, median and upper tail of each channel, learned by aux_loss().
         self.quantiles = nn.Parameter(
-            torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1)
+            placed(torch.tensor([-init_scale, 0.0, init_scale], device="cpu").repeat(channels, 1, 1))
         )
         self.register_buffer(
             "_tail_target",

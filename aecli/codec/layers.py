@@ -38,6 +38,14 @@ def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
     return _LowerBound.apply(x, bound)
 
 
+def placed(values: torch.Tensor) -> torch.Tensor:
+    """`values`, worked out on the CPU, copied into a new tensor on the default device (that of a
+    `with torch.device(...)` block).  Models do their initial values' arithmetic on the CPU: any
+    arithmetic on torch's meta device, where registry.check_size builds a model to size it, imports
+    torch's compiler stack, seconds of start-up (tests/test_cli.py checks that none does)."""
+    return torch.empty(values.shape, dtype=values.dtype).copy_(values)
+
+
 class GDN(nn.Module):
     """Generalized divisive normalization with the L1 norm (Johnston et al., 2019).
 
@@ -50,10 +58,15 @@ class GDN(nn.Module):
         self.inverse = inverse
         self._pedestal = 2.0**-18
         self._beta_floor = 1e-6
-        self.beta = nn.Parameter(torch.sqrt(torch.ones(channels) + self._pedestal))
-        self.gamma = nn.Parameter(
-            torch.sqrt(gamma_init * torch.eye(channels) + self._pedestal)
-        )
+        # sqrt(1 + pedestal) and sqrt(gamma_init * I + pedestal), the float32 values worked out on
+        # the CPU and the tensors filled with them (as `placed`, without a CPU copy of gamma)
+        def root(v: float) -> float:
+            return float(torch.sqrt(torch.tensor(v, dtype=torch.float32, device="cpu") + self._pedestal))
+
+        self.beta = nn.Parameter(torch.full((channels,), root(1.0)))
+        gamma = torch.full((channels, channels), root(0.0))
+        gamma.diagonal().fill_(root(gamma_init))
+        self.gamma = nn.Parameter(gamma)
 
     def _nonneg(self, p: torch.Tensor, floor: float) -> torch.Tensor:
         p = lower_bound(p, (floor + self._pedestal) ** 0.5)

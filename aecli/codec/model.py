@@ -19,7 +19,7 @@ from torch import nn
 
 from . import entropy, intnet
 from .entropy import FactorizedDensity, gaussian_likelihood
-from .layers import GDN, conv, deconv
+from .layers import GDN, conv, deconv, placed
 
 # CompressAI's MSE lambdas for its qualities 1..8 (loss = lambda * 255^2 * MSE + bpp): the levels of
 # every codec checkpoint that does not record its own (TrainConfig.extra["lambdas"]).
@@ -79,9 +79,9 @@ class _GainedCodec(nn.Module):
         self.g_a = analysis(n, m)
         self.g_s = synthesis(n, m)
         # log-gains per quality, spread so that higher quality starts with finer quantisation
-        init = torch.linspace(-1.0, 1.0, q).unsqueeze(1)
-        self.gain = nn.Parameter(init.repeat(1, m))
-        self.inv_gain = nn.Parameter(-init.repeat(1, m))
+        init = torch.linspace(-1.0, 1.0, q, device="cpu").unsqueeze(1)
+        self.gain = nn.Parameter(placed(init.repeat(1, m)))
+        self.inv_gain = nn.Parameter(placed(-init.repeat(1, m)))
 
     @property
     def qualities(self) -> int:
@@ -118,9 +118,9 @@ class HyperpriorCodec(_GainedCodec):
             conv(m * 3 // 2, 2 * m, 3, 1),
         )
         self.z_density = FactorizedDensity(nh)
-        init = torch.linspace(-0.5, 0.5, q).unsqueeze(1)
-        self.hgain = nn.Parameter(init.repeat(1, nh))
-        self.inv_hgain = nn.Parameter(-init.repeat(1, nh))
+        init = torch.linspace(-0.5, 0.5, q, device="cpu").unsqueeze(1)
+        self.hgain = nn.Parameter(placed(init.repeat(1, nh)))
+        self.inv_hgain = nn.Parameter(placed(-init.repeat(1, nh)))
 
     def config(self) -> dict:
         c = super().config()

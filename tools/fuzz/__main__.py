@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         os.environ["AECLI_MODEL_PATH"] = str(prepare_models(args.models))
         os.environ["AECLI_HOME"] = str(work / "home")  # no user models
-        seeds = build_corpus()
-        if args.replay is not None:
+        if args.replay is not None:  # saved inputs alone: no corpus to build (a fresh process is the point)
             return replay(args.replay, args.time_limit)
+        seeds = build_corpus()
         summary = fuzz(seeds, args.cases, args.seed, decode_fraction=args.decode_fraction, time_limit=args.time_limit,
                        crash_dir=args.crash_dir, progress=None, start=args.start, time_per_mpx=args.time_per_mpx,
                        max_decode_pixels=args.max_decode_pixels)
